@@ -1,0 +1,74 @@
+import { request, requestRaw, unwrapList } from "./client";
+import type * as T from "./types";
+
+const enc = encodeURIComponent;
+
+/** Every REST call the pages make, one function per endpoint. */
+export const api = {
+  health: () => request<T.Health>("GET", "/api/health"),
+
+  getModel: () => request<T.ModelInfo>("GET", "/api/model"),
+  loadModel: (body: T.LoadModelRequest) => request<T.ModelInfo>("POST", "/api/model", { body }),
+
+  listCorpora: async () => unwrapList(await request<T.Corpus[] | T.Page<T.Corpus>>("GET", "/api/corpora")),
+  uploadCorpus: (file: File) => {
+    const form = new FormData();
+    form.append("file", file, file.name);
+    return request<T.Corpus>("POST", "/api/corpora", { form });
+  },
+
+  startTraining: (body: T.TrainingRequest) => request<T.StartTrainingResponse>("POST", "/api/training", { body }),
+  listRuns: async () => unwrapList(await request<T.TrainingRun[] | T.Page<T.TrainingRun>>("GET", "/api/training")),
+  getRun: (runId: string) => request<T.TrainingRunDetail>("GET", `/api/training/${enc(runId)}`),
+  cancelRun: (runId: string) => request<T.TrainingRun>("POST", `/api/training/${enc(runId)}/cancel`),
+  resumeRun: (runId: string) => request<T.TrainingRun>("POST", `/api/training/${enc(runId)}/resume`),
+
+  listSaes: async () => unwrapList(await request<T.SaeInfo[] | T.Page<T.SaeInfo>>("GET", "/api/saes")),
+  getSae: (saeId: string) => request<T.SaeInfo>("GET", `/api/saes/${enc(saeId)}`),
+  listFeatures: (saeId: string, query: T.FeatureQuery, signal?: AbortSignal) =>
+    request<T.Page<T.FeatureSummary>>("GET", `/api/saes/${enc(saeId)}/features`, { query: { ...query }, signal }),
+  getFeature: (saeId: string, index: number) =>
+    request<T.FeatureDetail>("GET", `/api/saes/${enc(saeId)}/features/${index}`),
+  updateFeature: (saeId: string, index: number, body: T.FeatureUpdate) =>
+    request<T.FeatureDetail>("PATCH", `/api/saes/${enc(saeId)}/features/${index}`, { body }),
+  activations: (saeId: string, body: T.ActivationsRequest) =>
+    request<T.ActivationsResponse>("POST", `/api/saes/${enc(saeId)}/activations`, { body }),
+  contrast: (saeId: string, body: T.ContrastRequest) =>
+    request<T.ContrastResponse>("POST", `/api/saes/${enc(saeId)}/contrast`, { body }),
+
+  listPatches: async () => unwrapList(await request<T.Patch[] | T.Page<T.Patch>>("GET", "/api/patches")),
+  createPatch: (body: T.PatchCreate) => request<T.Patch>("POST", "/api/patches", { body }),
+  updatePatch: (id: string, body: T.PatchUpdate) => request<T.Patch>("PATCH", `/api/patches/${enc(id)}`, { body }),
+  deletePatch: (id: string) => request<void>("DELETE", `/api/patches/${enc(id)}`),
+  exportPatch: async (id: string, format: "peft" | "native") => {
+    const res = await requestRaw("GET", `/api/patches/${enc(id)}/export`, { query: { format } });
+    const cd = res.headers.get("Content-Disposition") ?? "";
+    const m = /filename="?([^";]+)"?/.exec(cd);
+    return { blob: await res.blob(), filename: m?.[1] ?? `patch-${id}-${format}.zip` };
+  },
+  importPatch: (file: File) => {
+    const form = new FormData();
+    form.append("file", file, file.name);
+    return request<T.Patch>("POST", "/api/patches/import", { form });
+  },
+  evaluatePatch: (id: string, body: T.EvaluateRequest) =>
+    request<T.EvaluateResponse>("POST", `/api/patches/${enc(id)}/evaluate`, { body }),
+
+  inference: (body: T.InferenceRequest) => request<T.InferenceResponse>("POST", "/api/inference", { body }),
+  generate: (body: T.GenerateRequest) => request<T.GenerateResponse>("POST", "/api/generate", { body }),
+
+  provenance: (q: T.ProvenanceQuery) =>
+    request<T.ProvenanceGraphData>("GET", "/api/provenance", { query: { ...q } }),
+};
+
+/** Save a Blob through a temporary link (used for patch export). */
+export function downloadBlob(blob: Blob, filename: string): void {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = filename;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}

@@ -1,0 +1,72 @@
+import { fireEvent, render, screen } from "@testing-library/react";
+import { ProvenanceGraph } from "./ProvenanceGraph";
+import { layeredLayout, prune } from "./layout";
+import { edges, nodes } from "./fixtures";
+
+describe("layout", () => {
+  it("orders columns by layer with logits last", () => {
+    const placed = layeredLayout(nodes, 800, 400);
+    const x = (id: string) => placed.find((p) => p.id === id)!.x;
+    expect(x("L0/1")).toBeLessThan(x("L1/3"));
+    expect(x("L1/3")).toBe(x("L1/4"));
+    expect(x("L1/3")).toBeLessThan(x("L2/7"));
+    expect(x("L2/7")).toBeLessThan(x("logit/ the"));
+  });
+
+  it("prunes weak edges and orphaned nodes but keeps the target", () => {
+    const p = prune(nodes, edges, 0.4);
+    expect(p.edges.map((e) => e.source)).toEqual(["L1/3", "L0/1"]);
+    expect(p.nodes.map((n) => n.id).sort()).toEqual(["L0/1", "L1/3", "L2/7"]);
+  });
+});
+
+describe("ProvenanceGraph", () => {
+  it("renders nodes and edges with width by |weight|", () => {
+    render(<ProvenanceGraph nodes={nodes} edges={edges} threshold={0} width={800} />);
+    expect(screen.getAllByTestId("prov-node")).toHaveLength(5);
+    const es = screen.getAllByTestId("prov-edge");
+    expect(es).toHaveLength(4);
+    const width = (s: string) => Number(es.find((e) => e.getAttribute("data-source") === s)!.getAttribute("stroke-width"));
+    expect(width("L1/3")).toBeGreaterThan(width("L0/1"));
+    expect(width("L0/1")).toBeGreaterThan(width("L1/4"));
+  });
+
+  it("prune slider threshold hides edges", () => {
+    const { rerender } = render(<ProvenanceGraph nodes={nodes} edges={edges} threshold={0} width={800} />);
+    rerender(<ProvenanceGraph nodes={nodes} edges={edges} threshold={0.6} width={800} />);
+    expect(screen.getAllByTestId("prov-edge")).toHaveLength(1);
+  });
+
+  it("click selects a node, drag pins it instead", () => {
+    const onSelect = vi.fn();
+    render(<ProvenanceGraph nodes={nodes} edges={edges} threshold={0} width={800} onSelect={onSelect} />);
+    const node = screen.getAllByTestId("prov-node").find((n) => n.getAttribute("data-id") === "L1/3")!;
+    fireEvent.pointerDown(node, { clientX: 10, clientY: 10, pointerId: 1 });
+    fireEvent.pointerUp(node, { clientX: 10, clientY: 10, pointerId: 1 });
+    expect(onSelect).toHaveBeenCalledWith(expect.objectContaining({ id: "L1/3" }));
+
+    fireEvent.pointerDown(node, { clientX: 10, clientY: 10, pointerId: 1 });
+    fireEvent.pointerMove(node, { clientX: 100, clientY: 120, pointerId: 1 });
+    fireEvent.pointerUp(node, { clientX: 100, clientY: 120, pointerId: 1 });
+    expect(onSelect).toHaveBeenCalledTimes(1);
+    const moved = screen.getAllByTestId("prov-node").find((n) => n.getAttribute("data-id") === "L1/3")!;
+    expect(moved).toHaveAttribute("data-pinned", "true");
+    expect(moved.getAttribute("transform")).toBe("translate(100,120)");
+  });
+
+  it("shows a tooltip on hover, with validation", () => {
+    render(
+      <ProvenanceGraph nodes={nodes} edges={edges} threshold={0} width={800}
+        validation={[{ source: "L1/3", target: "L2/7", predicted: 0.9, actual: 0.8 }]} />,
+    );
+    fireEvent.mouseEnter(screen.getAllByTestId("prov-edge")[0]);
+    expect(screen.getByRole("tooltip")).toHaveTextContent("predicted 0.9, actual 0.8");
+  });
+
+  it("Enter on a focused node selects it", () => {
+    const onSelect = vi.fn();
+    render(<ProvenanceGraph nodes={nodes} edges={edges} threshold={0} width={800} onSelect={onSelect} />);
+    fireEvent.keyDown(screen.getAllByTestId("prov-node")[0], { key: "Enter" });
+    expect(onSelect).toHaveBeenCalled();
+  });
+});

@@ -1,0 +1,57 @@
+import { useMemo, useState } from "react";
+import * as d3 from "d3";
+import { fmt } from "../useWidth";
+
+export interface TokenHighlightProps {
+  tokens: string[];
+  activations: number[];
+  /** colour scale maximum; defaults to this context's max */
+  max?: number;
+  /** tokens to outline (e.g. hovered in the token cloud) */
+  highlight?: ReadonlySet<string>;
+  label?: string;
+}
+
+export function displayToken(t: string): string {
+  return t.replace(/\n/g, "↵");
+}
+
+/** A context with each token shaded by activation; hover (or focus) shows the exact value. */
+export function TokenHighlight({ tokens, activations, max, highlight, label }: TokenHighlightProps) {
+  const [hover, setHover] = useState<number | null>(null);
+  const color = useMemo(() => {
+    const m = max ?? d3.max(activations, (a) => Math.abs(a)) ?? 1;
+    return d3.scaleSequential(d3.interpolateOranges).domain([0, m > 0 ? m : 1]).clamp(true);
+  }, [activations, max]);
+
+  return (
+    <div className="token-highlight" aria-label={label} data-testid="token-highlight">
+      {tokens.map((t, i) => {
+        const a = activations[i] ?? 0;
+        const hl = highlight?.has(t);
+        return (
+          <span
+            key={i}
+            className={`tok${hl ? " tok-hl" : ""}${a > 0 ? " tok-active" : ""}`}
+            style={{ backgroundColor: a > 0 ? color(a) : undefined }}
+            data-testid="tok"
+            data-act={a}
+            tabIndex={a > 0 ? 0 : -1}
+            title={`${JSON.stringify(t)}: ${fmt(a)}`}
+            onMouseEnter={() => setHover(i)}
+            onMouseLeave={() => setHover(null)}
+            onFocus={() => setHover(i)}
+            onBlur={() => setHover(null)}
+          >
+            {displayToken(t)}
+            {hover === i && (
+              <span className="tok-tip" role="tooltip">
+                {fmt(a)}
+              </span>
+            )}
+          </span>
+        );
+      })}
+    </div>
+  );
+}
