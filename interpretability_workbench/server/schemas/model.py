@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class ModelInfo(BaseModel):
+    status: Literal["none", "loading", "ready", "error"] = Field(description="Loading state of the model.")
+    requested: str | None = Field(None, description="Name of the model last requested.")
+    error: str | None = Field(None, description="Why the last load failed, if it did.")
+    name: str | None = Field(None, description="Name the loaded model was requested by.")
+    model_id: str | None = Field(None, description="Canonical id recorded in artifacts.")
+    revision: str | None = Field(None, description="Hub revision or content tag of the weights.")
+    architecture: str | None = Field(None, description="Hugging Face model class, e.g. LlamaForCausalLM.")
+    family: str | None = Field(None, description="Hook-map family: llama, gpt2 or neox.")
+    n_layers: int | None = Field(None, description="Number of transformer blocks.")
+    d_model: int | None = Field(None, description="Residual stream width.")
+    vocab_size: int | None = Field(None, description="Vocabulary size.")
+    device: str | None = Field(None, description="Device holding the weights.")
+    dtype: str | None = Field(None, description="Weight dtype.")
+    quantization: str | None = Field(None, description="none, 8bit or 4bit.")
+    n_params: int | None = Field(None, description="Number of parameters.")
+    load_seconds: float | None = Field(None, description="Seconds the last load took.")
+    memory_bytes: int | None = Field(None, description="Bytes held by the weights.")
+    hook_points: list[str] = Field(default_factory=list, description="Canonical hook names available.")
+
+
+class LoadModelRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=500, description="'default', a hub id, a local folder or a .gguf file.")
+    device: str | None = Field(None, description="Override the device ('cpu', 'cuda', 'auto').")
+    dtype: str | None = Field(None, description="Override the dtype ('float32', 'bfloat16', 'auto').")

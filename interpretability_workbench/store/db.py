@@ -1,0 +1,160 @@
+"""SQLite metadata store (WAL): corpora, training runs and their metric history, SAEs, feature
+analyses, patches. Schema migrations are numbered and tracked with ``PRAGMA user_version``.
+
+Columns whose names end in ``_json`` hold JSON; ``insert``/``update`` encode dicts and lists for them and
+reads decode them, so callers deal in plain Python values.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterable
+
+MIGRATIONS: list[str] = [
+    # 1: initial schema
+    """
+    CREATE TABLE corpora (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL, path TEXT NOT NULL, n_docs INTEGER, n_tokens INTEGER,
+        size_bytes INTEGER, created_at REAL NOT NULL
+    );
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY, model_id TEXT NOT NULL, status TEXT NOT NULL, config_json TEXT NOT NULL,
+        created_at REAL NOT NULL, updated_at REAL NOT NULL, step INTEGER DEFAULT 0,
+        tokens_seen INTEGER DEFAULT 0, metrics_json TEXT, error TEXT, sae_id TEXT, checkpoint_path TEXT
+    );
+    CREATE TABLE metrics (
+        run_id TEXT NOT NULL, step INTEGER NOT NULL, tokens INTEGER NOT NULL, data_json TEXT NOT NULL,
+        PRIMARY KEY (run_id, step)
+    );
+    CREATE TABLE saes (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL, model_id TEXT NOT NULL, hook_name TEXT NOT NULL,
+        layer INTEGER NOT NULL, d_in INTEGER NOT NULL, d_sae INTEGER NOT NULL, architecture TEXT NOT NULL,
+        path TEXT NOT NULL, source TEXT NOT NULL, run_id TEXT, metrics_json TEXT, created_at REAL NOT NULL
+    );
+    CREATE TABLE analyses (
+        sae_id TEXT PRIMARY KEY, status TEXT NOT NULL, n_tokens INTEGER, path TEXT, data_json TEXT,
+        created_at REAL NOT NULL, updated_at REAL NOT NULL
+    );
+    CREATE TABLE features (
+        sae_id TEXT NOT NULL, idx INTEGER NOT NULL, label TEXT, auto_label TEXT, notes TEXT DEFAULT '',
+        starred INTEGER DEFAULT 0, density REAL, max_act REAL, mean_act REAL, top_tokens_json TEXT,
+        data_json TEXT, PRIMARY KEY (sae_id, idx)
+    );
+    CREATE INDEX features_density ON features (sae_id, density);
+    CREATE INDEX features_max_act ON features (sae_id, max_act);
+    CREATE TABLE patches (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL, sae_id TEXT, mode TEXT NOT NULL, features_json TEXT NOT NULL,
+        strength REAL NOT NULL, enabled INTEGER NOT NULL DEFAULT 1, config_json TEXT NOT NULL,
+        created_at REAL NOT NULL, updated_at REAL NOT NULL
+    );
+    """,
+]
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+class Database:
+    """A thread-safe SQLite connection (one lock; SQLite serialises writers anyway)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
+        self._conn.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+        self.migrate()
+
+    def migrate(self) -> None:
+        with self._lock:
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            for i, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                self._conn.execute("BEGIN")
+                try:
+                    for stmt in script.split(";"):
+                        if stmt.strip():
+                            self._conn.execute(stmt)
+                    self._conn.execute(f"PRAGMA user_version = {i}")
+                    self._conn.execute("COMMIT")
+                except Exception:
+                    self._conn.execute("ROLLBACK")
+                    raise
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # generic helpers -------------------------------------------------------------------
+    @staticmethod
+    def _encode(row: dict[str, Any]) -> dict[str, Any]:
+        return {k: (json.dumps(v) if k.endswith("_json") and v is not None and not isinstance(v, str) else v)
+                for k, v in row.items()}
+
+    @staticmethod
+    def _decode(row: sqlite3.Row | None) -> dict[str, Any] | None:
+        if row is None:
+            return None
+        out = dict(row)
+        for k, v in out.items():
+            if k.endswith("_json") and isinstance(v, str):
+                out[k] = json.loads(v)
+        return out
+
+    def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._conn.execute(sql, tuple(params))
+
+    def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.executemany(sql, rows)
+                self._conn.execute("COMMIT")
+            except Exception:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._conn.execute(sql, tuple(params)).fetchall()
+        return [self._decode(r) for r in rows]  # type: ignore[misc]
+
+    def query_one(self, sql: str, params: Iterable[Any] = ()) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._conn.execute(sql, tuple(params)).fetchone()
+        return self._decode(row)
+
+    def insert(self, table: str, row: dict[str, Any], *, replace: bool = False) -> None:
+        row = self._encode(row)
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        self.execute(f"{verb} INTO {table} ({cols}) VALUES ({marks})", row.values())
+
+    def update(self, table: str, where: dict[str, Any], values: dict[str, Any]) -> int:
+        values = self._encode(values)
+        sets = ", ".join(f"{k} = ?" for k in values)
+        conds = " AND ".join(f"{k} = ?" for k in where)
+        cur = self.execute(f"UPDATE {table} SET {sets} WHERE {conds}", [*values.values(), *where.values()])
+        return cur.rowcount
+
+    def get(self, table: str, **where: Any) -> dict[str, Any] | None:
+        conds = " AND ".join(f"{k} = ?" for k in where)
+        return self.query_one(f"SELECT * FROM {table} WHERE {conds}", where.values())
+
+    def delete(self, table: str, **where: Any) -> int:
+        conds = " AND ".join(f"{k} = ?" for k in where)
+        return self.execute(f"DELETE FROM {table} WHERE {conds}", where.values()).rowcount
+
+
+def now() -> float:
+    return time.time()
