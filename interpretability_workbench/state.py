@@ -40,6 +40,9 @@ class WorkbenchState:
 
     def _init_services(self) -> None:
         """Build the services that sit on top of the model (each issue adds its own here)."""
+        from .sae.registry import SAERegistry
+
+        self.saes = SAERegistry(self.db, self.settings.artifacts_dir / "saes")
 
     # model ---------------------------------------------------------------------------
     def on_model_change(self, fn: Callable[[LoadedModel | None, LoadedModel], None]) -> None:
