@@ -1,0 +1,39 @@
+import { api } from "../api/endpoints";
+import { useAsync } from "../api/useAsync";
+import type { SaeInfo } from "../api/types";
+import { ErrorMessage } from "./Status";
+
+/** Select one of the server's SAEs. */
+export function SaePicker({
+  value,
+  onChange,
+  id = "sae-picker",
+}: {
+  value: string | null | undefined;
+  onChange: (saeId: string, sae: SaeInfo | undefined) => void;
+  id?: string;
+}) {
+  const saes = useAsync(() => api.listSaes(), []);
+  const list = saes.data ?? [];
+  return (
+    <div className="field">
+      <label htmlFor={id}>SAE</label>
+      <select
+        id={id}
+        value={value ?? ""}
+        disabled={saes.loading && !saes.data}
+        onChange={(e) => onChange(e.target.value, list.find((s) => s.sae_id === e.target.value))}
+      >
+        <option value="" disabled>
+          {saes.loading && !saes.data ? "Loading SAEs…" : list.length ? "Choose an SAE" : "No SAEs yet — train one"}
+        </option>
+        {list.map((s) => (
+          <option key={s.sae_id} value={s.sae_id}>
+            {s.hook_name} · {s.architecture} · {s.d_sae} ({s.sae_id})
+          </option>
+        ))}
+      </select>
+      <ErrorMessage error={saes.error} onRetry={saes.reload} />
+    </div>
+  );
+}

@@ -1,0 +1,65 @@
+import { useState } from "react";
+import { api } from "../../api/endpoints";
+import { useAction } from "../../api/useAsync";
+import type { EvaluateResponse, Patch } from "../../api/types";
+import { ErrorMessage } from "../../components/Status";
+import { fmt } from "../../charts/useWidth";
+
+function BeforeAfter({ title, r }: { title: string; r: EvaluateResponse }) {
+  const max = Math.max(r.mean_before, r.mean_after, 1e-9);
+  return (
+    <div className="effect" data-testid={`effect-${title.toLowerCase()}`}>
+      <h3>{title}</h3>
+      {(["before", "after"] as const).map((k) => {
+        const v = k === "before" ? r.mean_before : r.mean_after;
+        return (
+          <div key={k} className="row">
+            <span className="effect-label">{k}</span>
+            <span className={`effect-bar bar-${k === "before" ? "original" : "patched"}`} style={{ width: `${(v / max) * 200}px` }} />
+            <span className="mono">{fmt(v)}</span>
+          </div>
+        );
+      })}
+      <details>
+        <summary>Per text</summary>
+        <ul className="small">
+          {r.results.map((x, i) => <li key={i}>{fmt(x.before)} → {fmt(x.after)}: {x.text}</li>)}
+        </ul>
+      </details>
+    </div>
+  );
+}
+
+/** Probability of the target tokens before/after the patch on both sets (POST /api/patches/{id}/evaluate). */
+export function EffectCheck({ patch, positive, negative }: { patch: Patch; positive: string[]; negative: string[] }) {
+  const [targets, setTargets] = useState("");
+  const [res, setRes] = useState<{ pos: EvaluateResponse; neg: EvaluateResponse } | null>(null);
+  const act = useAction();
+  const target_tokens = targets.split(",").map((t) => t.replace(/\\s/g, " ")).filter((t) => t.length > 0);
+  return (
+    <section className="card" aria-labelledby="effect-h">
+      <h2 id="effect-h">Effect check of “{patch.name}”</h2>
+      <div className="row">
+        <label htmlFor="targets">Target tokens (comma-separated; \s for a leading space)</label>
+        <input id="targets" value={targets} onChange={(e) => setTargets(e.target.value)} placeholder="\sYes, \sNo" />
+        <button type="button" disabled={act.busy || target_tokens.length === 0} onClick={async () => {
+          const r = await act.run(async () => {
+            const [pos, neg] = await Promise.all([
+              api.evaluatePatch(patch.id, { texts: positive, target_tokens }),
+              api.evaluatePatch(patch.id, { texts: negative, target_tokens }),
+            ]);
+            return { pos, neg };
+          });
+          if (r) setRes(r);
+        }}>{act.busy ? "Evaluating…" : "Evaluate"}</button>
+      </div>
+      <ErrorMessage error={act.error} />
+      {res && (
+        <div className="two-col">
+          <BeforeAfter title="Positive" r={res.pos} />
+          <BeforeAfter title="Negative" r={res.neg} />
+        </div>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,146 @@
+import { useEffect, useMemo, useRef, useState } from "react";
+import { Link, useNavigate, useParams } from "react-router";
+import type { FeatureSort, FeatureSummary } from "../../api/types";
+import { useResync, useServerMessages } from "../../ws/context";
+import { SaePicker } from "../../components/SaePicker";
+import { ErrorMessage, Loading, ProgressBar } from "../../components/Status";
+import { fmt } from "../../charts/useWidth";
+import { useFeatureList } from "./useFeatureList";
+import { VirtualTable, type Column } from "./VirtualTable";
+
+type SortKey = "index" | "label" | "density" | "max_activation";
+
+function isTyping(t: EventTarget | null) {
+  const el = t as HTMLElement | null;
+  return !!el && (el.tagName === "INPUT" || el.tagName === "TEXTAREA" || el.tagName === "SELECT" || el.isContentEditable);
+}
+
+export function FeaturesPage() {
+  const { saeId } = useParams();
+  const nav = useNavigate();
+  const [sortKey, setSortKey] = useState<SortKey>("index");
+  const [desc, setDesc] = useState(false);
+  const [search, setSearch] = useState("");
+  const [q, setQ] = useState("");
+  const [minDensity, setMinDensity] = useState("");
+  const [maxDensity, setMaxDensity] = useState("");
+  const [starredOnly, setStarredOnly] = useState(false);
+  const [hideDead, setHideDead] = useState(false);
+  const [selected, setSelected] = useState(0);
+  const [tick, setTick] = useState(0);
+  const [analysis, setAnalysis] = useState<number | null>(null);
+  const searchRef = useRef<HTMLInputElement>(null);
+
+  useEffect(() => {
+    const t = setTimeout(() => setQ(search.trim()), 300);
+    return () => clearTimeout(t);
+  }, [search]);
+
+  const sort = `${desc ? "-" : ""}${sortKey}` as FeatureSort;
+  const list = useFeatureList(saeId, sort, q, tick);
+  useResync(() => setTick((t) => t + 1));
+  useServerMessages("analysis_progress", (m) => {
+    if (m.sae_id !== saeId) return;
+    const done = m.done || m.fraction >= 1;
+    setAnalysis(done ? null : m.fraction);
+    if (done) setTick((t) => t + 1);
+  });
+
+  const rows = useMemo(() => {
+    const lo = minDensity === "" ? -Infinity : Number(minDensity);
+    const hi = maxDensity === "" ? Infinity : Number(maxDensity);
+    return list.rows.filter(
+      (r) => r.density >= lo && r.density <= hi && (!starredOnly || r.starred) && (!hideDead || r.density > 0),
+    );
+  }, [list.rows, minDensity, maxDensity, starredOnly, hideDead]);
+
+  useEffect(() => setSelected(0), [saeId, sort, q, minDensity, maxDensity, starredOnly, hideDead]);
+
+  const open = (r: FeatureSummary) => saeId && nav(`/features/${encodeURIComponent(saeId)}/${r.index}`);
+
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === "/" && !isTyping(e.target)) {
+        e.preventDefault();
+        searchRef.current?.focus();
+        return;
+      }
+      if (isTyping(e.target)) {
+        if (e.key === "Escape") (e.target as HTMLElement).blur();
+        return;
+      }
+      if (e.key === "j") setSelected((s) => Math.min(rows.length - 1, s + 1));
+      else if (e.key === "k") setSelected((s) => Math.max(0, s - 1));
+      else if (e.key === "Enter" && rows[selected]) open(rows[selected]);
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  });
+
+  const sortHeader = (key: SortKey, label: string) => (
+    <button
+      type="button"
+      className="th-sort"
+      onClick={() => {
+        if (sortKey === key) setDesc((d) => !d);
+        else {
+          setSortKey(key);
+          setDesc(key !== "index" && key !== "label");
+        }
+      }}
+    >
+      {label}
+      {sortKey === key ? (desc ? " ▼" : " ▲") : ""}
+    </button>
+  );
+  const ariaSort = (key: SortKey) => (sortKey === key ? (desc ? "descending" : "ascending") : "none");
+  const columns: Column<FeatureSummary>[] = [
+    { key: "index", header: sortHeader("index", "#"), width: "7%", ariaSort: ariaSort("index"),
+      render: (r) => <Link to={`/features/${encodeURIComponent(saeId!)}/${r.index}`}>{r.index}</Link> },
+    { key: "label", header: sortHeader("label", "Label"), width: "28%", ariaSort: ariaSort("label"),
+      render: (r) => <>{r.starred ? "★ " : ""}{r.label}</> },
+    { key: "density", header: sortHeader("density", "Density"), width: "12%", ariaSort: ariaSort("density"), render: (r) => fmt(r.density) },
+    { key: "max", header: sortHeader("max_activation", "Max act."), width: "12%", ariaSort: ariaSort("max_activation"),
+      render: (r) => fmt(r.max_activation) },
+    { key: "tokens", header: "Top tokens", render: (r) => <span className="mono small">{r.top_tokens.slice(0, 6).map((t) => JSON.stringify(t)).join(" ")}</span> },
+  ];
+
+  return (
+    <div className="page features-page">
+      <h1>Features</h1>
+      <SaePicker value={saeId} onChange={(id) => nav(`/features/${encodeURIComponent(id)}`)} />
+      {analysis != null && <ProgressBar value={analysis} label="Feature analysis progress" />}
+      {saeId && (
+        <>
+          <div className="toolbar" role="search">
+            <div className="field">
+              <label htmlFor="f-search">Search (label or token) <kbd>/</kbd></label>
+              <input id="f-search" ref={searchRef} type="search" value={search} onChange={(e) => setSearch(e.target.value)} />
+            </div>
+            <div className="field">
+              <label htmlFor="f-min">Min density</label>
+              <input id="f-min" type="number" step="any" min={0} max={1} value={minDensity} onChange={(e) => setMinDensity(e.target.value)} />
+            </div>
+            <div className="field">
+              <label htmlFor="f-max">Max density</label>
+              <input id="f-max" type="number" step="any" min={0} max={1} value={maxDensity} onChange={(e) => setMaxDensity(e.target.value)} />
+            </div>
+            <label className="check"><input type="checkbox" checked={starredOnly} onChange={(e) => setStarredOnly(e.target.checked)} /> Starred only</label>
+            <label className="check"><input type="checkbox" checked={hideDead} onChange={(e) => setHideDead(e.target.checked)} /> Hide dead</label>
+          </div>
+          <p className="muted small" data-testid="feature-count">
+            {rows.length.toLocaleString()} shown{list.total != null ? ` of ${list.total.toLocaleString()}` : ""}
+            {list.loading ? " (loading…)" : ""} · <kbd>j</kbd>/<kbd>k</kbd> move, <kbd>Enter</kbd> opens
+          </p>
+          <ErrorMessage error={list.error} onRetry={() => setTick((t) => t + 1)} />
+          {list.loading && list.rows.length === 0 ? (
+            <Loading what="Loading features" />
+          ) : (
+            <VirtualTable rows={rows} columns={columns} rowKey={(r) => r.index} selected={selected}
+              onSelect={setSelected} onOpen={open} label="Features" />
+          )}
+        </>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,98 @@
+import { useEffect, useMemo, useRef, useState } from "react";
+import { useSearchParams } from "react-router";
+import { api } from "../../api/endpoints";
+import { useAction, useAsync } from "../../api/useAsync";
+import type { InferenceResponse, Patch } from "../../api/types";
+import { useConnectionStatus, useResync, useServerMessages, useSocket } from "../../ws/context";
+import { ErrorMessage, Loading } from "../../components/Status";
+import { PatchForm } from "./PatchForm";
+import { PatchList } from "./PatchList";
+import { LiveLogits } from "./LiveLogits";
+import { GenerateCompare } from "./GenerateCompare";
+
+export function PatchConsolePage() {
+  const [params] = useSearchParams();
+  const socket = useSocket();
+  const status = useConnectionStatus();
+  const patches = useAsync(() => api.listPatches(), []);
+  const [text, setText] = useState("The capital of France is");
+  const [topK, setTopK] = useState(10);
+  const [result, setResult] = useState<InferenceResponse | null>(null);
+  const [latency, setLatency] = useState<number | null>(null);
+  const infer = useAction();
+  const list = patches.data ?? [];
+  const enabledIds = useMemo(() => list.filter((p) => p.enabled).map((p) => p.id), [list]);
+  const subscribed = useRef<{ ids: string; topK: number } | null>(null);
+
+  // (re)subscribe when the patch set or top-k changes; a text-only edit is a set_prompt
+  useEffect(() => {
+    if (!text.trim()) return;
+    const t = setTimeout(() => {
+      const ids = enabledIds.join(",");
+      const s = subscribed.current;
+      if (s && s.ids === ids && s.topK === topK) socket.send({ type: "set_prompt", text });
+      else socket.send({ type: "subscribe_logits", text, patch_ids: enabledIds, top_k: topK });
+      subscribed.current = { ids, topK };
+    }, 150);
+    return () => clearTimeout(t);
+  }, [text, topK, enabledIds, socket]);
+
+  useServerMessages("logits", (m) => {
+    if (m.text !== text) return; // stale answer for an older prompt
+    setResult({ original: m.original, patched: m.patched, moved: m.moved, kl: m.kl });
+    setLatency(m.latency_ms ?? null);
+  });
+  useResync(() => {
+    patches.reload();
+    subscribed.current = null;
+    if (text.trim()) socket.send({ type: "subscribe_logits", text, patch_ids: enabledIds, top_k: topK });
+  });
+
+  const replace = (p: Patch) => patches.setData(list.map((x) => (x.id === p.id ? p : x)));
+  const runRest = async () => {
+    const t0 = performance.now();
+    const r = await infer.run(() => api.inference({ text, top_k: topK, patch_ids: enabledIds }));
+    if (r) {
+      setResult(r);
+      setLatency(performance.now() - t0);
+    }
+  };
+
+  return (
+    <div className="page patch-console">
+      <h1>Patch console</h1>
+      <div className="two-col">
+        <div>
+          <PatchForm
+            initialSae={params.get("sae")}
+            initialFeatures={params.get("features") ?? ""}
+            onCreated={(p) => patches.setData([...list, p])}
+          />
+          <ErrorMessage error={patches.error} onRetry={patches.reload} />
+          {patches.loading && !patches.data ? <Loading what="Loading patches" /> : (
+            <PatchList patches={list} onChange={replace} onImported={(p) => patches.setData([...list, p])}
+              onDelete={(id) => patches.setData(list.filter((x) => x.id !== id))} />
+          )}
+        </div>
+        <div>
+          <section className="card" aria-labelledby="prompt-h">
+            <h2 id="prompt-h">Prompt</h2>
+            <label htmlFor="prompt">Text</label>
+            <textarea id="prompt" rows={3} value={text} onChange={(e) => setText(e.target.value)} />
+            <div className="row">
+              <label htmlFor="topk">Top-k</label>
+              <input id="topk" type="number" min={1} max={50} value={topK} className="num" onChange={(e) => setTopK(Number(e.target.value))} />
+              <button type="button" onClick={runRest} disabled={infer.busy || !text.trim()}>
+                {infer.busy ? "Running…" : "Compare now"}
+              </button>
+              <span className="muted small">{status === "open" ? "live updates on" : "live updates paused (offline)"}</span>
+            </div>
+            <ErrorMessage error={infer.error} />
+            {result ? <LiveLogits result={result} latencyMs={latency} /> : <p className="muted">Edit the prompt or press “Compare now”.</p>}
+          </section>
+          <GenerateCompare text={text} patchIds={enabledIds} />
+        </div>
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,70 @@
+import { useState } from "react";
+import { api } from "../../api/endpoints";
+import { useAction } from "../../api/useAsync";
+import type { Patch, PatchMode } from "../../api/types";
+import { SaePicker } from "../../components/SaePicker";
+import { ErrorMessage } from "../../components/Status";
+
+export const MODES: PatchMode[] = ["ablate", "scale", "steer", "clamp"];
+export const DEFAULT_STRENGTH: Record<PatchMode, number> = { ablate: 1, scale: 0, steer: 4, clamp: 0 };
+
+/** "3, 17 42" → [3, 17, 42]; throws on anything else so the user sees what was wrong. */
+export function parseFeatureList(s: string): number[] {
+  const parts = s.split(/[\s,]+/).filter(Boolean);
+  const out = parts.map((p) => {
+    const n = Number(p);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`"${p}" is not a feature index`);
+    return n;
+  });
+  return [...new Set(out)];
+}
+
+/** Create a patch (POST /api/patches) on one or several features of an SAE. */
+export function PatchForm({ initialSae, initialFeatures, onCreated }: { initialSae: string | null; initialFeatures: string; onCreated: (p: Patch) => void }) {
+  const [saeId, setSaeId] = useState<string | null>(initialSae);
+  const [features, setFeatures] = useState(initialFeatures);
+  const [mode, setMode] = useState<PatchMode>("ablate");
+  const [strength, setStrength] = useState(DEFAULT_STRENGTH.ablate);
+  const [name, setName] = useState("");
+  const create = useAction();
+  return (
+    <form
+      className="card form-grid"
+      aria-label="Create a patch"
+      onSubmit={async (e) => {
+        e.preventDefault();
+        const p = await create.run(async () =>
+          api.createPatch({ sae_id: saeId!, features: parseFeatureList(features), mode, strength, name: name || undefined, enabled: true }),
+        );
+        if (p) onCreated(p);
+      }}
+    >
+      <h2>New patch</h2>
+      <SaePicker id="patch-sae" value={saeId} onChange={setSaeId} />
+      <div className="field">
+        <label htmlFor="patch-features">Features (indices)</label>
+        <input id="patch-features" value={features} onChange={(e) => setFeatures(e.target.value)} placeholder="e.g. 12, 873" required />
+      </div>
+      <div className="field">
+        <label htmlFor="patch-mode">Mode</label>
+        <select id="patch-mode" value={mode} onChange={(e) => {
+          const m = e.target.value as PatchMode;
+          setMode(m);
+          setStrength(DEFAULT_STRENGTH[m]);
+        }}>
+          {MODES.map((m) => <option key={m} value={m}>{m}</option>)}
+        </select>
+      </div>
+      <div className="field">
+        <label htmlFor="patch-strength">Strength</label>
+        <input id="patch-strength" type="number" step="any" value={strength} onChange={(e) => setStrength(Number(e.target.value))} />
+      </div>
+      <div className="field">
+        <label htmlFor="patch-name">Name (optional)</label>
+        <input id="patch-name" value={name} onChange={(e) => setName(e.target.value)} />
+      </div>
+      <button type="submit" disabled={create.busy || !saeId}>{create.busy ? "Creating…" : "Create patch"}</button>
+      <ErrorMessage error={create.error} />
+    </form>
+  );
+}

@@ -1,0 +1,102 @@
+import { useEffect, useRef, useState } from "react";
+import { api, downloadBlob } from "../../api/endpoints";
+import { useAction } from "../../api/useAsync";
+import type { Patch, PatchMode } from "../../api/types";
+import { useSocket } from "../../ws/context";
+import { ErrorMessage } from "../../components/Status";
+
+export const RANGE: Record<PatchMode, [number, number, number]> = {
+  ablate: [0, 1, 0.01],
+  scale: [-2, 4, 0.05],
+  steer: [-40, 40, 0.5],
+  clamp: [0, 40, 0.5],
+};
+
+/** One patch: enable toggle, live strength slider (WS set_strength; persisted by PATCH when idle), export, delete. */
+function PatchRow({ p, onChange, onDelete }: { p: Patch; onChange: (p: Patch) => void; onDelete: (id: string) => void }) {
+  const socket = useSocket();
+  const act = useAction();
+  const [strength, setStrength] = useState(p.strength);
+  const persist = useRef<ReturnType<typeof setTimeout> | null>(null);
+  useEffect(() => setStrength(p.strength), [p.strength]);
+  useEffect(() => () => { if (persist.current) clearTimeout(persist.current); }, []);
+  const [lo, hi, step] = RANGE[p.mode];
+
+  const move = (v: number) => {
+    setStrength(v);
+    socket.send({ type: "set_strength", patch_id: p.id, strength: v });
+    if (persist.current) clearTimeout(persist.current);
+    persist.current = setTimeout(async () => {
+      const r = await act.run(() => api.updatePatch(p.id, { strength: v }));
+      if (r) onChange(r);
+    }, 500);
+  };
+  const id = `strength-${p.id}`;
+  return (
+    <li className="patch-row" data-testid="patch-row" data-patch-id={p.id}>
+      <label className="check">
+        <input type="checkbox" checked={p.enabled} disabled={act.busy}
+          onChange={async (e) => {
+            const r = await act.run(() => api.updatePatch(p.id, { enabled: e.target.checked }));
+            if (r) onChange(r);
+          }} />
+        <strong>{p.name}</strong>
+      </label>
+      <span className="muted small">{p.mode} · features {p.features.join(", ")} · {p.sae_id}</span>
+      <div className="row">
+        <label htmlFor={id}>Strength</label>
+        <input id={id} type="range" min={Math.min(lo, strength)} max={Math.max(hi, strength)} step={step} value={strength}
+          onChange={(e) => move(Number(e.target.value))} data-testid="strength-slider" />
+        <input type="number" aria-label={`Strength of ${p.name}`} step="any" value={strength} className="num"
+          onChange={(e) => move(Number(e.target.value))} />
+      </div>
+      <div className="row">
+        <button type="button" onClick={() => act.run(async () => {
+          const { blob, filename } = await api.exportPatch(p.id, "peft");
+          downloadBlob(blob, filename);
+        })} disabled={p.mode === "clamp"} title={p.mode === "clamp" ? "clamp is not a weight delta: use native" : undefined}>
+          Export PEFT
+        </button>
+        <button type="button" onClick={() => act.run(async () => {
+          const { blob, filename } = await api.exportPatch(p.id, "native");
+          downloadBlob(blob, filename);
+        })}>Export native</button>
+        <button type="button" className="danger" onClick={async () => {
+          if (await act.run(() => api.deletePatch(p.id).then(() => true))) onDelete(p.id);
+        }}>Delete</button>
+      </div>
+      <ErrorMessage error={act.error} />
+    </li>
+  );
+}
+
+export function PatchList({ patches, onChange, onDelete, onImported }: {
+  patches: Patch[];
+  onChange: (p: Patch) => void;
+  onDelete: (id: string) => void;
+  onImported: (p: Patch) => void;
+}) {
+  const imp = useAction();
+  const file = useRef<HTMLInputElement>(null);
+  return (
+    <section className="card" aria-labelledby="patches-h">
+      <h2 id="patches-h">Patches</h2>
+      {patches.length === 0 ? <p className="muted">No patches yet.</p> : (
+        <ul className="patch-list">
+          {patches.map((p) => <PatchRow key={p.id} p={p} onChange={onChange} onDelete={onDelete} />)}
+        </ul>
+      )}
+      <div className="row">
+        <label htmlFor="patch-import">Import adapter (.zip)</label>
+        <input id="patch-import" ref={file} type="file" accept=".zip,.json,.safetensors" />
+        <button type="button" disabled={imp.busy} onClick={async () => {
+          const f = file.current?.files?.[0];
+          if (!f) return;
+          const p = await imp.run(() => api.importPatch(f));
+          if (p) onImported(p);
+        }}>{imp.busy ? "Importing…" : "Import"}</button>
+      </div>
+      <ErrorMessage error={imp.error} />
+    </section>
+  );
+}
