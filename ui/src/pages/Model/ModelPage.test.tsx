@@ -1,0 +1,40 @@
+import { fireEvent, screen, waitFor } from "@testing-library/react";
+import { ModelPage } from "./ModelPage";
+import { renderPage } from "../../test/render";
+import { stubFetch } from "../../test/fetchStub";
+
+const info = {
+  name: "tiny-llama", architecture: "LlamaForCausalLM", n_layers: 2, d_model: 16, vocab_size: 100,
+  device: "cpu", dtype: "float32", hook_points: ["blocks.0.hook_resid_post"], memory_bytes: 2048,
+};
+
+afterEach(() => vi.unstubAllGlobals());
+
+describe("ModelPage", () => {
+  it("shows 'no model', loads one, and shows its facts", async () => {
+    const { calls } = stubFetch({
+      "GET /api/health": () => [200, { status: "ok" }],
+      "GET /api/model": () => [400, { detail: "No model loaded" }],
+      "POST /api/model": () => [200, info],
+    });
+    renderPage(<ModelPage />);
+    expect(await screen.findByText("No model loaded.")).toBeInTheDocument();
+    fireEvent.change(screen.getByRole("textbox", { name: "Model" }), { target: { value: "tiny-llama" } });
+    fireEvent.click(screen.getByRole("button", { name: "Load" }));
+    expect(await screen.findByTestId("model-layers")).toHaveTextContent("2");
+    expect(screen.getByTestId("model-memory")).toHaveTextContent("2.0 KiB");
+    expect(calls.find((c) => c.method === "POST")!.body).toEqual({ name: "tiny-llama", device: null, dtype: null });
+  });
+
+  it("shows the server's error as a readable message", async () => {
+    stubFetch({
+      "GET /api/health": () => [200, { status: "ok" }],
+      "GET /api/model": () => [404, { detail: "none" }],
+      "POST /api/model": () => [400, { detail: "Unknown model 'nope'" }],
+    });
+    renderPage(<ModelPage />);
+    fireEvent.change(await screen.findByRole("textbox", { name: "Model" }), { target: { value: "nope" } });
+    fireEvent.click(screen.getByRole("button", { name: "Load" }));
+    await waitFor(() => expect(screen.getByRole("alert")).toHaveTextContent("Unknown model 'nope'"));
+  });
+});
