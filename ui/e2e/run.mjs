@@ -1,0 +1,92 @@
+#!/usr/bin/env node
+// End-to-end browser suite: a real server (E2E_SERVER_CMD) + Debian's Chromium via playwright-core.
+//
+//   E2E_SERVER_CMD   shell command that starts the backend on E2E_BASE_URL's port (required; unset → SKIP)
+//   E2E_BASE_URL     default http://127.0.0.1:8765
+//   E2E_MODEL        model to load on the Model page (default "default")
+//   E2E_LAYER, E2E_D_SAE, E2E_K, E2E_TOKENS, E2E_TRAIN_TIMEOUT_S   the small SAE to train
+//   E2E_ONLY         comma-separated step names to run (debugging; later steps need earlier state)
+//   CHROMIUM_PATH    default /usr/bin/chromium
+// Screenshots, server log and a JSON report go to ui/test-results/.
+import { mkdir, writeFile } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ServerProcess } from "./server.mjs";
+import { launchBrowser } from "./browser.mjs";
+import { STEPS } from "./steps.mjs";
+
+const uiDir = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const outDir = join(uiDir, "test-results");
+const env = process.env;
+
+const cfg = {
+  baseUrl: (env.E2E_BASE_URL ?? "http://127.0.0.1:8765").replace(/\/$/, ""),
+  serverCmd: env.E2E_SERVER_CMD,
+  model: env.E2E_MODEL ?? "default",
+  layer: Number(env.E2E_LAYER ?? 0),
+  dSae: Number(env.E2E_D_SAE ?? 64),
+  k: Number(env.E2E_K ?? 4),
+  tokens: Number(env.E2E_TOKENS ?? 4096),
+  trainTimeoutMs: Number(env.E2E_TRAIN_TIMEOUT_S ?? 600) * 1000,
+  only: env.E2E_ONLY ? new Set(env.E2E_ONLY.split(",").map((s) => s.trim())) : null,
+  contrast: {
+    positive: ["The secret word is banana.", "Remember: banana banana.", "I really like banana bread."],
+    negative: ["The weather is nice today.", "Python is a programming language.", "She walked to the station."],
+    targets: "\\sbanana",
+  },
+};
+
+async function main() {
+  if (!cfg.serverCmd) {
+    console.log("SKIP: no server (set E2E_SERVER_CMD to a command that serves the workbench on " + cfg.baseUrl + ")");
+    return 0;
+  }
+  await mkdir(outDir, { recursive: true });
+  const server = new ServerProcess({ cmd: cfg.serverCmd, baseUrl: cfg.baseUrl, logFile: join(outDir, "server.log"), cwd: resolve(uiDir, "..") });
+  const results = [];
+  let browser;
+  try {
+    console.log(`starting server: ${cfg.serverCmd}`);
+    await server.start();
+    browser = await launchBrowser();
+    const page = browser.context.pages()[0] ?? (await browser.context.newPage());
+    const consoleErrors = [];
+    page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));
+    page.on("pageerror", (e) => consoleErrors.push(String(e)));
+    page.setDefaultTimeout(30_000);
+    const state = {};
+    const shot = (name) => page.screenshot({ path: join(outDir, `${name}.png`), fullPage: true });
+    let failed = false;
+    for (const step of STEPS) {
+      if (failed || (cfg.only && !cfg.only.has(step.name))) {
+        results.push({ step: step.name, status: "skipped" });
+        console.log(`- ${step.name}: skipped`);
+        continue;
+      }
+      const t0 = Date.now();
+      try {
+        await step({ page, baseUrl: cfg.baseUrl, server, cfg, state, shot, log: console.log });
+        results.push({ step: step.name, status: "passed", ms: Date.now() - t0 });
+        console.log(`✓ ${step.name} (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
+      } catch (e) {
+        failed = true;
+        await shot(`FAIL-${step.name}`).catch(() => {});
+        results.push({ step: step.name, status: "failed", ms: Date.now() - t0, error: String(e?.message ?? e) });
+        console.log(`✗ ${step.name}: ${e?.message ?? e}`);
+      }
+    }
+    if (consoleErrors.length) console.log(`browser console errors:\n  ${consoleErrors.slice(0, 20).join("\n  ")}`);
+  } catch (e) {
+    results.push({ step: "setup", status: "failed", error: String(e?.message ?? e) });
+    console.log(`✗ setup: ${e?.message ?? e}`);
+  } finally {
+    await browser?.close();
+    await server.stop();
+  }
+  await writeFile(join(outDir, "e2e-report.json"), JSON.stringify({ baseUrl: cfg.baseUrl, results }, null, 2));
+  const n = (s) => results.filter((r) => r.status === s).length;
+  console.log(`${n("passed")} passed, ${n("failed")} failed, ${n("skipped")} skipped`);
+  return n("failed") > 0 ? 1 : 0;
+}
+
+process.exitCode = await main();
