@@ -17,6 +17,7 @@ from ..errors import WorkbenchError
 from ..settings import Settings, get_settings
 from ..state import WorkbenchState
 from . import ws
+from .middleware import install_production
 from .routes import ROUTERS
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, state: WorkbenchState | None = 
     async def _validation_error(_req: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _validation_detail(exc)}, status_code=422)
 
+    install_production(app, settings)  # auth, limits, timeouts, CORS, logs, metrics (server/middleware.py)
     for r in ROUTERS:
         app.include_router(r)
     app.include_router(ws.router)

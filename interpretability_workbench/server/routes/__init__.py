@@ -4,5 +4,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from . import corpora, health, model
+from . import metrics as metrics_routes
+from . import provenance as provenance_routes
+from . import features as features_routes
 
 ROUTERS: list[APIRouter] = [health.router, model.router, corpora.router]
+ROUTERS.append(metrics_routes.router)
+ROUTERS.append(provenance_routes.router)
+ROUTERS.append(features_routes.router)

@@ -1,0 +1,256 @@
+"""The production guard around every HTTP request, as one pure-ASGI middleware (WebSockets pass through;
+``server/ws.py`` asks ``app.state.ws_auth`` before accepting a socket):
+
+    CORS (explicit origins) -> access log + metrics -> API key (401) -> body limit (413)
+        -> rate limit on expensive routes (429 + Retry-After) -> inference concurrency (503)
+        -> request timeout (504) -> the app
+
+``install_production(app, settings)`` wires it all, plus a JSON 500 for anything unhandled and the
+metrics' bus listener. ``configure_logging(settings)`` sets JSON log lines for the served process.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import time
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+from ..settings import Settings
+from .metrics import Metrics
+from .security import (RateLimiter, auth_required, check_cors, client_id, is_expensive, is_inference,
+                       key_matches, make_ws_auth, needs_key, rate_group, rest_key)
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+access_log = logging.getLogger("interpretability_workbench.access")
+log = logging.getLogger(__name__)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def send_json(send: Send, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    hdrs += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": hdrs})
+    await send({"type": "http.response.body", "body": body})
+
+
+class ProductionMiddleware:
+    def __init__(self, app: ASGIApp, settings: Settings, metrics: Metrics) -> None:
+        self.app, self.settings, self.metrics = app, settings, metrics
+        self.require_key = auth_required(settings)
+        self.limiter = RateLimiter(settings.rate_limit)
+        self.max_body = settings.max_body_bytes
+        self.max_inference = max(1, settings.max_concurrent_inference)
+        self.timeout = settings.request_timeout_s
+        self.in_flight = 0  # touched only on the event loop thread
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        method, path = scope["method"], scope["path"]
+        status = {"code": 0}
+
+        async def send_status(msg: Message) -> None:
+            if msg["type"] == "http.response.start":
+                status["code"] = msg["status"]
+            await send(msg)
+
+        try:
+            await self._guard(scope, receive, send_status, method, path)
+        except BaseException:
+            status["code"] = status["code"] or 500
+            raise
+        finally:
+            seconds = time.perf_counter() - t0
+            route = _route_label(scope, path)
+            self.metrics.observe(method, route, path, status["code"], seconds)
+            if status["code"] in (401, 413, 429, 503, 504):
+                self.metrics.rejected.labels(reason=str(status["code"])).inc()
+            client = scope.get("client")
+            access_log.info("request", extra={
+                "method": method, "path": path, "route": route, "status": status["code"],
+                "latency_ms": round(seconds * 1000, 2), "client": client[0] if client else None})
+
+    async def _guard(self, scope: Scope, receive: Receive, send: Send, method: str, path: str) -> None:
+        # 1. API key
+        if self.require_key and needs_key(path) and not key_matches(rest_key(scope), self.settings.api_key):
+            await send_json(send, 401, "missing or wrong API key: send it as the X-API-Key header "
+                                       "(or Authorization: Bearer <key>)", {"WWW-Authenticate": "Bearer"})
+            return
+        # 2. body size, declared
+        length = _content_length(scope)
+        if length is not None and length > self.max_body:
+            await send_json(send, 413, f"request body of {length} bytes exceeds the limit of {self.max_body} "
+                                       f"bytes (IWB_MAX_BODY_BYTES); send a smaller file or raise the limit")
+            return
+        # 3. rate limit
+        if is_expensive(method, path):
+            decision = self.limiter.hit(client_id(scope), rate_group(path))
+            if not decision.allowed:
+                await send_json(send, 429, f"rate limit {self.limiter.limit} exceeded for {rate_group(path)}; "
+                                           f"retry in {decision.retry_after_s}s (IWB_RATE_LIMIT)",
+                                {"Retry-After": str(decision.retry_after_s)})
+                return
+        # 4. bounded inference concurrency: reject at once when full
+        guarded = is_inference(method, path)
+        if guarded:
+            if self.in_flight >= self.max_inference:
+                await send_json(send, 503, f"the server is computing {self.in_flight} inference requests "
+                                           f"(IWB_MAX_CONCURRENT_INFERENCE={self.max_inference}); retry shortly",
+                                {"Retry-After": "1"})
+                return
+            self.in_flight += 1
+            self.metrics.in_flight.set(self.in_flight)
+        try:
+            await self._call_with_limits(scope, receive, send)
+        finally:
+            if guarded:
+                self.in_flight -= 1
+                self.metrics.in_flight.set(self.in_flight)
+
+    async def _call_with_limits(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Count the streamed body (413 once past the limit) and bound the time (504)."""
+        seen = {"bytes": 0, "too_large": False, "started": False, "replaced": False}
+        too_large_detail = (f"request body exceeds the limit of {self.max_body} bytes (IWB_MAX_BODY_BYTES); "
+                            f"send a smaller file or raise the limit")
+
+        async def limited_receive() -> Message:
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen["bytes"] += len(msg.get("body", b""))
+                if seen["bytes"] > self.max_body:
+                    seen["too_large"] = True
+                    raise _BodyTooLarge()
+            return msg
+
+        async def guarded_send(msg: Message) -> None:
+            if seen["replaced"]:
+                return
+            if msg["type"] == "http.response.start":
+                if seen["too_large"]:  # the app turned our exception into its own error: say 413
+                    seen["replaced"] = seen["started"] = True
+                    await send_json(send, 413, too_large_detail)
+                    return
+                seen["started"] = True
+            await send(msg)
+
+        try:
+            await asyncio.wait_for(self.app(scope, limited_receive, guarded_send), self.timeout)
+        except _BodyTooLarge:
+            if not seen["started"]:
+                await send_json(send, 413, too_large_detail)
+        except (asyncio.TimeoutError, TimeoutError):
+            log.warning("request timed out after %.1fs: %s %s", self.timeout, scope["method"], scope["path"])
+            if not seen["started"]:
+                await send_json(send, 504, f"the request took longer than {self.timeout:g}s "
+                                           f"(IWB_REQUEST_TIMEOUT_S); make it smaller (shorter text, fewer "
+                                           f"tokens or features) or raise the timeout")
+
+
+def _route_label(scope: Scope, path: str) -> str:
+    """The route template (bounded label cardinality); the SPA catch-all counts as static or unmatched."""
+    route = getattr(scope.get("route"), "path", None)
+    if route and "{path:path}" not in route:
+        return route
+    return "<unmatched>" if path.startswith(("/api", "/ws")) else "<static>"
+
+
+def _content_length(scope: Scope) -> int | None:
+    for k, v in scope.get("headers", []):
+        if k == b"content-length":
+            try:
+                return int(v)
+            except ValueError:
+                return None
+    return None
+
+
+def install_production(app: Any, settings: Settings) -> Metrics:
+    """Add the guard middleware, CORS, the WebSocket auth hook, a JSON 500 handler and metrics to ``app``."""
+    from fastapi.responses import JSONResponse
+    from starlette.middleware.cors import CORSMiddleware
+
+    origins = check_cors(settings)
+    metrics = Metrics()
+    app.state.metrics = metrics
+    app.state.ws_auth = make_ws_auth(settings)
+    app.add_middleware(ProductionMiddleware, settings=settings, metrics=metrics)
+    if origins:  # outermost, so preflights and 401/429 answers carry CORS headers
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_credentials=True,
+                           allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+                           allow_headers=["Content-Type", "X-API-Key", "Authorization"],
+                           expose_headers=["Retry-After"])
+
+    async def unhandled(_req: Any, exc: Exception) -> JSONResponse:
+        log.error("unhandled error: %r", exc, exc_info=exc)
+        return JSONResponse({"detail": f"internal error ({type(exc).__name__}); see the server log"},
+                            status_code=500)
+    app.add_exception_handler(Exception, unhandled)
+
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        async with inner(a) as maybe_state:
+            st = getattr(a.state, "workbench", None)
+            if st is not None:
+                metrics.attach(st)
+            try:
+                yield maybe_state
+            finally:
+                metrics.detach()
+    app.router.lifespan_context = lifespan
+    return metrics
+
+
+# logging ---------------------------------------------------------------------------------
+_STD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: ts, level, logger, msg and every ``extra=`` field."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {"ts": round(record.created, 3), "level": record.levelname,
+                               "logger": record.name, "msg": record.getMessage()}
+        for k, v in vars(record).items():
+            if k not in _STD_ATTRS and not k.startswith("_"):
+                out[k] = v if isinstance(v, (str, int, float, bool, type(None))) else repr(v)
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+def configure_logging(settings: Settings) -> None:
+    """Log lines to stderr, JSON when ``IWB_LOG_JSON`` (the default); idempotent."""
+    root = logging.getLogger()
+    root.setLevel(settings.log_level.upper())
+    for h in root.handlers:
+        if getattr(h, "_iwb", False):
+            root.removeHandler(h)
+    handler = logging.StreamHandler(sys.stderr)
+    handler._iwb = True  # type: ignore[attr-defined]
+    handler.setFormatter(JsonFormatter() if settings.log_json
+                         else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root.addHandler(handler)
+    if settings.log_json:  # uvicorn's own lines through the same formatter
+        for name in ("uvicorn", "uvicorn.error"):
+            lg = logging.getLogger(name)
+            lg.handlers = [handler]
+            lg.propagate = False
+
+
+__all__ = ["ProductionMiddleware", "install_production", "configure_logging", "JsonFormatter"]
