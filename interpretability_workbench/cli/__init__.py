@@ -9,7 +9,7 @@ import sys
 
 from ..errors import WorkbenchError
 
-COMMAND_MODULES = ["serve", "model", "trace", "infer"]
+COMMAND_MODULES = ["serve", "model", "trace", "infer", "backup"]
 
 
 def build_parser() -> argparse.ArgumentParser:
