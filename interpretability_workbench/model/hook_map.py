@@ -46,7 +46,7 @@ _LLAMA = ArchSpec("llama", "model.layers", "self_attn", "mlp", "self_attn.o_proj
 _GPT2 = ArchSpec("gpt2", "transformer.h", "attn", "mlp", "attn.c_proj", "mlp.c_proj",
                  "transformer.wte", "transformer.ln_f", "lm_head")
 _NEOX = ArchSpec("neox", "gpt_neox.layers", "attention", "mlp", "attention.dense", "mlp.dense_4h_to_h",
-                 "gpt_neox.embed_in", "gpt_neox.final_layer_norm", "embed_out")
+                 "gpt_neox.embed_in", "gpt_neox.final_layer_norm", "lm_head")
 
 ARCHS: dict[str, ArchSpec] = {
     "llama": _LLAMA, "mistral": _LLAMA, "qwen2": _LLAMA, "qwen3": _LLAMA, "gemma": _LLAMA,
