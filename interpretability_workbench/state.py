@@ -43,6 +43,18 @@ class WorkbenchState:
         from .sae.registry import SAERegistry
 
         self.saes = SAERegistry(self.db, self.settings.artifacts_dir / "saes")
+        from .features.service import FeatureService
+        self.features = FeatureService(self)
+
+    def shutdown(self) -> None:
+        """Stop background work: calls ``shutdown()`` on every service that has one (server exit)."""
+        for svc in list(vars(self).values()):
+            fn = getattr(svc, "shutdown", None)
+            if callable(fn) and svc is not self:
+                try:
+                    fn()
+                except Exception as e:  # noqa: BLE001 - one failing service must not block the others
+                    log.warning("shutdown of %s failed: %s", type(svc).__name__, e)
 
     # model ---------------------------------------------------------------------------
     def on_model_change(self, fn: Callable[[LoadedModel | None, LoadedModel], None]) -> None:

@@ -9,7 +9,7 @@ import sys
 
 from ..errors import WorkbenchError
 
-COMMAND_MODULES = ["serve", "model", "trace", "infer", "backup"]
+COMMAND_MODULES = ["serve", "model", "trace", "infer", "backup", "analyze"]
 
 
 def build_parser() -> argparse.ArgumentParser:

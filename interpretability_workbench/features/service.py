@@ -1,0 +1,263 @@
+"""FeatureService (``state.features``): runs feature analyses (synchronously or in a worker thread),
+persists their results in the ``analyses`` and ``features`` tables, and answers feature queries.
+
+Analyses publish ``analysis_progress`` {sae_id, phase, done, total} and ``analysis_done``
+{sae_id, status: done|failed|cancelled, n_features, n_tokens, seconds, error}.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..activations.corpus import CorpusError, load_texts, make_contexts, split_contexts
+from ..errors import BadRequest, Conflict, Invalid
+from ..events import ANALYSIS_DONE, ANALYSIS_PROGRESS
+from ..model.loader import LoadedModel
+from ..sae.model import SparseAutoencoder
+from ..store.db import now
+from .analysis import AnalysisConfig, run_analysis
+from .queries import FeatureQueries
+from .text import TextActivations, text_activations
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..state import WorkbenchState
+
+log = logging.getLogger(__name__)
+
+_UPSERT = """
+INSERT INTO features (sae_id, idx, auto_label, density, max_act, mean_act, top_tokens_json, data_json)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT(sae_id, idx) DO UPDATE SET auto_label = excluded.auto_label, density = excluded.density,
+  max_act = excluded.max_act, mean_act = excluded.mean_act, top_tokens_json = excluded.top_tokens_json,
+  data_json = excluded.data_json
+"""
+HELD_OUT_FRACTION = 0.1
+
+
+def check_compatible(lm: LoadedModel, sae: SparseAutoencoder, sae_id: str) -> None:
+    """400 unless the loaded model is the one the SAE reads (same id when recorded, same width, layer)."""
+    cfg = sae.cfg
+    if cfg.model_id and cfg.model_id != lm.model_id:
+        raise BadRequest(f"SAE {sae_id} was trained on {cfg.model_id!r} but the loaded model is "
+                         f"{lm.model_id!r}; load it with POST /api/model {{\"name\": \"{cfg.model_id}\"}}")
+    if cfg.d_in != lm.d_model:
+        raise BadRequest(f"SAE {sae_id} reads d_in={cfg.d_in} activations but the loaded model has "
+                         f"d_model={lm.d_model}; load the model the SAE was trained on")
+    if cfg.layer >= lm.n_layers:
+        raise BadRequest(f"SAE {sae_id} reads {cfg.hook_name} but the loaded model has only {lm.n_layers} layers")
+
+
+class FeatureService:
+    def __init__(self, state: "WorkbenchState") -> None:
+        self.state = state
+        self.db = state.db
+        self.queries = FeatureQueries(state)
+        self.config = AnalysisConfig()
+        self._lock = threading.Lock()
+        self._jobs: dict[str, threading.Thread] = {}
+        self._cancel: dict[str, threading.Event] = {}
+        self._progress: dict[str, dict[str, Any]] = {}
+        self._vocab: tuple[object, list[str]] | None = None
+        self._contexts: tuple[tuple, Any] | None = None  # last tokenized analysis corpus
+        # a 'running' row left by a process that stopped mid-analysis can never finish
+        self.db.execute("UPDATE analyses SET status = 'failed', data_json = ? WHERE status = 'running'",
+                        [json.dumps({"error": "interrupted: the workbench stopped during the analysis"})])
+
+    # helpers ------------------------------------------------------------------------------
+    def vocab(self, lm: LoadedModel) -> list[str]:
+        """Every token id decoded on its own (cached per tokenizer)."""
+        cached = self._vocab
+        if cached is not None and cached[0] is lm.tokenizer:
+            return cached[1]
+        n = max(lm.vocab_size, len(lm.tokenizer))
+        strings = lm.tokenizer.batch_decode([[i] for i in range(n)])
+        self._vocab = (lm.tokenizer, strings)
+        return strings
+
+    def _sae_for_model(self, sae_id: str) -> tuple[LoadedModel, SparseAutoencoder]:
+        entry = self.state.saes.get(sae_id)  # 404 for unknown ids
+        lm = self.state.require_model()  # 400 without a model
+        check_compatible(lm, entry.sae, sae_id)
+        return lm, entry.sae
+
+    def analysis_contexts(self, lm: LoadedModel, sae: SparseAutoencoder, corpus: str | None = None,
+                          n_tokens: int | None = None, corpus_file: str | Path | None = None):
+        """Default: the held-out split of the built-in corpus; a corpus id (or CLI file): all of it."""
+        ctx_size = sae.cfg.context_size or self.state.settings.context_size
+        if n_tokens is not None and n_tokens < ctx_size - 1:
+            raise Invalid(f"n_tokens must be at least one context ({ctx_size - 1} tokens)")
+        path = Path(corpus_file) if corpus_file else self.state.corpus_path(corpus)
+        limit = None if n_tokens is None or path is None else math.ceil(n_tokens / (ctx_size - 1))
+        key = (lm.tokenizer, str(path), ctx_size, limit)
+        cached = self._contexts
+        if cached is not None and cached[0][0] is key[0] and cached[0][1:] == key[1:]:
+            contexts = cached[1]
+        else:
+            try:
+                texts = load_texts(path)
+                if path is None:
+                    contexts = split_contexts(make_contexts(lm.tokenizer, texts, ctx_size),
+                                              HELD_OUT_FRACTION).held_out
+                else:
+                    contexts = make_contexts(lm.tokenizer, texts, ctx_size, max_contexts=limit)
+            except CorpusError as e:
+                raise Invalid(str(e)) from None
+            self._contexts = (key, contexts)
+        if n_tokens is not None:
+            contexts = contexts[: max(1, n_tokens // (ctx_size - 1))]
+        return contexts
+
+    # analysis jobs ----------------------------------------------------------------------
+    def status(self, sae_id: str) -> dict[str, Any]:
+        self.state.saes.get(sae_id)  # 404 for unknown ids
+        row = self.db.get("analyses", sae_id=sae_id)
+        if row is None:
+            return {"sae_id": sae_id, "status": "none", "progress": None, "n_tokens": None,
+                    "created_at": None, "updated_at": None, "summary": None, "error": None}
+        data = row.get("data_json") or {}
+        with self._lock:
+            progress = self._progress.get(sae_id)
+        return {"sae_id": sae_id, "status": row["status"], "progress": progress, "n_tokens": row["n_tokens"],
+                "created_at": row["created_at"], "updated_at": row["updated_at"],
+                "summary": data if row["status"] == "done" else None, "error": data.get("error")}
+
+    def is_running(self, sae_id: str) -> bool:
+        with self._lock:
+            t = self._jobs.get(sae_id)
+            return t is not None and t.is_alive()
+
+    def _claim(self, sae_id: str, corpus: str | None, n_tokens: int | None) -> threading.Event:
+        with self._lock:
+            if sae_id in self._jobs:
+                raise Conflict(f"an analysis of SAE {sae_id} is already running; "
+                               f"follow it with GET /api/saes/{sae_id}/analysis")
+            self._jobs[sae_id] = threading.current_thread()  # replaced by the worker for async runs
+            ev = self._cancel[sae_id] = threading.Event()
+            self._progress[sae_id] = {"phase": "starting", "done": 0, "total": 0}
+        old = self.db.get("analyses", sae_id=sae_id)
+        t = now()
+        self.db.insert("analyses", {
+            "sae_id": sae_id, "status": "running", "n_tokens": None, "path": None,
+            "data_json": {"corpus": corpus or "default", "n_tokens_requested": n_tokens},
+            "created_at": old["created_at"] if old else t, "updated_at": t}, replace=True)
+        return ev
+
+    def _release(self, sae_id: str) -> None:
+        with self._lock:
+            self._jobs.pop(sae_id, None)
+            self._cancel.pop(sae_id, None)
+            self._progress.pop(sae_id, None)
+
+    def analyze(self, sae_id: str, corpus: str | None = None, n_tokens: int | None = None, *,
+                corpus_file: str | Path | None = None) -> dict[str, Any]:
+        """Analyse now, in this thread; returns the summary (also stored in the ``analyses`` row)."""
+        lm, sae = self._sae_for_model(sae_id)
+        contexts = self.analysis_contexts(lm, sae, corpus, n_tokens, corpus_file)
+        cancel = self._claim(sae_id, corpus or (str(corpus_file) if corpus_file else None), n_tokens)
+        try:
+            return self._run(sae_id, lm, sae, contexts, cancel, corpus or str(corpus_file or "default"))
+        finally:
+            self._release(sae_id)
+
+    def start_analysis(self, sae_id: str, corpus: str | None = None, n_tokens: int | None = None) -> dict[str, Any]:
+        """Validate, then analyse in a worker thread; returns the 'running' status at once (409 if one runs)."""
+        lm, sae = self._sae_for_model(sae_id)
+        contexts = self.analysis_contexts(lm, sae, corpus, n_tokens)
+        cancel = self._claim(sae_id, corpus, n_tokens)
+
+        def work() -> None:
+            try:
+                self._run(sae_id, lm, sae, contexts, cancel, corpus or "default")
+            except Exception as e:  # noqa: BLE001 - recorded in the row and the event
+                log.warning("analysis of %s failed: %s", sae_id, e)
+            finally:
+                self._release(sae_id)
+
+        th = threading.Thread(target=work, name=f"analysis-{sae_id}", daemon=True)
+        with self._lock:
+            self._jobs[sae_id] = th
+        th.start()
+        return self.status(sae_id)
+
+    def wait(self, sae_id: str, timeout: float | None = None) -> None:
+        with self._lock:
+            th = self._jobs.get(sae_id)
+        if th is not None and th is not threading.current_thread():
+            th.join(timeout)
+
+    def _run(self, sae_id: str, lm: LoadedModel, sae: SparseAutoencoder, contexts, cancel: threading.Event,
+             corpus: str) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        last = [0.0]
+
+        def progress(phase: str, done: int, total: int) -> None:
+            with self._lock:
+                self._progress[sae_id] = {"phase": phase, "done": done, "total": total}
+            if self.state.lm is not lm:
+                cancel.set()  # the model was swapped mid-analysis: stop rather than mix models
+            tnow = time.perf_counter()
+            if phase != "activations" or done >= total or tnow - last[0] > 0.25:
+                last[0] = tnow
+                self.state.bus.publish(ANALYSIS_PROGRESS, sae_id=sae_id, phase=phase, done=done, total=total)
+
+        try:
+            result = run_analysis(lm, sae, contexts, self.vocab(lm), self.config, progress=progress,
+                                  lock=self.state.model_lock, cancel=cancel)
+            progress("saving", 0, len(result.rows))
+            self.db.executemany(_UPSERT, (
+                (sae_id, r["idx"], r["auto_label"], r["density"], r["max_act"], r["mean_act"],
+                 json.dumps(r["top_tokens_json"]), json.dumps(r["data_json"])) for r in result.rows))
+        except Exception as e:
+            cancelled = cancel.is_set()
+            status = "cancelled" if cancelled else "failed"
+            err = (("the model changed during the analysis" if self.state.lm is not lm else "cancelled")
+                   if cancelled else f"{type(e).__name__}: {e}")
+            self.db.update("analyses", {"sae_id": sae_id}, {
+                "status": status, "updated_at": now(), "data_json": {"corpus": corpus, "error": err}})
+            self.state.bus.publish(ANALYSIS_DONE, sae_id=sae_id, status=status, error=err,
+                                   n_features=0, n_tokens=0, seconds=round(time.perf_counter() - t0, 3))
+            raise
+        summary = {**result.summary, "corpus": corpus, "seconds": round(time.perf_counter() - t0, 3)}
+        self.db.update("analyses", {"sae_id": sae_id}, {
+            "status": "done", "n_tokens": summary["n_tokens"], "updated_at": now(), "data_json": summary})
+        self.state.bus.publish(ANALYSIS_DONE, sae_id=sae_id, status="done", error=None,
+                               n_features=len(result.rows), n_tokens=summary["n_tokens"],
+                               seconds=summary["seconds"])
+        return summary
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Cancel running analyses and wait for their threads (called at server exit)."""
+        with self._lock:
+            jobs = dict(self._jobs)
+            for ev in self._cancel.values():
+                ev.set()
+        for th in jobs.values():
+            if th is not threading.current_thread() and th.is_alive():
+                th.join(timeout)
+
+    # per text ---------------------------------------------------------------------------
+    def activations(self, sae_id: str, text: str, top_k: int = 5,
+                    features: list[int] | None = None) -> TextActivations:
+        lm, sae = self._sae_for_model(sae_id)
+        return text_activations(lm, sae, text, top_k=top_k, features=features, vocab=self.vocab(lm),
+                                max_tokens=self.state.settings.max_prompt_tokens, lock=self.state.model_lock,
+                                labels=self.queries.labels(sae_id))
+
+    # queries (delegated) ------------------------------------------------------------------
+    def list_features(self, sae_id: str, **kw: Any) -> dict[str, Any]:
+        return self.queries.list(sae_id, **kw)
+
+    def get_feature(self, sae_id: str, index: int) -> dict[str, Any]:
+        return self.queries.get(sae_id, index)
+
+    def update_feature(self, sae_id: str, index: int, **kw: Any) -> dict[str, Any]:
+        return self.queries.update(sae_id, index, **kw)
+
+    def export(self, sae_id: str):
+        return self.queries.export(sae_id)
+
