@@ -10,6 +10,7 @@ import sys
 from ..errors import WorkbenchError
 
 COMMAND_MODULES = ["serve", "model", "trace", "infer", "backup", "analyze"]
+COMMAND_MODULES.append("provenance")
 
 
 def build_parser() -> argparse.ArgumentParser:
