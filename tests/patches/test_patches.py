@@ -1,0 +1,176 @@
+"""Patch modes on the tiny Llama: exactness, composition, enable/disable, PEFT round trip."""
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+import torch
+
+from interpretability_workbench.errors import Invalid, NotFound
+from interpretability_workbench.inference.engine import LiveSession, encode_prompt
+from interpretability_workbench.model.hooks import forward_last_logits, run_with_cache
+from interpretability_workbench.patches.peft_io import export_patch, import_patch
+
+from .conftest import PROMPTS, make_sae
+
+
+def _logits(state, text, patch_ids):
+    return LiveSession(state).logits(text, patch_ids)
+
+
+def _full_patched(state, text, patch_ids):
+    lm = state.lm
+    ids = encode_prompt(lm, text)
+    with state.patches.using(patch_ids):
+        return forward_last_logits(lm.model, ids)[0]
+
+
+def test_original_equals_plain_transformers_forward(state, tiny_llama_dir, sae_id):
+    from transformers import AutoModelForCausalLM
+
+    state.patches.create(sae_id=sae_id, features=[1], mode="steer", strength=8.0)
+    plain = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir), dtype=torch.float32).eval()
+    for text in PROMPTS:
+        orig, patched, _, _ = _logits(state, text, None)
+        ids = encode_prompt(state.lm, text)
+        with torch.no_grad():
+            ref = plain(input_ids=ids).logits[0, -1]
+        assert torch.allclose(orig.softmax(-1), ref.softmax(-1), atol=1e-5)
+        assert not torch.allclose(orig, patched)
+
+
+def test_ablate_drives_feature_to_zero(state):
+    sid, sae = make_sae(state, layer=1)
+    lm = state.lm
+    hook = "blocks.1.hook_resid_post"
+    ids = encode_prompt(lm, PROMPTS[0])
+    acts = sae.encode(run_with_cache(lm.model, ids, [hook]).cache[hook][0, 1:])  # [pos d_sae]
+    feat = int(acts.max(0).values.argmax())
+    assert float(acts[:, feat].max()) > 0.05
+    p = state.patches.create(sae_id=sid, features=[feat], mode="ablate")
+    after = sae.encode(run_with_cache(lm.model, ids, [hook]).cache[hook][0, 1:])
+    assert float(after[:, feat].abs().max()) < 1e-4
+    state.patches.update(p.id, enabled=False)
+    again = sae.encode(run_with_cache(lm.model, ids, [hook]).cache[hook][0, 1:])
+    assert torch.equal(again, acts)
+
+
+def test_zero_steer_changes_nothing_and_disable_restores_exactly(state, sae_id):
+    text = PROMPTS[1]
+    base, _, _, _ = _logits(state, text, [])
+    p = state.patches.create(sae_id=sae_id, features=[3], mode="steer", strength=0.0)
+    _, patched, _, _ = _logits(state, text, [p.id])
+    assert torch.equal(patched, base)
+    state.patches.set_strength(p.id, 5.0)
+    _, patched, _, _ = _logits(state, text, [p.id])
+    assert (patched - base).abs().max() > 1e-3
+    state.patches.update(p.id, enabled=False)
+    live = forward_last_logits(state.lm.model, encode_prompt(state.lm, text))[0]
+    assert torch.equal(live, base)
+    state.patches.delete(p.id)
+    assert type(state.lm.model.model.layers[1].mlp.down_proj).__name__ == "Linear"
+    with pytest.raises(NotFound):
+        state.patches.get(p.id)
+
+
+def test_patches_compose_and_live_path_equals_full_forward(state):
+    sid, sae = make_sae(state, layer=1)
+    sid2, _ = make_sae(state, layer=2, seed=1)
+    a = state.patches.create(sae_id=sid, features=[0, 5], mode="ablate")
+    s = state.patches.create(sae_id=sid2, features=[2], mode="steer", strength=3.0)
+    c = state.patches.create(sae_id=sid2, features=[4], mode="clamp", strength=2.0)
+    sc = state.patches.create(sae_id=sid, features=[7], mode="scale", strength=2.5)
+    text = PROMPTS[2]
+    for ids in ([a.id], [s.id], [c.id], [sc.id], [s.id, c.id], [a.id, s.id, c.id, sc.id]):
+        sess = LiveSession(state)
+        _, skip, _, layer = sess.logits(text, ids)
+        full = _full_patched(state, text, ids)
+        assert torch.allclose(skip, full, atol=1e-5), ids
+        state.patches.set_strength(s.id, 1.5)  # cached original + resid reused after a strength change
+        _, skip2, _, _ = sess.logits(text, ids)
+        assert torch.allclose(skip2, _full_patched(state, text, ids), atol=1e-5)
+        state.patches.set_strength(s.id, 3.0)
+    # steer and clamp at layer 2 start from block 2; ablate touches the embedding
+    assert LiveSession(state).logits(text, [s.id, c.id])[3] == 2
+    assert LiveSession(state).logits(text, [a.id])[3] == 0
+    # two steers on the same module add
+    s2 = state.patches.create(sae_id=sid2, features=[6], mode="steer", strength=-2.0)
+    base = _logits(state, text, [])[0]
+    d1 = _logits(state, text, [s.id])[1]
+    both = _logits(state, text, [s.id, s2.id])[1]
+    assert not torch.allclose(d1, both)
+    assert not torch.allclose(base, both)
+
+
+def test_clamp_holds_the_feature(state):
+    sid, sae = make_sae(state, layer=1, arch="standard")
+    p = state.patches.create(sae_id=sid, features=[4], mode="clamp", strength=1.25)
+    lm = state.lm
+    hook = "blocks.1.hook_resid_post"
+    ids = encode_prompt(lm, PROMPTS[0])
+    x_new = run_with_cache(lm.model, ids, [hook]).cache[hook][0]  # [pos d_model]
+    with state.patches.using([]):
+        x = run_with_cache(lm.model, ids, [hook]).cache[hook][0]
+    f = sae.encode(x)[:, 4]
+    # the splice: x' = x + (v - f(x)) W_dec[4], error term kept
+    assert torch.allclose(x_new, x + (1.25 - f)[:, None] * sae.W_dec[4], atol=1e-5)
+    fired = f > 0  # where the latent is live its activation is now exactly v (tied encoder, unit rows)
+    assert bool(fired.any())
+    assert torch.allclose(sae.encode(x_new)[fired, 4], torch.full_like(f[fired], 1.25), atol=1e-4)
+    with pytest.raises(Invalid):
+        export_patch(state, p.id, "peft")
+    ex = export_patch(state, p.id, "native")
+    assert "clamp" in ex.note and "no PEFT form" in ex.note
+
+
+@pytest.mark.parametrize("mode,strength", [("ablate", 1.0), ("scale", 3.0), ("steer", 6.0)])
+def test_peft_export_reproduces_patched_logits(state, tiny_llama_dir, tmp_path, mode, strength):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    sid, _ = make_sae(state, layer=1)
+    feats = [2] if mode == "steer" else [2, 9, 11]
+    p = state.patches.create(sae_id=sid, features=feats, mode=mode, strength=strength)
+    ex = export_patch(state, p.id, "peft")
+    with zipfile.ZipFile(io.BytesIO(ex.data)) as zf:
+        zf.extractall(tmp_path)
+    folder = tmp_path / p.id
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir), dtype=torch.float32).eval()
+    peft_model = PeftModel.from_pretrained(base, str(folder)).eval()
+    for text in PROMPTS:
+        orig, ours, _, _ = _logits(state, text, [p.id])
+        with torch.no_grad():
+            theirs = peft_model(input_ids=encode_prompt(state.lm, text)).logits[0, -1]
+        assert (ours - theirs).abs().max() <= 1e-4, mode
+        assert (ours - orig).abs().max() > 1e-3
+    # the exported adapter imports back as a patch with the same effect
+    imported = import_patch(state, ex.data)
+    assert imported.mode == "adapter"
+    ours = _logits(state, PROMPTS[0], [p.id])[1]
+    again = _logits(state, PROMPTS[0], [imported.id])[1]
+    assert (ours - again).abs().max() <= 1e-4
+
+
+def test_patches_persist_and_reapply_on_model_load(state):
+    sid, _ = make_sae(state, layer=1)
+    p = state.patches.create(sae_id=sid, features=[1], mode="steer", strength=4.0)
+    text = PROMPTS[0]
+    before = _logits(state, text, [p.id])[1]
+    state.load_model(state.settings.model)  # a fresh model object: stored patches are re-applied
+    assert state.patches.status(p.id)[0]
+    after = _logits(state, text, [p.id])[1]
+    assert torch.allclose(before, after, atol=1e-6)
+
+
+def test_import_refuses_escaping_members(state):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("../evil/adapter_config.json", "{}")
+    with pytest.raises(Invalid, match="escape"):
+        import_patch(state, buf.getvalue())
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("x/adapter_model.bin", b"pickle")
+    with pytest.raises(Invalid, match="not allowed"):
+        import_patch(state, buf.getvalue())
