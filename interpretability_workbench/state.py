@@ -43,6 +43,8 @@ class WorkbenchState:
         from .sae.registry import SAERegistry
 
         self.saes = SAERegistry(self.db, self.settings.artifacts_dir / "saes")
+        from .patches.manager import PatchManager
+        self.patches = PatchManager(self)
         from .provenance.service import ProvenanceService
         self.provenance = ProvenanceService(self)
         from .features.service import FeatureService
