@@ -32,7 +32,8 @@ const LABEL = 90;
 export function LogitBars({ original, patched, title = "Next token" }: { original: TokenProb[]; patched: TokenProb[]; title?: string }) {
   const [ref, w] = useWidth<HTMLDivElement>(420);
   const rows = useMemo(() => compareRows(original, patched), [original, patched]);
-  const barW = Math.max(40, (w - LABEL - 16) / 2 - 8);
+  const GAP = 48; // room for the value label right of each bar
+  const barW = Math.max(40, (w - LABEL - GAP * 2) / 2);
   const x = useMemo(() => {
     const max = d3.max(rows, (r) => Math.max(r.original ?? 0, r.patched ?? 0)) ?? 1;
     return d3.scaleLinear().domain([0, max || 1]).range([0, barW]);
@@ -52,7 +53,7 @@ export function LogitBars({ original, patched, title = "Next token" }: { origina
             </text>
             {(["original", "patched"] as const).map((k, j) => {
               const v = r[k];
-              const x0 = LABEL + j * (barW + 8);
+              const x0 = LABEL + j * (barW + GAP);
               return (
                 <g key={k} transform={`translate(${x0},0)`}>
                   {v == null ? (

@@ -21,7 +21,8 @@ export function TokenHighlight({ tokens, activations, max, highlight, label }: T
   const [hover, setHover] = useState<number | null>(null);
   const color = useMemo(() => {
     const m = max ?? d3.max(activations, (a) => Math.abs(a)) ?? 1;
-    return d3.scaleSequential(d3.interpolateOranges).domain([0, m > 0 ? m : 1]).clamp(true);
+    // the top of the Oranges ramp is too dark for black text: use its 0.1–0.65 stretch
+    return d3.scaleSequential((t) => d3.interpolateOranges(0.1 + 0.55 * t)).domain([0, m > 0 ? m : 1]).clamp(true);
   }, [activations, max]);
 
   return (
