@@ -43,6 +43,8 @@ class WorkbenchState:
         from .sae.registry import SAERegistry
 
         self.saes = SAERegistry(self.db, self.settings.artifacts_dir / "saes")
+        from .training.service import TrainingService
+        self.training = TrainingService(self)
         from .patches.manager import PatchManager
         self.patches = PatchManager(self)
         from .provenance.service import ProvenanceService
@@ -140,8 +142,18 @@ class WorkbenchState:
     def list_corpora(self) -> list[dict[str, Any]]:
         p = default_corpus_path()
         default = {"id": "default", "name": "default (Python standard library docstrings)", "path": str(p),
-                   "n_docs": None, "n_tokens": None, "size_bytes": p.stat().st_size, "created_at": None}
+                   "size_bytes": p.stat().st_size, "created_at": None, **self._default_corpus_counts()}
         return [default, *self.db.query("SELECT * FROM corpora ORDER BY created_at")]
+
+    def _default_corpus_counts(self) -> dict[str, Any]:
+        """Documents and tokens of the built-in corpus under the loaded tokenizer (computed once per model)."""
+        key = self.lm.model_id if self.lm is not None else None
+        cached = getattr(self, "_default_counts", None)
+        if cached is None or cached[0] != key:
+            texts = load_texts(None)
+            n_tokens = count_tokens(self.lm.tokenizer, texts) if self.lm is not None else None
+            cached = self._default_counts = (key, {"n_docs": len(texts), "n_tokens": n_tokens})
+        return cached[1]
 
     def corpus_path(self, corpus: str | None) -> Path | None:
         """'default'/None -> None (built-in corpus); a corpus id -> its stored file."""
