@@ -10,10 +10,35 @@ from interpretability_workbench.sae.config import SAEConfig
 from interpretability_workbench.sae.model import SparseAutoencoder
 
 HOOK = "blocks.1.hook_resid_post"
-N_TOKENS = 1890  # 30 contexts of 64 (63 analysed positions each)
+N_TOKENS = 1260  # 20 contexts of 64 (63 analysed positions each)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def state(tmp_path_factory: pytest.TempPathFactory, tiny_llama_dir):
+    """One WorkbenchState (tiny Llama) per test module: the tokenized corpus and analyses are reused."""
+    from interpretability_workbench.settings import Settings
+    from interpretability_workbench.state import WorkbenchState
+
+    settings = Settings(home=tmp_path_factory.mktemp("fhome"), model=str(tiny_llama_dir), device="cpu",
+                        dtype="float32")
+    st = WorkbenchState(settings)
+    st.load_model(settings.model)
+    yield st
+    st.shutdown()
+    st.close()
+
+
+@pytest.fixture(scope="module")
+def client(state):
+    from fastapi.testclient import TestClient
+
+    from interpretability_workbench.server.app import create_app
+
+    with TestClient(create_app(state.settings, state, load_model=False)) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
 def make_sae(state) -> Callable[..., tuple[str, SparseAutoencoder]]:
     """Build an SAE for the loaded tiny model (random unit-norm decoder), register it, return (id, sae)."""
 
@@ -35,7 +60,7 @@ def make_sae(state) -> Callable[..., tuple[str, SparseAutoencoder]]:
     return make
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def analysed(state, make_sae):
     """A TopK SAE analysed synchronously on the held-out split (first N_TOKENS tokens)."""
     sae_id, sae = make_sae()
