@@ -12,3 +12,5 @@ ROUTERS: list[APIRouter] = [health.router, model.router, corpora.router]
 ROUTERS.append(metrics_routes.router)
 ROUTERS.append(provenance_routes.router)
 ROUTERS.append(features_routes.router)
+from . import saes as saes_routes, training as training_routes  # noqa: E402
+ROUTERS += [training_routes.router, saes_routes.router]

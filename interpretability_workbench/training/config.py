@@ -1,0 +1,125 @@
+"""TrainingConfig: everything one SAE training run needs, model-independent (validated in __post_init__)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from ..model.hook_names import parse_hook_name
+
+TRAINABLE = ("topk", "standard", "batchtopk")
+
+
+@dataclass
+class TrainingConfig:
+    hook_names: list[str]
+    """Canonical hook names; one SAE each, all fed from one forward per batch."""
+    architecture: str = "topk"
+    """topk (default, sparse kernels + AuxK), standard (ReLU + L1) or batchtopk."""
+    d_sae: int = 4608
+    """Latents per SAE."""
+    k: int = 32
+    """Active latents per token (topk, batchtopk: average per token)."""
+    l1_coefficient: float = 5.0
+    """L1 weight for standard SAEs (warmed up over the first ``l1_warmup_fraction`` of steps)."""
+    l1_warmup_fraction: float = 0.05
+    lr: float | None = None
+    """Adam learning rate; None picks 2e-4 / sqrt(d_sae / 2^14) (sparsify's scaling law)."""
+    warmup_fraction: float = 0.05
+    """Linear warm-up over this fraction of steps."""
+    decay_fraction: float = 0.2
+    """Linear decay to zero over the last fraction of steps."""
+    total_tokens: int = 200_000
+    """Training tokens (position 0 of each context excluded)."""
+    batch_size: int = 4096
+    """Activations per optimiser step."""
+    context_size: int = 128
+    """Tokens per context."""
+    model_batch_size: int = 32
+    """Contexts per model forward."""
+    buffer_tokens: int = 65_536
+    """Shuffle buffer size (activations mixed across contexts)."""
+    corpus: str = "default"
+    """Corpus id ('default' = built-in)."""
+    trace_dir: str | None = None
+    """Train from a recorded Parquet trace folder instead of running the model (single hook)."""
+    held_out_fraction: float = 0.05
+    """Contexts held out for the final metrics."""
+    eval_tokens: int = 16_384
+    """Held-out tokens for FVU / L0 / density at the end."""
+    ce_eval_contexts: int = 8
+    """Held-out contexts for CE-loss recovered and KL (full forwards: keep small on CPU)."""
+    checkpoint_every: int = 50
+    """Steps between checkpoints (0: only at the end of the run)."""
+    normalize: bool = True
+    """Scale inputs to mean norm sqrt(d_in) (scale stored in the SAE's cfg.norm_scale)."""
+    b_dec_init: str = "geometric_median"
+    """geometric_median, mean or zeros."""
+    aux_k: int | None = None
+    """AuxK dead latents per token (topk); None = d_in // 2."""
+    aux_k_coefficient: float = 1 / 32
+    dead_after_tokens: int = 100_000
+    """A latent is dead when it has not fired in this many training tokens."""
+    seed: int = 0
+    devices: int | str = 1
+    """Lightning Trainer devices."""
+    accelerator: str = "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str = "32-true"
+    """Lightning precision ('32-true', 'bf16-mixed', ...). The sparse kernels always compute in fp32."""
+    lr_finder: bool = False
+    """Run Lightning's LR finder before training and use its suggestion."""
+    analyze: bool = True
+    """Start feature analysis after a successful run (when that service exists)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.hook_names, str):
+            self.hook_names = [self.hook_names]
+        if not self.hook_names:
+            raise ValueError("give at least one hook name (or a layer and a hook kind)")
+        self.hook_names = list(dict.fromkeys(self.hook_names))
+        for h in self.hook_names:
+            parse_hook_name(h)
+        if self.trace_dir and len(self.hook_names) != 1:
+            raise ValueError("a trace holds one hook: train several hooks from the model stream instead")
+        if self.architecture not in TRAINABLE:
+            raise ValueError(f"architecture must be one of {', '.join(TRAINABLE)} for training, got {self.architecture!r}")
+        if self.d_sae <= 0 or not (0 < self.k <= self.d_sae):
+            raise ValueError(f"need d_sae > 0 and 0 < k <= d_sae (got d_sae={self.d_sae}, k={self.k})")
+        if self.batch_size <= 0 or self.total_tokens < self.batch_size:
+            raise ValueError(f"total_tokens ({self.total_tokens}) must be at least one batch ({self.batch_size})")
+        if self.context_size < 2:
+            raise ValueError("context_size must be at least 2")
+        if self.b_dec_init not in ("geometric_median", "mean", "zeros"):
+            raise ValueError("b_dec_init must be geometric_median, mean or zeros")
+        if not 0 < self.held_out_fraction < 1:
+            raise ValueError("held_out_fraction must be in (0, 1)")
+        self.buffer_tokens = max(self.buffer_tokens, self.batch_size)
+
+    @property
+    def total_steps(self) -> int:
+        return max(1, self.total_tokens // self.batch_size)
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else 2e-4 / (self.d_sae / 2 ** 14) ** 0.5
+
+    def lr_factor(self, step: int) -> float:
+        """Warm-up, constant, then linear decay to 0 (a multiplier of ``learning_rate``)."""
+        n = self.total_steps
+        warm = max(1, int(n * self.warmup_fraction))
+        decay = int(n * self.decay_fraction)
+        if step < warm:
+            return (step + 1) / warm
+        if decay and step >= n - decay:
+            return max(0.0, (n - step) / decay)
+        return 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainingConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})

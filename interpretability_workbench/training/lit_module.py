@@ -1,0 +1,78 @@
+"""SAETrainingModule: a LightningModule over one SparseAutoencoder per hook (all fed from one batch of
+concatenated activations ``[batch n_hooks*d_in]``). Side effects (events, checkpoints) live in callbacks."""
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor, nn
+
+from ..sae.model import SparseAutoencoder
+from .config import TrainingConfig
+from .objectives import (DeadTracker, StepResult, batchtopk_step, remove_parallel_grads, standard_step,
+                         topk_step)
+
+
+class SAETrainingModule(pl.LightningModule):
+    def __init__(self, saes: list[SparseAutoencoder], cfg: TrainingConfig, *, start_step: int = 0,
+                 optimizer_state: dict | None = None, trackers: list[DeadTracker] | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.saes = nn.ModuleList(saes)
+        self.trackers = nn.ModuleList(trackers or [DeadTracker(s.cfg.d_sae, cfg.dead_after_tokens) for s in saes])
+        self.start_step = start_step
+        self._optimizer_state = optimizer_state
+        self.lr = cfg.learning_rate
+        self.last: list[StepResult] = []
+        """Per-SAE results of the latest step (read by the progress callback)."""
+        self.automatic_optimization = True
+
+    @property
+    def step(self) -> int:
+        """Absolute optimiser steps taken, counting steps before a resume."""
+        return self.start_step + int(self.global_step)
+
+    def _l1(self) -> float:
+        warm = max(1, int(self.cfg.total_steps * self.cfg.l1_warmup_fraction))
+        return self.cfg.l1_coefficient * min(1.0, (self.step + 1) / warm)
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+        d = self.saes[0].cfg.d_in
+        results = []
+        for i, (sae, tracker) in enumerate(zip(self.saes, self.trackers)):
+            x = batch[:, i * d: (i + 1) * d]
+            arch = self.cfg.architecture
+            if arch == "topk":
+                k_aux = self.cfg.aux_k if self.cfg.aux_k is not None else d // 2
+                results.append(topk_step(sae, x, tracker, k_aux, self.cfg.aux_k_coefficient))
+            elif arch == "batchtopk":
+                results.append(batchtopk_step(sae, x, tracker))
+            else:
+                results.append(standard_step(sae, x, tracker, self._l1()))
+        self.last = results
+        return torch.stack([r.loss for r in results]).sum()
+
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.Adam(self.saes.parameters(), lr=self.lr, betas=(0.9, 0.999))
+        if self._optimizer_state is not None:
+            sd = opt.state_dict()
+            sd["state"] = self._optimizer_state
+            opt.load_state_dict(sd)
+            self._optimizer_state = None
+        start, cfg = self.start_step, self.cfg
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: cfg.lr_factor(i + start))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        for sae in self.saes:
+            remove_parallel_grads(sae)
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        for sae in self.saes:  # decoder rows stay unit norm
+            sae.normalize_decoder()
+
+    def current_lr(self) -> float:
+        opts = self.trainer.optimizers if self._trainer is not None else []
+        return float(opts[0].param_groups[0]["lr"]) if opts else self.lr
