@@ -1,0 +1,63 @@
+"""Wire schemas of /api/patches."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+PatchModeIn = Literal["ablate", "scale", "steer", "clamp"]
+
+
+class PatchCreate(BaseModel):
+    sae_id: str = Field(min_length=1, max_length=200, description="SAE whose features the patch acts on.")
+    features: list[int] = Field(min_length=1, max_length=256, description="Feature (latent) indices; ablate/scale take at most 16.")
+    mode: PatchModeIn = Field(description="ablate: remove the features' directions from the residual stream up to the SAE's layer; scale: multiply that component by `strength`; steer: add strength·W_dec[f]; clamp: hold the activations at `strength` (SAE splice, error term kept).")
+    strength: float | None = Field(None, description="ablate: fraction removed (default 1); scale: factor s (default 0); steer: α (default 4); clamp: value v (default 0).")
+    name: str | None = Field(None, max_length=200, description="Name; a description of the edit when omitted.")
+    enabled: bool = Field(True, description="Whether the patch acts on the live model right away.")
+
+
+class PatchUpdate(BaseModel):
+    strength: float | None = Field(None, description="New strength (applied in place).")
+    enabled: bool | None = Field(None, description="Turn the patch on or off.")
+    name: str | None = Field(None, max_length=200, description="New name.")
+    features: list[int] | None = Field(None, min_length=1, max_length=256, description="New feature list (the deltas are rebuilt).")
+
+
+class Patch(BaseModel):
+    id: str = Field(description="Patch id.")
+    name: str = Field(description="Name.")
+    mode: Literal["ablate", "scale", "steer", "clamp", "adapter"] = Field(description="Edit mode; 'adapter' for an imported LoRA adapter.")
+    sae_id: str | None = Field(None, description="SAE the patch reads (None for adapters).")
+    features: list[int] = Field(description="Feature indices (empty for adapters).")
+    strength: float = Field(description="Current strength (see PatchCreate.strength; adapters: multiplier).")
+    enabled: bool = Field(description="Whether it acts on the live model.")
+    model_id: str = Field(description="Base model the patch was made for.")
+    hook_name: str = Field(description="The SAE's hook ('' for adapters).")
+    rank: int = Field(description="Rank of the weight deltas (0 for clamp).")
+    target_modules: list[str] = Field(description="Module paths the patch wraps.")
+    applied: bool = Field(description="Whether the patch is applied to the loaded model.")
+    apply_error: str | None = Field(None, description="Why it is not applied (another model is loaded, ...).")
+    exportable_as_peft: bool = Field(description="Weight-delta patches export as PEFT LoRA adapters; clamp exports only in the native format.")
+    created_at: float = Field(description="Creation time (unix seconds).")
+    updated_at: float = Field(description="Last change (unix seconds).")
+
+
+class EvaluateRequest(BaseModel):
+    texts: list[str] = Field(min_length=1, max_length=256, description="Prompts; the next token after each is scored.")
+    target_tokens: list[str | int] = Field(min_length=1, max_length=64, description="Target tokens: ids, or text (its first token is used).")
+
+
+class TextEffect(BaseModel):
+    text: str = Field(description="The prompt.")
+    before: float = Field(description="Summed probability of the targets with every patch off.")
+    after: float = Field(description="Summed probability of the targets with only this patch on.")
+
+
+class EvaluateResponse(BaseModel):
+    patch_id: str = Field(description="The patch evaluated.")
+    results: list[TextEffect] = Field(description="One entry per text.")
+    mean_before: float = Field(description="Mean of `before`.")
+    mean_after: float = Field(description="Mean of `after`.")
+    target_ids: list[int] = Field(description="Token ids scored (a text target contributes its first token).")
+    notes: list[str] = Field(description="How text targets were resolved (multi-token targets use their first token).")
