@@ -14,3 +14,6 @@ ROUTERS.append(provenance_routes.router)
 ROUTERS.append(features_routes.router)
 from . import saes as saes_routes, training as training_routes  # noqa: E402
 ROUTERS += [training_routes.router, saes_routes.router]
+from . import contrast as contrast_routes, inference as inference_routes, patches as patches_routes  # noqa: E402
+from .. import ws_patches  # noqa: E402,F401  (registers the live-logits WS handlers)
+ROUTERS += [patches_routes.router, inference_routes.router, contrast_routes.router]
