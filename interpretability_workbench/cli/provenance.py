@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         opts = GraphOptions(top_k=args.top_k, threshold=args.threshold, max_nodes=args.max_nodes,
                             validate=args.validate)
-        ups = [s for s in (args.upstream or "").split(",") if s.strip()] or None
+        ups = [s.strip() for s in (args.upstream or "").split(",") if s.strip()] or None
         g = state.provenance.build(args.sae, args.feature, depth=args.depth, prompt=args.prompt,
                                    upstream=ups, options=opts)
     finally:

@@ -1,10 +1,15 @@
 """ProvenanceService (``state.provenance``): picks the SAEs, checks the request, builds the graph."""
 from __future__ import annotations
 
+import copy
+import threading
 from typing import TYPE_CHECKING
+
+import torch
 
 from ..errors import BadRequest, Conflict, Invalid
 from ..inference.engine import encode_prompt
+from ..sae.model import SparseAutoencoder
 from .graph import build_graph
 from .types import GraphOptions, ProvenanceGraph, SAERef, hook_order
 
@@ -15,10 +20,26 @@ if TYPE_CHECKING:
 class ProvenanceService:
     def __init__(self, state: "WorkbenchState") -> None:
         self.state = state
+        # registry SAEs live on the registry's device; copies on the model's device, keyed by sae id
+        self._moved: dict[tuple[str, str], tuple[SparseAutoencoder, SparseAutoencoder]] = {}
+        self._lock = threading.Lock()
+
+    def _on_model_device(self, sae_id: str, sae: SparseAutoencoder) -> SparseAutoencoder:
+        lm = self.state.lm
+        device = lm.device if lm is not None else torch.device("cpu")
+        if sae.W_enc.device == torch.device(device):
+            return sae
+        key = (sae_id, str(device))
+        with self._lock:
+            hit = self._moved.get(key)
+            if hit is None or hit[0] is not sae:
+                hit = (sae, copy.deepcopy(sae).to(device))
+                self._moved[key] = hit
+        return hit[1]
 
     def _ref(self, sae_id: str) -> SAERef:
         entry = self.state.saes.get(sae_id)  # NotFound -> 404
-        return SAERef(sae_id, entry.sae, entry.row["hook_name"])
+        return SAERef(sae_id, self._on_model_device(sae_id, entry.sae), entry.row["hook_name"])
 
     def pick_upstream(self, target_id: str, depth: int, explicit: list[str] | None = None) -> list[SAERef]:
         """The ``depth`` nearest SAEs below the target (one per layer, same model; same hook kind preferred,

@@ -34,7 +34,7 @@ class _Params:
                                                           "nearest registered SAE per lower layer).")] = None,
     ) -> None:
         self.sae_id, self.feature, self.depth, self.prompt = sae_id, feature, depth, prompt
-        self.upstream = [s for s in (upstream or "").split(",") if s.strip()] or None
+        self.upstream = [s.strip() for s in (upstream or "").split(",") if s.strip()] or None
         self.options = GraphOptions(top_k=top_k, threshold=threshold, max_nodes=max_nodes, max_edges=max_edges,
                                     validate=validate, n_logits=n_logits)
 
