@@ -78,6 +78,10 @@ def spliced_forward(model: torch.nn.Module, input_ids: Tensor, target: SAERef, u
     return SpliceRun(x, feats, errors, first)
 
 
+ABLATION_BATCH = 16
+"""Ablations per batched forward (plus one clean row)."""
+
+
 class Ablation(NamedTuple):
     source: SAERef
     feature: int
@@ -99,7 +103,9 @@ def ablation_effects(model: torch.nn.Module, input_ids: Tensor, run: SpliceRun, 
     groups: dict[str, list[int]] = {}
     for i, ab in enumerate(ablations):
         groups.setdefault(ab.source.sae_id, []).append(i)
-    for src_id, idxs in groups.items():
+    chunks = [(sid, idxs[c:c + ABLATION_BATCH]) for sid, idxs in groups.items()
+              for c in range(0, len(idxs), ABLATION_BATCH)]
+    for src_id, idxs in chunks:
         src = refs[src_id]
         rows = [ablations[i] for i in idxs]
         n = len(rows) + 1

@@ -60,7 +60,10 @@ def test_without_prompt_edges_are_virtual_weights(state, pair):
     assert [x for x in g.edges if x.target == g.target][0].source == f"L0/{pair.A}"
 
 
-def test_depth_two_reaches_two_upstream_layers(state, stack):
+def test_depth_two_reaches_two_upstream_layers(state, stack, monkeypatch):
+    from interpretability_workbench.provenance import splice
+
+    monkeypatch.setattr(splice, "ABLATION_BATCH", 3)  # several batched ablation forwards per source SAE
     sae2 = state.saes.get(stack[2]).sae
     acts = sae2.encode(activations(state.lm, PROMPT, "blocks.2.hook_resid_post"))
     feature = int(acts[1:].max(0).values.argmax())
