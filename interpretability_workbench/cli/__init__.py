@@ -11,6 +11,7 @@ from ..errors import WorkbenchError
 
 COMMAND_MODULES = ["serve", "model", "trace", "infer", "backup", "analyze"]
 COMMAND_MODULES.append("provenance")
+COMMAND_MODULES += ["patch", "contrast"]
 
 
 def build_parser() -> argparse.ArgumentParser:
