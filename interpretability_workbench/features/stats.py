@@ -14,8 +14,10 @@ features in Python. What it keeps (``d_sae`` features, ``K`` top contexts, ``NB`
 - a reservoir of one uniformly sampled token per (feature, half-bin): a random key per active token and
   a ``scatter_reduce(amax)`` keep the token with the largest key in each slot — a size-1 reservoir per
   slot, used afterwards for examples spread across the activation range (quantile buckets).
-- ``coact [d_sae d_sae]`` (when ``d_sae <= COACT_MAX_D_SAE``): how many tokens each pair of features is
-  active on together, over each token's ``COACT_K`` strongest latents (exact for TopK SAEs with k <= 32).
+- ``coact [d_sae d_sae]`` (when ``d_sae <= COACT_MAX_D_SAE``): on how many tokens each pair of features
+  is active together *among the token's ``COACT_K`` strongest latents* (exact when at most ``COACT_K``
+  latents fire; otherwise it counts strong co-activation — the pairs grow as k², so this bound keeps
+  the cost a small fraction of the encoder matmul).
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ HIST_MIN, HIST_MAX, BINS_PER_DECADE = 1e-4, 1e4, 20
 N_BINS = int(round(math.log10(HIST_MAX / HIST_MIN) * BINS_PER_DECADE))
 RESERVOIR_PER_BIN = 2
 COACT_MAX_D_SAE = 8192
-COACT_K = 32
+COACT_K = 8
 
 
 def hist_edges() -> Tensor:
@@ -60,14 +62,23 @@ def sparse_encode(sae: SparseAutoencoder, x: Tensor) -> SparseActs:
     TopK SAEs never build the dense ``[n_tokens d_sae]`` activations: the pre-activations' top k are the
     activations (after ReLU). Other architectures apply ``sae.activation`` and take its non-zeros.
     """
-    pre = sae.pre_activations(x)  # [n_tokens d_sae]
+    x = x.to(sae.W_enc.dtype)
+    if sae.scale != 1.0:
+        x = x * sae.scale
+    if sae.cfg.apply_b_dec_to_input:
+        x = x - sae.b_dec
+    pre = torch.addmm(sae.b_enc, x, sae.W_enc)  # [n_tokens d_sae], as sae.pre_activations
     if sae.cfg.architecture == "topk":
         vals, idx = pre.topk(int(sae.cfg.k), dim=-1, sorted=False)  # type: ignore[arg-type]
         vals = vals.relu()
-        top_idx, top_val = idx, vals
-        mask = vals > 0
-        tok = torch.arange(x.shape[0], device=x.device)[:, None].expand_as(idx)[mask]
-        return SparseActs(tok, idx[mask], vals[mask], top_idx, top_val)
+        top_val, j = vals.topk(min(COACT_K, idx.shape[1]), dim=-1, sorted=False)
+        tok = torch.arange(x.shape[0], device=x.device).repeat_interleave(idx.shape[1])
+        feat, value = idx.reshape(-1), vals.reshape(-1)
+        mask = value > 0
+        if not bool(mask.all()):  # some of the top k are <= 0: drop them (rare once trained)
+            keep = mask.nonzero().squeeze(1)
+            tok, feat, value = tok[keep], feat[keep], value[keep]
+        return SparseActs(tok, feat, value, idx.gather(1, j), top_val)
     f = sae.activation(pre)
     tok, feat = (f > 0).nonzero(as_tuple=True)
     top_val, top_idx = f.topk(min(COACT_K, f.shape[1]), dim=-1, sorted=False)
@@ -114,9 +125,10 @@ class FeatureStats:
         self.count += torch.bincount(feat, minlength=d)
         self.sum += torch.bincount(feat, weights=val.double(), minlength=d)
         self.max = self.max.scatter_reduce(0, feat, val, "amax", include_self=True)
-        # log-spaced histogram bins
-        b = ((val.clamp_min(HIST_MIN).log10() - self._log_min) * BINS_PER_DECADE).long().clamp_(0, N_BINS - 1)
-        self.hist += torch.bincount(feat * N_BINS + b, minlength=d * N_BINS)
+        # log-spaced histogram bins (and half bins for the reservoirs)
+        half = ((val.clamp_min(HIST_MIN).log10_().sub_(self._log_min)).mul_(BINS_PER_DECADE * RESERVOIR_PER_BIN)
+                ).long().clamp_(0, N_BINS * RESERVOIR_PER_BIN - 1)
+        self.hist += torch.bincount(feat * N_BINS + half // RESERVOIR_PER_BIN, minlength=d * N_BINS)
         ctx_local = tok // n_pos
         pos = tok % n_pos + first_pos
         # top contexts: per-(context, feature) max and its position, merged with the running top-K
@@ -132,8 +144,6 @@ class FeatureStats:
         self.top_ctx = cand_ctx.gather(0, sel)
         self.top_pos = cand_pos.gather(0, sel)
         # size-1 reservoirs per (feature, half bin): keep the largest random key
-        half = ((val.clamp_min(HIST_MIN).log10() - self._log_min) * BINS_PER_DECADE * RESERVOIR_PER_BIN
-                ).long().clamp_(0, N_BINS * RESERVOIR_PER_BIN - 1)
         slot = feat * (N_BINS * RESERVOIR_PER_BIN) + half
         rkey = torch.rand(val.shape[0], generator=self.gen)
         self.res_key = self.res_key.scatter_reduce(0, slot, rkey, "amax", include_self=True)
