@@ -58,6 +58,9 @@ export function FeaturesPage() {
 
   const open = (r: FeatureSummary) => saeId && nav(`/features/${encodeURIComponent(saeId)}/${r.index}`);
 
+  // one listener for the page's lifetime; it reads the latest rows/selection through refs
+  const live = useRef({ rows, selected, open });
+  live.current = { rows, selected, open };
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       if (e.key === "/" && !isTyping(e.target)) {
@@ -69,13 +72,14 @@ export function FeaturesPage() {
         if (e.key === "Escape") (e.target as HTMLElement).blur();
         return;
       }
-      if (e.key === "j") setSelected((s) => Math.min(rows.length - 1, s + 1));
+      const { rows: rs, selected: sel, open: go } = live.current;
+      if (e.key === "j") setSelected((s) => Math.max(0, Math.min(rs.length - 1, s + 1)));
       else if (e.key === "k") setSelected((s) => Math.max(0, s - 1));
-      else if (e.key === "Enter" && rows[selected]) open(rows[selected]);
+      else if (e.key === "Enter" && rs[sel]) go(rs[sel]);
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  });
+  }, []);
 
   const sortHeader = (key: SortKey, label: string) => (
     <button
