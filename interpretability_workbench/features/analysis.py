@@ -78,7 +78,7 @@ class AnalysisResult(NamedTuple):
     timings: Timings
 
 
-class _SparseStore:
+class SparseStore:
     """Sparse activations of analysed tokens, addressable by (context, position, feature)."""
 
     def __init__(self, d_sae: int, ctx_len: int) -> None:
@@ -110,6 +110,21 @@ class _SparseStore:
         return torch.where(hit, self.vals[i], torch.zeros(())).view(q.shape)
 
 
+def fold_batch(sae: SparseAutoencoder, x: Tensor, stats: FeatureStats, store: SparseStore | None,
+               ctx_offset: int, n_ctx: int, ctx_len: int, cache_bytes: int) -> SparseStore | None:
+    """The analysis proper for one batch: ``x [n_ctx*(ctx_len-1) d_in]`` (position 0 dropped) -> encode,
+    fold into ``stats``, keep the sparse activations in ``store`` (None once past ``cache_bytes``)."""
+    P = ctx_len - 1
+    acts = sparse_encode(sae, x)
+    stats.update(acts, n_ctx, P, ctx_offset)
+    if store is not None:
+        tok = acts.token.cpu()
+        store.add((ctx_offset + tok // P) * ctx_len + tok % P + 1, acts.feature.cpu(), acts.value.float().cpu())
+        if store.nbytes > cache_bytes:
+            store = None
+    return store
+
+
 def _encode_batch(lm: LoadedModel, sae: SparseAutoencoder, ids: Tensor, lock: Any):
     with lock:
         res = run_with_cache(lm.model, ids.to(lm.device), [sae.cfg.hook_name])
@@ -139,7 +154,7 @@ def run_analysis(
     P = T - 1
     d_sae = sae.cfg.d_sae
     stats = FeatureStats(d_sae, cfg.n_top, seed=cfg.seed)
-    store: _SparseStore | None = _SparseStore(d_sae, T)
+    store: SparseStore | None = SparseStore(d_sae, T)
     total_tokens = n_ctx * P
     t_fwd = t_enc = 0.0
     for i in range(0, n_ctx, cfg.batch_size):
@@ -149,13 +164,7 @@ def run_analysis(
         t0 = time.perf_counter()
         x = _encode_batch(lm, sae, ids, lock)  # [batch*P d_model]
         t1 = time.perf_counter()
-        acts = sparse_encode(sae, x)
-        stats.update(acts, ids.shape[0], P, i)
-        if store is not None:
-            tok = acts.token.cpu()
-            store.add((i + tok // P) * T + tok % P + 1, acts.feature.cpu(), acts.value.float().cpu())
-            if store.nbytes > cfg.cache_bytes:
-                store = None
+        store = fold_batch(sae, x, stats, store, i, ids.shape[0], T, cfg.cache_bytes)
         t_enc += time.perf_counter() - t1
         t_fwd += t1 - t0
         if progress:
@@ -208,10 +217,10 @@ def run_analysis(
 
 
 def _recompute_store(lm: LoadedModel, sae: SparseAutoencoder, contexts: Tensor, needed: Tensor,
-                     cfg: AnalysisConfig, lock: Any) -> _SparseStore:
+                     cfg: AnalysisConfig, lock: Any) -> SparseStore:
     T = contexts.shape[1]
     P = T - 1
-    store = _SparseStore(sae.cfg.d_sae, T)
+    store = SparseStore(sae.cfg.d_sae, T)
     for i in range(0, needed.shape[0], cfg.batch_size):
         cids = needed[i: i + cfg.batch_size]
         acts = sparse_encode(sae, _encode_batch(lm, sae, contexts[cids], lock))

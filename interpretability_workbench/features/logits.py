@@ -87,12 +87,13 @@ def logit_effects(model: nn.Module, sae: SparseAutoencoder, n: int = 10, chunk: 
         eff = (d * g) @ w_u_t  # [chunk d_vocab]
         pv, pi = eff.topk(n, dim=1)
         nv, ni = eff.topk(n, dim=1, largest=False)
-        lo_v = eff.amin(dim=1)
-        hi_v = eff.amax(dim=1)
-        width = (hi_v - lo_v).clamp_min(1e-12)
-        b = ((eff - lo_v[:, None]) / width[:, None] * N_LOGIT_BINS).long().clamp_(0, N_LOGIT_BINS - 1)
-        counts = torch.zeros(eff.shape[0], N_LOGIT_BINS, dtype=torch.int64).scatter_add_(
-            1, b, torch.ones_like(b))
+        lo_v, hi_v = torch.aminmax(eff, dim=1)
+        # equal-width bins per row: one int32 bincount over (row, bin) ids, in place to spare memory
+        c = eff.shape[0]
+        b = eff.sub_(lo_v[:, None]).mul_((N_LOGIT_BINS / (hi_v - lo_v).clamp_min(1e-12))[:, None])
+        b = b.to(torch.int32).clamp_(0, N_LOGIT_BINS - 1)
+        b += (torch.arange(c, dtype=torch.int32) * N_LOGIT_BINS)[:, None]
+        counts = torch.bincount(b.view(-1), minlength=c * N_LOGIT_BINS).view(c, N_LOGIT_BINS)
         for lst, t in zip(outs, (pi, pv, ni, nv, lo_v, hi_v, counts)):
             lst.append(t)
     return LogitEffects(*(torch.cat(x) for x in outs))
