@@ -44,9 +44,12 @@ def list_features(
     return FeaturePage(**state.features.list_features(sae_id, offset=offset, limit=limit, sort=sort, q=q))
 
 
+_NDJSON = {"content": {"application/x-ndjson": {"schema": {"$ref": "#/components/schemas/FeatureExportRow"}}},
+           "description": "JSON lines: one FeatureExportRow a line, by feature index."}
+
+
 @router.get("/{sae_id}/features/export", response_model=FeatureExportRow, response_class=StreamingResponse,
-            responses={**ERRORS, 200: {"content": {"application/x-ndjson": {}},
-                                       "description": "JSON lines: one FeatureExportRow a line, by index."}},
+            responses={**ERRORS, 200: _NDJSON},
             summary="Export every analysed feature as JSON lines (close to Neuronpedia's feature rows)")
 def export_features(state: StateDep, sae_id: str = SaeId) -> StreamingResponse:
     lines = state.features.export(sae_id)
