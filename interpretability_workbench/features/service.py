@@ -230,6 +230,14 @@ class FeatureService:
                                seconds=summary["seconds"])
         return summary
 
+    def forget(self, sae_id: str) -> None:
+        """Drop an SAE's analysis and feature rows (for when the SAE is deleted); 409 while one runs."""
+        with self._lock:
+            if sae_id in self._jobs:
+                raise Conflict(f"an analysis of SAE {sae_id} is running; wait for it to finish")
+        self.db.delete("features", sae_id=sae_id)
+        self.db.delete("analyses", sae_id=sae_id)
+
     def shutdown(self, timeout: float = 10.0) -> None:
         """Cancel running analyses and wait for their threads (called at server exit)."""
         with self._lock:

@@ -124,30 +124,37 @@ def test_clamp_holds_the_feature(state):
     assert "clamp" in ex.note and "no PEFT form" in ex.note
 
 
-@pytest.mark.parametrize("mode,strength", [("ablate", 1.0), ("scale", 3.0), ("steer", 6.0)])
-def test_peft_export_reproduces_patched_logits(state, tiny_llama_dir, tmp_path, mode, strength):
+def test_peft_export_reproduces_patched_logits(state, tiny_llama_dir, tmp_path):
+    """ablate, scale and steer exported as PEFT adapters give the workbench's patched logits (fp32, 1e-4)."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     sid, _ = make_sae(state, layer=1)
-    feats = [2] if mode == "steer" else [2, 9, 11]
-    p = state.patches.create(sae_id=sid, features=feats, mode=mode, strength=strength)
-    ex = export_patch(state, p.id, "peft")
-    with zipfile.ZipFile(io.BytesIO(ex.data)) as zf:
-        zf.extractall(tmp_path)
-    folder = tmp_path / p.id
     base = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir), dtype=torch.float32).eval()
-    peft_model = PeftModel.from_pretrained(base, str(folder)).eval()
-    for text in PROMPTS:
-        orig, ours, _, _ = _logits(state, text, [p.id])
-        with torch.no_grad():
-            theirs = peft_model(input_ids=encode_prompt(state.lm, text)).logits[0, -1]
-        assert (ours - theirs).abs().max() <= 1e-4, mode
-        assert (ours - orig).abs().max() > 1e-3
-    # the exported adapter imports back as a patch with the same effect
+    peft_model = None
+    exports = {}
+    for mode, strength, feats in (("ablate", 1.0, [2, 9, 11]), ("scale", 3.0, [2, 9, 11]), ("steer", 6.0, [2])):
+        p = state.patches.create(sae_id=sid, features=feats, mode=mode, strength=strength, enabled=False)
+        ex = exports[mode] = (p.id, export_patch(state, p.id, "peft"))
+        with zipfile.ZipFile(io.BytesIO(ex[1].data)) as zf:
+            zf.extractall(tmp_path)
+        folder = str(tmp_path / p.id)
+        if peft_model is None:
+            peft_model = PeftModel.from_pretrained(base, folder, adapter_name=mode).eval()
+        else:
+            peft_model.load_adapter(folder, adapter_name=mode)
+        peft_model.set_adapter(mode)
+        for text in PROMPTS:
+            orig, ours, _, _ = _logits(state, text, [p.id])
+            with torch.no_grad():
+                theirs = peft_model(input_ids=encode_prompt(state.lm, text)).logits[0, -1]
+            assert (ours - theirs).abs().max() <= 1e-4, mode
+            assert (ours - orig).abs().max() > 1e-3, mode
+    # an exported adapter imports back as a patch with the same effect
+    pid, ex = exports["steer"]
     imported = import_patch(state, ex.data)
     assert imported.mode == "adapter"
-    ours = _logits(state, PROMPTS[0], [p.id])[1]
+    ours = _logits(state, PROMPTS[0], [pid])[1]
     again = _logits(state, PROMPTS[0], [imported.id])[1]
     assert (ours - again).abs().max() <= 1e-4
 
