@@ -1,0 +1,95 @@
+"""``microscope train``: train SAE(s) on the loaded model, printing progress lines and final metrics."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from ..events import TRAINING_PROGRESS
+from ..model.hook_names import hook_name
+from ..training.config import TrainingConfig
+from .common import add_model_args, make_state
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train sparse autoencoder(s) on a model's activations")
+    add_model_args(p)
+    p.add_argument("--layer", type=int, default=None, help="block index (or --layers)")
+    p.add_argument("--layers", default=None, help="comma-separated block indices: one SAE each, one forward per batch")
+    p.add_argument("--hook", default="resid_post", help="resid_pre, resid_post, mlp_out or attn_out")
+    p.add_argument("--tokens", type=int, default=200_000, help="training tokens (default 200000)")
+    p.add_argument("--architecture", default="topk", choices=["topk", "standard", "batchtopk"])
+    p.add_argument("--d-sae", type=int, default=4608, help="latents per SAE")
+    p.add_argument("--k", type=int, default=32, help="active latents per token (topk/batchtopk)")
+    p.add_argument("--l1-coefficient", type=float, default=5.0, help="L1 weight (standard)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 2e-4/sqrt(d_sae/2^14))")
+    p.add_argument("--batch-size", type=int, default=4096, help="activations per step")
+    p.add_argument("--context-size", type=int, default=128, help="tokens per context")
+    p.add_argument("--corpus", default="default", help="corpus id (default: built-in)")
+    p.add_argument("--trace", default=None, help="train from a recorded trace folder (microscope trace)")
+    p.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints")
+    p.add_argument("--no-normalize", action="store_true", help="do not scale inputs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-tokens", type=int, default=16_384, help="held-out tokens for final metrics")
+    p.add_argument("--ce-contexts", type=int, default=8, help="held-out contexts for CE-loss recovered (0 skips)")
+    p.add_argument("--devices", default="1", help="Lightning devices")
+    p.add_argument("--strategy", default="auto", help="Lightning strategy (auto, ddp, ...)")
+    p.add_argument("--precision", default="32-true", help="Lightning precision")
+    p.add_argument("--lr-finder", action="store_true", help="run Lightning's LR finder first")
+    p.add_argument("--resume", default=None, metavar="RUN_ID", help="resume an interrupted/cancelled run instead")
+    p.set_defaults(func=run)
+
+
+def _print_progress(ev) -> None:
+    if ev.type != TRAINING_PROGRESS:
+        return
+    d = ev.data
+    fmt = lambda v, f: format(v, f) if isinstance(v, (int, float)) else "-"  # noqa: E731
+    print(f"[{d.get('phase')}] step {d['step']} tokens {d['tokens']}/{d['total_tokens']} "
+          f"fvu {fmt(d.get('fvu'), '.4f')} l0 {fmt(d.get('l0'), '.1f')} dead {fmt(d.get('dead_fraction'), '.3f')} "
+          f"{fmt(d.get('tokens_per_s'), '.0f')} tok/s eta {fmt(d.get('eta_s'), '.0f')}s", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    state = make_state(args)
+    try:
+        if args.resume:
+            run_id = state.training.resume(args.resume)
+        else:
+            if args.layers:
+                hooks = [hook_name(int(x), args.hook) for x in args.layers.split(",") if x.strip()]
+            elif args.layer is not None:
+                hooks = [hook_name(args.layer, args.hook)]
+            else:
+                print("error: give --layer or --layers", file=sys.stderr)
+                return 2
+            devices = int(args.devices) if args.devices.isdigit() else args.devices
+            cfg = TrainingConfig(
+                hook_names=hooks, architecture=args.architecture, d_sae=args.d_sae, k=args.k,
+                l1_coefficient=args.l1_coefficient, lr=args.lr, total_tokens=args.tokens, batch_size=args.batch_size,
+                context_size=args.context_size, corpus=args.corpus, trace_dir=args.trace,
+                checkpoint_every=args.checkpoint_every, normalize=not args.no_normalize, seed=args.seed,
+                eval_tokens=args.eval_tokens, ce_eval_contexts=args.ce_contexts, devices=devices,
+                strategy=args.strategy, precision=args.precision, lr_finder=args.lr_finder, analyze=False)
+            run_id = state.training.start(cfg)
+        print(f"run {run_id}", flush=True)
+        last = [0.0]
+
+        def throttled(ev) -> None:
+            if time.time() - last[0] >= 2.0:
+                last[0] = time.time()
+                _print_progress(ev)
+        state.bus.add_callback(throttled)
+        row = state.training.wait(run_id)
+        if row["status"] != "done":
+            print(f"run {run_id} {row['status']}: {row.get('error') or ''}", file=sys.stderr)
+            return 1
+        for p in row["metrics_json"]["per_hook"]:
+            print(f"{p['hook_name']}: sae {p['sae_id']}  held-out FVU {p['held_out_fvu']:.4f}  "
+                  f"explained variance {p['explained_variance']:.4f}  L0 {p['l0']:.1f}  "
+                  f"dead fraction {p['dead_fraction']:.4f}  CE-loss recovered {p.get('ce_loss_recovered', float('nan')):.4f}  "
+                  f"KL {p.get('kl_with_sae', float('nan')):.4f}  peak memory {p['peak_memory_bytes'] / 2**20:.0f} MiB")
+        return 0
+    finally:
+        state.shutdown()
+        state.close()
