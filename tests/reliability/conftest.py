@@ -93,3 +93,23 @@ def live_server(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         t.join(timeout=15)
+
+
+TINY_TRAINING = {
+    "hook_name": "blocks.1.hook_resid_post", "hook_names": ["blocks.1.hook_resid_post"], "architecture": "topk", "d_sae": 128, "k": 8,
+    "total_tokens": 2048, "batch_size": 256, "context_size": 32, "model_batch_size": 8,
+    "buffer_tokens": 2048, "eval_tokens": 256, "ce_eval_contexts": 1, "checkpoint_every": 2,
+    "analyze": False, "normalize": True,
+}
+
+
+def training_body(app: Any, **overrides: Any) -> dict[str, Any]:
+    """A small training request for the tiny model, keeping only the fields POST /api/training declares."""
+    spec = app.openapi()
+    op = spec["paths"]["/api/training"]["post"]
+    schema = op["requestBody"]["content"]["application/json"]["schema"]
+    while "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    props = set(schema.get("properties", {}))
+    body = {**TINY_TRAINING, **overrides}
+    return {k: v for k, v in body.items() if k in props}
