@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from ..errors import Invalid
 from ..model.hook_map import arch_for, residual_writers
+from ..model.hook_names import parse_hook_name
 from ..sae.model import SparseAutoencoder
 
 POST_NORM_FAMILIES = {"gemma2", "gemma3", "gemma3_text", "olmo2"}
@@ -138,22 +139,38 @@ def _projection_delta(model: nn.Module, path: str, Q: Tensor) -> ModuleDelta:
     return ModuleDelta(path, kind, A=(Q.T @ W).contiguous(), B=Q.clone(), bias=b)
 
 
+def _writers_for(model: nn.Module, hook: str) -> tuple[list[str], str | None]:
+    """(modules whose writes make up the hook's activation, the module a steer bias goes on)."""
+    hn = parse_hook_name(hook)
+    L, kind = hn.layer, hn.kind
+    attn_out, mlp_out = residual_writers(model, L)
+    if kind == "mlp_out":  # the hook is exactly the MLP out projection's output
+        return [mlp_out], mlp_out
+    if kind == "attn_out":
+        return [attn_out], attn_out
+    last = L if kind == "resid_post" else L - 1  # resid_pre L = what embeddings and blocks 0..L-1 wrote
+    paths = embedding_writers(model) + [p for lyr in range(last + 1) for p in residual_writers(model, lyr)]
+    return paths, (residual_writers(model, last)[-1] if last >= 0 else None)
+
+
 def feature_deltas(model: nn.Module, sae: SparseAutoencoder, features: list[int], mode: str) -> list[ModuleDelta]:
-    """Unit-strength deltas of an ablate / scale / steer patch (see the module docstring)."""
+    """Unit-strength deltas of an ablate / scale / steer patch (see the module docstring). For SAEs on
+    ``resid_pre`` L the writers are those of blocks 0..L-1; on ``mlp_out``/``attn_out`` L only that projection."""
     check_family(model)
-    layer = sae.cfg.layer
     dirs = decoder_directions(sae, features)  # [n d_model]
+    paths, steer_at = _writers_for(model, sae.cfg.hook_name)
     if mode == "steer":
-        path = residual_writers(model, layer)[-1]
-        module = base_of(model.get_submodule(path))
+        if steer_at is None:
+            raise Invalid("steering blocks.0.hook_resid_pre would need a bias on the embedding; use an SAE at "
+                          "another hook")
+        module = base_of(model.get_submodule(steer_at))
         module_kind(module)
         d_in = effective_weight(module).shape[1]
-        d_out = dirs.shape[1]
-        return [ModuleDelta(path, "linear", A=torch.zeros(1, d_in), B=torch.zeros(d_out, 1), bias=dirs.sum(0))]
+        return [ModuleDelta(steer_at, "linear", A=torch.zeros(1, d_in), B=torch.zeros(dirs.shape[1], 1),
+                            bias=dirs.sum(0))]
     if mode not in ("ablate", "scale"):
         raise Invalid(f"{mode} is not a weight-delta mode")
     Q = orthonormal_basis(dirs)  # [d_model r]
-    paths = embedding_writers(model) + [p for lyr in range(layer + 1) for p in residual_writers(model, lyr)]
     return [_projection_delta(model, p, Q) for p in paths]
 
 

@@ -11,10 +11,10 @@ PROMPTS = ["def read(path):\n    return open(path).read()", "The module provides
            "Return the number of items in the list"]
 
 
-def make_sae(state, *, layer: int = 1, d_sae: int = 32, seed: int = 0, arch: str = "standard") -> tuple[str, SparseAutoencoder]:
+def make_sae(state, *, layer: int = 1, d_sae: int = 32, seed: int = 0, arch: str = "standard", kind: str = "resid_post") -> tuple[str, SparseAutoencoder]:
     lm = state.require_model()
     cfg = SAEConfig(d_in=lm.d_model, d_sae=d_sae, architecture=arch, k=8 if arch == "topk" else None,
-                    hook_name=f"blocks.{layer}.hook_resid_post", model_id=lm.model_id)
+                    hook_name=f"blocks.{layer}.hook_{kind}", model_id=lm.model_id)
     sae = SparseAutoencoder(cfg)
     sae.reset_parameters(seed=seed)  # unit decoder rows, W_enc = W_decᵀ, zero biases
     sae_id = state.saes.register(sae, source="imported")

@@ -181,3 +181,45 @@ def test_import_refuses_escaping_members(state):
         zf.writestr("x/adapter_model.bin", b"pickle")
     with pytest.raises(Invalid, match="not allowed"):
         import_patch(state, buf.getvalue())
+
+
+@pytest.mark.parametrize("family", ["gpt2", "neox"])
+def test_other_families_live_path_and_ablation(tmp_path, tiny_model_dirs, family):
+    """GPT-2 (Conv1D writers, learned positions, biases) and NeoX (parallel residual)."""
+    from interpretability_workbench.settings import Settings
+    from interpretability_workbench.state import WorkbenchState
+
+    st = WorkbenchState(Settings(home=tmp_path / "h", model=str(tiny_model_dirs[family]), device="cpu", dtype="float32"))
+    try:
+        st.load_model(st.settings.model)
+        sid, sae = make_sae(st, layer=1)
+        a = st.patches.create(sae_id=sid, features=[3, 4], mode="ablate")
+        s = st.patches.create(sae_id=sid, features=[5], mode="steer", strength=4.0)
+        for ids in ([a.id], [s.id]):
+            _, skip, _, _ = _logits(st, PROMPTS[0], ids)
+            assert torch.allclose(skip, _full_patched(st, PROMPTS[0], ids), atol=1e-5)
+        hook = "blocks.1.hook_resid_post"
+        x = run_with_cache(st.lm.model, encode_prompt(st.lm, PROMPTS[0]), [hook]).cache[hook][0]
+        with st.patches.using([a.id]):
+            x = run_with_cache(st.lm.model, encode_prompt(st.lm, PROMPTS[0]), [hook]).cache[hook][0]
+        assert float((x @ sae.W_dec[[3, 4]].T).abs().max()) < 1e-4  # exactly projected out
+        if family == "gpt2":
+            with pytest.raises(Invalid, match="native"):
+                export_patch(st, a.id, "peft")  # biases + embeddings: PEFT cannot hold both
+        export_patch(st, s.id, "peft")
+    finally:
+        st.close()
+
+
+@pytest.mark.parametrize("layer,kind", [(2, "resid_pre"), (1, "mlp_out"), (1, "attn_out")])
+def test_ablate_at_other_hooks_is_exact(state, layer, kind):
+    sid, sae = make_sae(state, layer=layer, kind=kind)
+    p = state.patches.create(sae_id=sid, features=[0, 1], mode="ablate")
+    hook = f"blocks.{layer}.hook_{kind}"
+    ids = encode_prompt(state.lm, PROMPTS[1])
+    with state.patches.using([p.id]):
+        x = run_with_cache(state.lm.model, ids, [hook]).cache[hook][0]
+    with state.patches.using([]):
+        x0 = run_with_cache(state.lm.model, ids, [hook]).cache[hook][0]
+    assert float((x @ sae.W_dec[[0, 1]].T).abs().max()) < 1e-4
+    assert float((x0 @ sae.W_dec[[0, 1]].T).abs().max()) > 1e-3
