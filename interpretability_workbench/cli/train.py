@@ -45,7 +45,7 @@ def _print_progress(ev) -> None:
         return
     d = ev.data
     fmt = lambda v, f: format(v, f) if isinstance(v, (int, float)) else "-"  # noqa: E731
-    print(f"[{d.get('phase')}] step {d['step']} tokens {d['tokens']}/{d['total_tokens']} "
+    print(f"[{d.get('phase')}] read {d.get('tokens_read', 0)} step {d['step']} tokens {d['tokens']}/{d['total_tokens']} "
           f"fvu {fmt(d.get('fvu'), '.4f')} l0 {fmt(d.get('l0'), '.1f')} dead {fmt(d.get('dead_fraction'), '.3f')} "
           f"{fmt(d.get('tokens_per_s'), '.0f')} tok/s eta {fmt(d.get('eta_s'), '.0f')}s", file=sys.stderr, flush=True)
 
