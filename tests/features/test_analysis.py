@@ -126,3 +126,19 @@ def test_decoder_neighbours_are_cosine_nearest(state, make_sae):
     cos = (w @ w.T)[2]
     cos[2] = -2
     assert [n["index"] for n in d["neighbours"]] == cos.topk(len(d["neighbours"])).indices.tolist()
+
+
+def test_windows_identical_when_the_sparse_cache_overflows(state, make_sae):
+    from interpretability_workbench.features.analysis import AnalysisConfig, run_analysis
+
+    lm = state.lm
+    _, sae = make_sae(architecture="standard", d_sae=32, seed=2)
+    contexts = state.features.analysis_contexts(lm, sae, n_tokens=630)
+    vocab = state.features.vocab(lm)
+    kept = run_analysis(lm, sae, contexts, vocab, AnalysisConfig())
+    spilled = run_analysis(lm, sae, contexts, vocab, AnalysisConfig(cache_bytes=1))  # re-forwards the examples
+    for a, b in zip(kept.rows, spilled.rows):
+        ta, tb = a["data_json"]["top_contexts"], b["data_json"]["top_contexts"]
+        assert [t["context"] for t in ta] == [t["context"] for t in tb]
+        for x, y in zip(ta, tb):
+            torch.testing.assert_close(torch.tensor(x["activations"]), torch.tensor(y["activations"]), atol=1e-4, rtol=0)
