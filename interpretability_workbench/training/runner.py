@@ -99,12 +99,13 @@ def new_saes(cfg: TrainingConfig, lm: LoadedModel, sample: dict[str, Tensor]) ->
     return saes
 
 
-def _trainer(cfg: TrainingConfig, max_steps: int, callbacks: list[pl.Callback]) -> pl.Trainer:
+def _trainer(cfg: TrainingConfig, max_steps: int, callbacks: list[pl.Callback], root: Path) -> pl.Trainer:
     return pl.Trainer(
         max_steps=max_steps, max_epochs=-1, accelerator=cfg.accelerator, devices=cfg.devices,
         strategy=cfg.strategy, num_nodes=cfg.num_nodes, precision=cfg.precision, logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         num_sanity_val_steps=0, limit_val_batches=0, use_distributed_sampler=False, callbacks=callbacks,
+        default_root_dir=str(root),
     )
 
 
@@ -156,10 +157,10 @@ def train_run(state: Any, run_id: str, cfg: TrainingConfig, lm: LoadedModel, can
     try:
         if remaining_steps:
             if cfg.lr_finder and not step:
-                module.lr = suggest_lr(cfg, module, lm, contexts.train, lock)
+                module.lr = suggest_lr(cfg, module, lm, contexts.train, lock, run_dir)
             callbacks = [prog_cb, CheckpointCallback(cfg.checkpoint_every, save, lambda: prog_cb.tokens),
                          CancelCallback(cancel)]
-            trainer = _trainer(cfg, remaining_steps, callbacks)
+            trainer = _trainer(cfg, remaining_steps, callbacks, run_dir)
             trainer.fit(module, datamodule=ActivationDataModule(stream))
         if cancel.is_set():
             why = getattr(cancel, "reason", "cancelled")
@@ -214,13 +215,14 @@ def evaluate_saes(lm: LoadedModel, saes: list[SparseAutoencoder], cfg: TrainingC
 
 
 def suggest_lr(cfg: TrainingConfig, module: SAETrainingModule, lm: LoadedModel, train: Tensor,
-               lock: threading.RLock) -> float:
+               lock: threading.RLock, root: Path) -> float:
     """Lightning's LR finder over a short separate stream; returns the suggestion (or the default)."""
     from lightning.pytorch.tuner import Tuner
 
     n = min(50, cfg.total_steps)
     stream = ActivationStream(cfg, lm=lm, contexts=train, n_tokens=n * cfg.batch_size, lock=lock)
-    trainer = _trainer(cfg, n, [])
+    root.mkdir(parents=True, exist_ok=True)
+    trainer = _trainer(cfg, n, [], root)
     found = Tuner(trainer).lr_find(module, datamodule=ActivationDataModule(stream), num_training=n,
                                    min_lr=1e-5, max_lr=1e-1, update_attr=False)
     lr = found.suggestion() if found is not None else None
