@@ -105,8 +105,8 @@ class ProductionMiddleware:
                                 {"Retry-After": str(decision.retry_after_s)})
                 return
         # 4. bounded inference concurrency: reject at once when full
-        guarded = is_inference(method, path)
-        if guarded:
+        release: Callable[[], None] | None = None
+        if is_inference(method, path):
             if self.in_flight >= self.max_inference:
                 await send_json(send, 503, f"the server is computing {self.in_flight} inference requests "
                                            f"(IWB_MAX_CONCURRENT_INFERENCE={self.max_inference}); retry shortly",
@@ -114,15 +114,19 @@ class ProductionMiddleware:
                 return
             self.in_flight += 1
             self.metrics.in_flight.set(self.in_flight)
-        try:
-            await self._call_with_limits(scope, receive, send)
-        finally:
-            if guarded:
+
+            def release() -> None:  # when the work really ends (a timed-out thread keeps its permit)
                 self.in_flight -= 1
                 self.metrics.in_flight.set(self.in_flight)
+        await self._call_with_limits(scope, receive, send, release)
 
-    async def _call_with_limits(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Count the streamed body (413 once past the limit) and bound the time (504)."""
+    async def _call_with_limits(self, scope: Scope, receive: Receive, send: Send,
+                                on_done: Callable[[], None] | None) -> None:
+        """Count the streamed body (413 once past the limit) and bound the time (504).
+
+        The app runs as its own task: on timeout the 504 goes out at once, even while a sync route's
+        thread is still computing (threads cannot be interrupted); whatever the app sends later is dropped.
+        """
         seen = {"bytes": 0, "too_large": False, "started": False, "replaced": False}
         too_large_detail = (f"request body exceeds the limit of {self.max_body} bytes (IWB_MAX_BODY_BYTES); "
                             f"send a smaller file or raise the limit")
@@ -147,17 +151,36 @@ class ProductionMiddleware:
                 seen["started"] = True
             await send(msg)
 
+        task = asyncio.ensure_future(self.app(scope, limited_receive, guarded_send))
+        task.add_done_callback(_retrieve)
+        if on_done is not None:
+            task.add_done_callback(lambda _t: on_done())
         try:
-            await asyncio.wait_for(self.app(scope, limited_receive, guarded_send), self.timeout)
-        except _BodyTooLarge:
-            if not seen["started"]:
-                await send_json(send, 413, too_large_detail)
-        except (asyncio.TimeoutError, TimeoutError):
-            log.warning("request timed out after %.1fs: %s %s", self.timeout, scope["method"], scope["path"])
-            if not seen["started"]:
-                await send_json(send, 504, f"the request took longer than {self.timeout:g}s "
-                                           f"(IWB_REQUEST_TIMEOUT_S); make it smaller (shorter text, fewer "
-                                           f"tokens or features) or raise the timeout")
+            done, _ = await asyncio.wait({task}, timeout=self.timeout)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if task in done:
+            exc = None if task.cancelled() else task.exception()
+            if isinstance(exc, _BodyTooLarge):
+                if not seen["started"]:
+                    await send_json(send, 413, too_large_detail)
+            elif exc is not None:
+                raise exc
+            return
+        log.warning("request timed out after %.1fs: %s %s", self.timeout, scope["method"], scope["path"])
+        started, seen["replaced"] = seen["started"], True
+        task.cancel()
+        if not started:
+            await send_json(send, 504, f"the request took longer than {self.timeout:g}s "
+                                       f"(IWB_REQUEST_TIMEOUT_S); make it smaller (shorter text, fewer "
+                                       f"tokens or features) or raise the timeout")
+
+
+def _retrieve(task: asyncio.Future) -> None:
+    """Mark a background task's exception as seen (a timed-out request's late failure is not news)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _route_label(scope: Scope, path: str) -> str:

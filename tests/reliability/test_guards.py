@@ -65,5 +65,47 @@ def test_request_timeout_504(tmp_path) -> None:
         mw = ProductionMiddleware(_fake_app(release, started), s, Metrics())
         status, _, body = await _call(mw, "/api/provenance")
         assert status == 504 and "IWB_REQUEST_TIMEOUT_S" in body["detail"]
-        assert mw.in_flight == 0  # the permit came back
+        for _ in range(50):  # the cancelled coroutine hands its permit back on its way out
+            if mw.in_flight == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert mw.in_flight == 0
+    asyncio.run(main())
+
+
+def test_timeout_answers_while_a_sync_route_thread_still_runs(tmp_path) -> None:
+    """A plain `def` route runs in a thread that cannot be interrupted: the 504 must not wait for it, and
+    its inference permit is held until the thread really ends."""
+    import threading
+
+    import httpx
+    from fastapi import FastAPI
+
+    release = threading.Event()
+    finished = threading.Event()
+    inner = FastAPI()
+
+    @inner.post("/api/inference")
+    def slow() -> dict:
+        release.wait(30)
+        finished.set()
+        return {"ok": True}
+
+    s = Settings(home=tmp_path, request_timeout_s=0.3, max_concurrent_inference=1)
+    mw = ProductionMiddleware(inner, s, Metrics())
+
+    async def main() -> None:
+        transport = httpx.ASGITransport(app=mw)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            r = await c.post("/api/inference")
+            assert r.status_code == 504 and not release.is_set()  # answered while the thread still runs
+            assert mw.in_flight == 1  # the thread still holds the permit...
+            r2 = await c.post("/api/inference")
+            assert r2.status_code == 503  # ...so a second request is refused, not queued behind it
+            release.set()
+            for _ in range(200):
+                if mw.in_flight == 0:
+                    break
+                await asyncio.sleep(0.02)
+            assert finished.is_set() and mw.in_flight == 0
     asyncio.run(main())

@@ -2,6 +2,7 @@
 POST /api/training/{run_id}/resume completes it from its last checkpoint."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -39,6 +40,7 @@ def _start(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
                             env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_training_then_resume(tmp_path: Path, tiny_llama_dir: Path) -> None:
     probe = create_app(Settings(home=tmp_path / "probe", model="none"), load_model=False)
     if "POST" not in api_paths(probe).get("/api/training/{run_id}/resume", set()):
@@ -83,6 +85,10 @@ def test_sigkill_mid_training_then_resume(tmp_path: Path, tiny_llama_dir: Path) 
         assert done["sae_ids"], "the resumed run registered its SAE"
         sae = httpx.get(f"{base}/api/saes/{done['sae_ids'][0]}").json()
         assert sae["id"] == done["sae_ids"][0]
+        # the served process logs one JSON line a request, with its latency
+        lines = [json.loads(ln) for ln in log.read_text(errors="replace").splitlines() if ln.startswith("{")]
+        access = [ln for ln in lines if ln.get("msg") == "request" and ln.get("route") == "/api/training/{run_id}"]
+        assert access and {"method", "path", "status", "latency_ms"} <= set(access[-1])
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

@@ -137,3 +137,16 @@ def test_access_log_has_method_path_status_latency(make_client, caplog) -> None:
     from interpretability_workbench.server.middleware import JsonFormatter
     line = json.loads(JsonFormatter().format(rec))
     assert line["msg"] == "request" and line["status"] == 200 and "latency_ms" in line
+
+
+def test_cli_refuses_public_bind_without_key(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "IWB_API_KEY"}
+    env.update(IWB_HOME=str(tmp_path), IWB_MODEL="none")
+    p = subprocess.run([sys.executable, "-m", "interpretability_workbench", "ui", "--host", "0.0.0.0"],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2
+    assert "IWB_API_KEY" in p.stdout + p.stderr
