@@ -6,8 +6,8 @@ Everything here is applied by ``middleware.install_production`` so that routers 
 - API key: ``X-API-Key: <key>`` or ``Authorization: Bearer <key>`` on every ``/api`` route except
   ``/api/health``; the WebSocket takes ``?token=<key>`` or the ``iwb_token`` cookie (or the same headers).
   A key is required whenever the server binds a non-loopback address or ``IWB_API_KEY`` is set.
-- Rate limits: ``IWB_RATE_LIMIT`` (slowapi syntax, e.g. ``600/minute``) per client on the write methods
-  of the paths in ``EXPENSIVE_PATHS``; 429 with ``Retry-After``.
+- Rate limits: ``IWB_RATE_LIMIT`` (slowapi syntax, e.g. ``600/minute``) per client and route group on
+  the requests in ``EXPENSIVE_PATHS``; 429 with ``Retry-After``.
 """
 from __future__ import annotations
 
@@ -29,25 +29,29 @@ log = logging.getLogger(__name__)
 # Paths open without a key (liveness probes, container healthchecks).
 PUBLIC_PATHS = frozenset({"/api/health"})
 
-# Write requests on these paths start heavy torch work: rate limited (429) per client.
-EXPENSIVE_PATHS: tuple[re.Pattern[str], ...] = tuple(re.compile(p) for p in (
-    r"^/api/inference(/|$)",
-    r"^/api/generate(/|$)",
-    r"^/api/training(/|$)",
-    r"^/api/provenance(/|$)",
-    r"^/api/contrast(/|$)",
-    r"^/api/model$",
-    r"^/api/saes/[^/]+/(activations|contrast|analysis|analyze)(/|$)",
+WRITE = frozenset({"POST", "PUT", "PATCH"})
+ANY = frozenset({"GET", "POST", "PUT", "PATCH"})
+
+# Requests that start heavy torch work: rate limited (429) per client. (methods, path pattern)
+EXPENSIVE_PATHS: tuple[tuple[frozenset[str], re.Pattern[str]], ...] = tuple((m, re.compile(p)) for m, p in (
+    (WRITE, r"^/api/inference(/|$)"),
+    (WRITE, r"^/api/generate(/|$)"),
+    (WRITE, r"^/api/training(/|$)"),
+    (ANY, r"^/api/provenance(/|$)"),  # the graph is computed on GET
+    (WRITE, r"^/api/contrast(/|$)"),
+    (WRITE, r"^/api/model$"),
+    (WRITE, r"^/api/saes/[^/]+/(activations|contrast|analysis|analyze)(/|$)"),
+    (WRITE, r"^/api/patches/[^/]+/evaluate$"),
 ))
 # Of those, the ones computed inside the request (not queued as a job): bounded concurrency (503).
-INFERENCE_PATHS: tuple[re.Pattern[str], ...] = tuple(re.compile(p) for p in (
-    r"^/api/inference(/|$)",
-    r"^/api/generate(/|$)",
-    r"^/api/provenance(/|$)",
-    r"^/api/contrast(/|$)",
-    r"^/api/saes/[^/]+/(activations|contrast)(/|$)",
+INFERENCE_PATHS: tuple[tuple[frozenset[str], re.Pattern[str]], ...] = tuple((m, re.compile(p)) for m, p in (
+    (WRITE, r"^/api/inference(/|$)"),
+    (WRITE, r"^/api/generate(/|$)"),
+    (ANY, r"^/api/provenance(/|$)"),
+    (WRITE, r"^/api/contrast(/|$)"),
+    (WRITE, r"^/api/saes/[^/]+/(activations|contrast)(/|$)"),
+    (WRITE, r"^/api/patches/[^/]+/evaluate$"),
 ))
-LIMITED_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class BindError(SystemExit):
@@ -85,11 +89,11 @@ def check_cors(settings: Settings) -> list[str]:
 
 
 def is_expensive(method: str, path: str) -> bool:
-    return method in LIMITED_METHODS and any(p.search(path) for p in EXPENSIVE_PATHS)
+    return any(method in m and p.search(path) for m, p in EXPENSIVE_PATHS)
 
 
 def is_inference(method: str, path: str) -> bool:
-    return method in LIMITED_METHODS and any(p.search(path) for p in INFERENCE_PATHS)
+    return any(method in m and p.search(path) for m, p in INFERENCE_PATHS)
 
 
 def key_matches(provided: str | None, expected: str | None) -> bool:
