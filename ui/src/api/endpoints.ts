@@ -1,7 +1,15 @@
-import { request, requestRaw, unwrapList } from "./client";
+import { request, requestRaw, type Query } from "./client";
 import type * as T from "./types";
 
 const enc = encodeURIComponent;
+
+/** A file download: the body as a Blob and the server's file name (Content-Disposition). */
+async function download(method: string, path: string, fallback: string, query?: Query) {
+  const res = await requestRaw(method, path, { query });
+  const cd = res.headers.get("Content-Disposition") ?? "";
+  const m = /filename="?([^";]+)"?/.exec(cd);
+  return { blob: await res.blob(), filename: m?.[1] ?? fallback };
+}
 
 /** Every REST call the pages make, one function per endpoint. */
 export const api = {
@@ -10,7 +18,7 @@ export const api = {
   getModel: () => request<T.ModelInfo>("GET", "/api/model"),
   loadModel: (body: T.LoadModelRequest) => request<T.ModelInfo>("POST", "/api/model", { body }),
 
-  listCorpora: async () => unwrapList(await request<T.Corpus[] | T.Page<T.Corpus>>("GET", "/api/corpora")),
+  listCorpora: () => request<T.Corpus[]>("GET", "/api/corpora"),
   uploadCorpus: (file: File) => {
     const form = new FormData();
     form.append("file", file, file.name);
@@ -18,15 +26,24 @@ export const api = {
   },
 
   startTraining: (body: T.TrainingRequest) => request<T.StartTrainingResponse>("POST", "/api/training", { body }),
-  listRuns: async () => unwrapList(await request<T.TrainingRun[] | T.Page<T.TrainingRun>>("GET", "/api/training")),
+  listRuns: () => request<T.TrainingRun[]>("GET", "/api/training"),
   getRun: (runId: string) => request<T.TrainingRunDetail>("GET", `/api/training/${enc(runId)}`),
   cancelRun: (runId: string) => request<T.TrainingRun>("POST", `/api/training/${enc(runId)}/cancel`),
   resumeRun: (runId: string) => request<T.TrainingRun>("POST", `/api/training/${enc(runId)}/resume`),
 
-  listSaes: async () => unwrapList(await request<T.SaeInfo[] | T.Page<T.SaeInfo>>("GET", "/api/saes")),
-  getSae: (saeId: string) => request<T.SaeInfo>("GET", `/api/saes/${enc(saeId)}`),
+  listSaes: () => request<T.SaeInfo[]>("GET", "/api/saes"),
+  getSae: (saeId: string) => request<T.SaeDetail>("GET", `/api/saes/${enc(saeId)}`),
+  exportSae: (saeId: string) => download("GET", `/api/saes/${enc(saeId)}/export`, `sae-${saeId}.zip`),
+  importSae: (file: File) => {
+    const form = new FormData();
+    form.append("file", file, file.name);
+    return request<T.SaeInfo>("POST", "/api/saes/import", { form });
+  },
+  analysisStatus: (saeId: string) => request<T.AnalysisStatus>("GET", `/api/saes/${enc(saeId)}/analysis`),
+  startAnalysis: (saeId: string, body: T.AnalysisRequest | null) =>
+    request<T.AnalysisStatus>("POST", `/api/saes/${enc(saeId)}/analysis`, { body: body ?? {} }),
   listFeatures: (saeId: string, query: T.FeatureQuery, signal?: AbortSignal) =>
-    request<T.Page<T.FeatureSummary>>("GET", `/api/saes/${enc(saeId)}/features`, { query: { ...query }, signal }),
+    request<T.FeaturePage>("GET", `/api/saes/${enc(saeId)}/features`, { query: { ...query }, signal }),
   getFeature: (saeId: string, index: number) =>
     request<T.FeatureDetail>("GET", `/api/saes/${enc(saeId)}/features/${index}`),
   updateFeature: (saeId: string, index: number, body: T.FeatureUpdate) =>
@@ -35,17 +52,15 @@ export const api = {
     request<T.ActivationsResponse>("POST", `/api/saes/${enc(saeId)}/activations`, { body }),
   contrast: (saeId: string, body: T.ContrastRequest) =>
     request<T.ContrastResponse>("POST", `/api/saes/${enc(saeId)}/contrast`, { body }),
+  contrastPatch: (saeId: string, body: T.ContrastPatchRequest) =>
+    request<T.Patch>("POST", `/api/saes/${enc(saeId)}/contrast/patch`, { body }),
 
-  listPatches: async () => unwrapList(await request<T.Patch[] | T.Page<T.Patch>>("GET", "/api/patches")),
+  listPatches: () => request<T.Patch[]>("GET", "/api/patches"),
   createPatch: (body: T.PatchCreate) => request<T.Patch>("POST", "/api/patches", { body }),
   updatePatch: (id: string, body: T.PatchUpdate) => request<T.Patch>("PATCH", `/api/patches/${enc(id)}`, { body }),
   deletePatch: (id: string) => request<void>("DELETE", `/api/patches/${enc(id)}`),
-  exportPatch: async (id: string, format: "peft" | "native") => {
-    const res = await requestRaw("GET", `/api/patches/${enc(id)}/export`, { query: { format } });
-    const cd = res.headers.get("Content-Disposition") ?? "";
-    const m = /filename="?([^";]+)"?/.exec(cd);
-    return { blob: await res.blob(), filename: m?.[1] ?? `patch-${id}-${format}.zip` };
-  },
+  exportPatch: (id: string, format: "peft" | "native") =>
+    download("GET", `/api/patches/${enc(id)}/export`, `patch-${id}-${format}.zip`, { format }),
   importPatch: (file: File) => {
     const form = new FormData();
     form.append("file", file, file.name);

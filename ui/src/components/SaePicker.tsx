@@ -22,14 +22,14 @@ export function SaePicker({
         id={id}
         value={value ?? ""}
         disabled={saes.loading && !saes.data}
-        onChange={(e) => onChange(e.target.value, list.find((s) => s.sae_id === e.target.value))}
+        onChange={(e) => onChange(e.target.value, list.find((s) => s.id === e.target.value))}
       >
         <option value="" disabled>
           {saes.loading && !saes.data ? "Loading SAEs…" : list.length ? "Choose an SAE" : "No SAEs yet — train one"}
         </option>
         {list.map((s) => (
-          <option key={s.sae_id} value={s.sae_id}>
-            {s.hook_name} · {s.architecture} · {s.d_sae} ({s.sae_id})
+          <option key={s.id} value={s.id}>
+            {s.hook_name} · {s.architecture} · {s.d_sae} ({s.id})
           </option>
         ))}
       </select>

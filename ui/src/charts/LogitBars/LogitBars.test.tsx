@@ -28,7 +28,7 @@ describe("LogitBars", () => {
   it("updates when patched values change", () => {
     const { rerender } = render(<LogitBars original={original} patched={patched} />);
     const before = screen.getAllByTestId("bar-patched")[0].getAttribute("width");
-    rerender(<LogitBars original={original} patched={[{ ...patched[0], probability: 0.1 }]} />);
+    rerender(<LogitBars original={original} patched={[{ ...patched[0], prob: 0.1 }]} />);
     expect(screen.getAllByTestId("bar-patched")[0].getAttribute("width")).not.toBe(before);
   });
 
@@ -41,7 +41,7 @@ describe("LogitBars", () => {
 describe("SignedBars", () => {
   it("puts positive bars right of zero and negative left", () => {
     const { container } = render(
-      <SignedBars title="Logits" positive={[{ token: "a", value: 2 }]} negative={[{ token: "b", value: -1 }]} />,
+      <SignedBars title="Logits" positive={[{ token: "a", id: 1, value: 2 }]} negative={[{ token: "b", id: 2, value: -1 }]} />,
     );
     expect(screen.getAllByTestId("signed-row")).toHaveLength(2);
     expect(container.querySelector(".bar-pos")).toBeTruthy();

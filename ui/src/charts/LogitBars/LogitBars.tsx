@@ -12,11 +12,11 @@ export interface CompareRow {
 /** Union of both top-k lists in original order, then tokens only the patched list has. */
 export function compareRows(original: TokenProb[], patched: TokenProb[]): CompareRow[] {
   const byId = new Map<number, CompareRow>();
-  for (const t of original) byId.set(t.id, { token: t.token, original: t.probability, patched: null });
+  for (const t of original) byId.set(t.id, { token: t.token, original: t.prob, patched: null });
   for (const t of patched) {
     const row = byId.get(t.id);
-    if (row) row.patched = t.probability;
-    else byId.set(t.id, { token: t.token, original: null, patched: t.probability });
+    if (row) row.patched = t.prob;
+    else byId.set(t.id, { token: t.token, original: null, patched: t.prob });
   }
   return [...byId.values()];
 }

@@ -2,9 +2,9 @@ import type { ProvEdge, ProvNode } from "../../api/types";
 
 export const nodes: ProvNode[] = [
   { id: "L2/7", layer: 2, feature: 7, label: "target", kind: "target", activation: 3 },
-  { id: "L1/3", layer: 1, feature: 3, label: "a", activation: 2 },
-  { id: "L1/4", layer: 1, feature: 4, label: "b", activation: 1 },
-  { id: "L0/1", layer: 0, feature: 1, label: "c", activation: 1 },
+  { id: "L1/3", layer: 1, feature: 3, kind: "feature", label: "a", activation: 2 },
+  { id: "L1/4", layer: 1, feature: 4, kind: "feature", label: "b", activation: 1 },
+  { id: "L0/1", layer: 0, feature: 1, kind: "feature", label: null, activation: 1 },
   { id: "logit/ the", layer: 3, feature: 0, label: " the", kind: "logit" },
 ];
 export const edges: ProvEdge[] = [

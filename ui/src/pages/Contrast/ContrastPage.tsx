@@ -2,12 +2,22 @@ import { useState } from "react";
 import { useSearchParams } from "react-router";
 import { api } from "../../api/endpoints";
 import { useAction } from "../../api/useAsync";
-import type { ContrastRequest, ContrastResponse, Patch, PatchMode } from "../../api/types";
+import type { ContrastPosition, ContrastResponse, Patch, PatchMode } from "../../api/types";
 import { SaePicker } from "../../components/SaePicker";
 import { ErrorMessage } from "../../components/Status";
 import { MODES, DEFAULT_STRENGTH } from "../PatchConsole/PatchForm";
 import { ContrastResults } from "./ContrastResults";
 import { EffectCheck } from "./EffectCheck";
+
+/** A file's text (FileReader: works in every browser and in jsdom). */
+function readText(f: Blob): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const r = new FileReader();
+    r.onload = () => resolve(String(r.result ?? ""));
+    r.onerror = () => reject(r.error);
+    r.readAsText(f);
+  });
+}
 
 const lines = (s: string) => s.split("\n").map((l) => l.trim()).filter(Boolean);
 
@@ -19,7 +29,7 @@ function SetInput({ id, label, value, onChange }: { id: string; label: string; v
       <label htmlFor={`${id}-file`} className="small">…or load a .txt file</label>
       <input id={`${id}-file`} type="file" accept=".txt" onChange={async (e) => {
         const f = e.target.files?.[0];
-        if (f) onChange(await f.text());
+        if (f) onChange(await readText(f));
       }} />
     </div>
   );
@@ -30,11 +40,12 @@ export function ContrastPage() {
   const [saeId, setSaeId] = useState<string | null>(params.get("sae"));
   const [pos, setPos] = useState("");
   const [neg, setNeg] = useState("");
-  const [position, setPosition] = useState<ContrastRequest["position"]>("max");
+  const [position, setPosition] = useState<ContrastPosition>("max");
   const [topN, setTopN] = useState(20);
   const [res, setRes] = useState<ContrastResponse | null>(null);
   const [selected, setSelected] = useState<Set<number>>(new Set());
   const [mode, setMode] = useState<PatchMode>("ablate");
+  const [strength, setStrength] = useState(DEFAULT_STRENGTH.ablate);
   const [patch, setPatch] = useState<Patch | null>(null);
   const run = useAction();
   const create = useAction();
@@ -58,7 +69,7 @@ export function ContrastPage() {
         </div>
         <div className="row">
           <label htmlFor="c-position">Position</label>
-          <select id="c-position" value={position} onChange={(e) => setPosition(e.target.value as ContrastRequest["position"])}>
+          <select id="c-position" value={position} onChange={(e) => setPosition(e.target.value as ContrastPosition)}>
             <option value="max">max over tokens</option>
             <option value="last">last token</option>
             <option value="all">all tokens</option>
@@ -74,6 +85,10 @@ export function ContrastPage() {
       {res && saeId && (
         <section className="card" aria-labelledby="ranked-h">
           <h2 id="ranked-h">Separating features</h2>
+          <p className="muted small">
+            {res.n_positive} positive vs {res.n_negative} negative texts at {res.hook_name}; ranked by how well each
+            feature separates them. Tick features, pick a mode, then create one patch over all of them.
+          </p>
           <ContrastResults saeId={saeId} features={res.features} selected={selected} onToggle={(i, on) => {
             const s = new Set(selected);
             if (on) s.add(i); else s.delete(i);
@@ -81,13 +96,23 @@ export function ContrastPage() {
           }} />
           <div className="row">
             <label htmlFor="c-mode">Mode</label>
-            <select id="c-mode" value={mode} onChange={(e) => setMode(e.target.value as PatchMode)}>
+            <select id="c-mode" value={mode} onChange={(e) => {
+              const m = e.target.value as PatchMode;
+              setMode(m);
+              setStrength(DEFAULT_STRENGTH[m]);
+            }}>
               {MODES.map((m) => <option key={m} value={m}>{m}</option>)}
             </select>
+            <label htmlFor="c-strength">Strength</label>
+            <input id="c-strength" type="number" step="any" className="num" value={strength}
+              onChange={(e) => setStrength(Number(e.target.value))} />
+            <button type="button" onClick={() => setSelected(new Set(res.features.filter((f) => f.mean_diff > 0).map((f) => f.index)))}>
+              Select all with positive difference
+            </button>
             <button type="button" disabled={create.busy || selected.size === 0} onClick={async () => {
-              const p = await create.run(() => api.createPatch({
-                sae_id: saeId, features: [...selected], mode, strength: DEFAULT_STRENGTH[mode],
-                name: `contrast ${mode} ×${selected.size}`, enabled: true,
+              const features = res.features.map((f) => f.index).filter((i) => selected.has(i));
+              const p = await create.run(() => api.contrastPatch(saeId, {
+                features, mode, strength, name: `contrast ${mode} ×${features.length}`,
               }));
               if (p) setPatch(p);
             }}>{create.busy ? "Creating…" : `Create patch from selection (${selected.size})`}</button>
@@ -95,7 +120,7 @@ export function ContrastPage() {
           <ErrorMessage error={create.error} />
         </section>
       )}
-      {patch && <EffectCheck patch={patch} positive={lines(pos)} negative={lines(neg)} />}
+      {patch && <EffectCheck key={patch.id} patch={patch} positive={lines(pos)} negative={lines(neg)} />}
     </div>
   );
 }

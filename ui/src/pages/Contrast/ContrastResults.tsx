@@ -32,7 +32,7 @@ export function ContrastResults({ saeId, features, selected, onToggle }: {
                 onChange={(e) => onToggle(f.index, e.target.checked)} />
             </td>
             <td><Link to={`/features/${encodeURIComponent(saeId)}/${f.index}`}>{f.index}</Link></td>
-            <td>{f.label}</td>
+            <td>{f.label ?? <span className="muted">unlabelled</span>}</td>
             <td>
               <svg width={160} height={14} role="img" aria-label={`mean difference ${fmt(f.mean_diff)}`}>
                 <rect x={Math.min(x(0), x(f.mean_diff))} y={2} height={10} width={Math.abs(x(f.mean_diff) - x(0))}
@@ -41,7 +41,7 @@ export function ContrastResults({ saeId, features, selected, onToggle }: {
               </svg>{" "}
               {fmt(f.mean_diff)}
             </td>
-            <td>{fmt(f.effect_size)}</td>
+            <td title={`mean + ${fmt(f.mean_positive)} / mean − ${fmt(f.mean_negative)}`}>{fmt(f.effect_size)}</td>
             <td>{fmt(f.positive_rate, 2)} / {fmt(f.negative_rate, 2)}</td>
             <td className="mono small">{f.top_tokens.slice(0, 5).map((t) => JSON.stringify(t)).join(" ")}</td>
           </tr>

@@ -20,6 +20,7 @@ function BeforeAfter({ title, r }: { title: string; r: EvaluateResponse }) {
           </div>
         );
       })}
+      <p className="muted small">{r.mean_after < r.mean_before ? "drops" : "rises"} by {fmt(Math.abs(r.mean_before - r.mean_after))}</p>
       <details>
         <summary>Per text</summary>
         <ul className="small">
@@ -35,10 +36,14 @@ export function EffectCheck({ patch, positive, negative }: { patch: Patch; posit
   const [targets, setTargets] = useState("");
   const [res, setRes] = useState<{ pos: EvaluateResponse; neg: EvaluateResponse } | null>(null);
   const act = useAction();
-  const target_tokens = targets.split(",").map((t) => t.replace(/\\s/g, " ")).filter((t) => t.length > 0);
+  const target_tokens = targets.split(",").map((t) => t.trim().replace(/\\s/g, " ")).filter((t) => t.length > 0);
   return (
     <section className="card" aria-labelledby="effect-h">
       <h2 id="effect-h">Effect check of “{patch.name}”</h2>
+      <p className="muted small">
+        Patch <span className="mono">{patch.id}</span>: {patch.mode} of features {patch.features.join(", ")} at {patch.hook_name}
+        (strength {fmt(patch.strength)}). The probability of the target tokens as the next token, before and after.
+      </p>
       <div className="row">
         <label htmlFor="targets">Target tokens (comma-separated; \s for a leading space)</label>
         <input id="targets" value={targets} onChange={(e) => setTargets(e.target.value)} placeholder="\sYes, \sNo" />
@@ -54,6 +59,7 @@ export function EffectCheck({ patch, positive, negative }: { patch: Patch; posit
         }}>{act.busy ? "Evaluating…" : "Evaluate"}</button>
       </div>
       <ErrorMessage error={act.error} />
+      {res && [...new Set([...res.pos.notes, ...res.neg.notes])].map((n) => <p key={n} className="muted small">{n}</p>)}
       {res && (
         <div className="two-col">
           <BeforeAfter title="Positive" r={res.pos} />

@@ -6,11 +6,11 @@ import { stubFetch } from "../../test/fetchStub";
 import type { FeatureDetail } from "../../api/types";
 
 const detail: FeatureDetail = {
-  index: 7, label: "cat", notes: "", starred: false, density: 0.01, max_activation: 4, top_tokens: [" cat"],
-  top_contexts: [{ tokens: ["The", " cat", " sat"], activations: [0, 4, 1] }],
-  quantiles: [{ label: "0–50% of max", examples: [{ tokens: ["a", " cat"], activations: [0, 1] }] }],
+  index: 7, label: "cat", analysed: true, notes: "", starred: false, density: 0.01, max_activation: 4, top_tokens: [" cat"],
+  top_contexts: [{ tokens: ["The", " cat", " sat"], activations: [0, 4, 1], context: 0, start: 0, position: 1, max: 4 }],
+  quantiles: [{ label: "0–50% of max", examples: [{ tokens: ["a", " cat"], activations: [0, 1], context: 1, start: 0, position: 1, max: 1 }], lo: 0, hi: 2 }],
   histogram: { edges: [0, 1, 2], counts: [5, 2] },
-  top_positive_logits: [{ token: " meow", value: 1.5 }], top_negative_logits: [{ token: " dog", value: -0.5 }],
+  top_positive_logits: [{ token: " meow", id: 5, value: 1.5 }], top_negative_logits: [{ token: " dog", id: 6, value: -0.5 }],
   neighbours: [{ index: 9, label: "kitten", score: 0.8 }],
 };
 
@@ -18,7 +18,7 @@ afterEach(() => vi.unstubAllGlobals());
 
 describe("tokenWeights", () => {
   it("sums activations per firing token", () => {
-    expect(tokenWeights([{ tokens: ["a", "b", "a"], activations: [1, 0, 2] }])).toEqual([{ token: "a", weight: 3 }]);
+    expect(tokenWeights([{ tokens: ["a", "b", "a"], activations: [1, 0, 2], context: 0, start: 0, position: 2, max: 2 }])).toEqual([{ token: "a", weight: 3 }]);
   });
 });
 

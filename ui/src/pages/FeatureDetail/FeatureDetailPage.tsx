@@ -36,6 +36,7 @@ function Detail({ saeId, f, onSaved }: { saeId: string; f: FeatureDetail; onSave
     <>
       <h1>
         Feature {f.index} <span className="muted">— {f.label || "unlabelled"}</span>
+        {f.starred && <span aria-label="starred"> ★</span>}
       </h1>
       <p className="stats" data-testid="feature-stats">
         <span>density {fmt(f.density)}</span>
@@ -44,17 +45,23 @@ function Detail({ saeId, f, onSaved }: { saeId: string; f: FeatureDetail; onSave
         <Link to={`/patches?${q}&features=${f.index}`}>Patch this feature →</Link>
         <Link to={`/provenance?${q}&feature=${f.index}`}>Provenance →</Link>
       </p>
+      {!f.analysed && (
+        <p className="muted" data-testid="not-analysed">
+          This SAE has not been analysed yet: contexts, histograms and neighbours appear after the feature analysis
+          (start it on the <Link to={`/features/${encodeURIComponent(saeId)}`}>features page</Link>).
+        </p>
+      )}
       <FeatureEditor saeId={saeId} f={f} onSaved={onSaved} />
       <div className="two-col">
         <section className="card" aria-labelledby="ctx-h">
           <h2 id="ctx-h">Top contexts</h2>
-          <Contexts items={f.top_contexts} max={f.max_activation} highlight={highlight} />
+          <Contexts items={f.top_contexts} max={f.max_activation ?? 0} highlight={highlight} />
           <h2>Quantile examples</h2>
           {f.quantiles.length === 0 && <p className="muted">None.</p>}
           {f.quantiles.map((b) => (
             <details key={b.label}>
               <summary>{b.label} ({b.examples.length})</summary>
-              <Contexts items={b.examples} max={f.max_activation} highlight={highlight} />
+              <Contexts items={b.examples} max={f.max_activation ?? 0} highlight={highlight} />
             </details>
           ))}
         </section>
@@ -78,7 +85,7 @@ function Detail({ saeId, f, onSaved }: { saeId: string; f: FeatureDetail; onSave
           </section>
         </div>
       </div>
-      <TryText saeId={saeId} index={f.index} maxActivation={f.max_activation} />
+      <TryText saeId={saeId} index={f.index} maxActivation={f.max_activation ?? 0} />
     </>
   );
 }

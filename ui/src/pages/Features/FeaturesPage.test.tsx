@@ -10,7 +10,9 @@ const features: FeatureSummary[] = Array.from({ length: 1500 }, (_, i) => ({
 
 function setup() {
   const stub = stubFetch({
-    "GET /api/saes": () => [200, [{ sae_id: "s1", model_name: "m", hook_name: "blocks.0.hook_resid_post", layer: 0, d_in: 16, d_sae: 1500, architecture: "topk" }]],
+    "GET /api/saes": () => [200, [{ id: "s1", name: "s1", model_id: "m", hook_name: "blocks.0.hook_resid_post", layer: 0, d_in: 16, d_sae: 1500, architecture: "topk", created_at: 1, source: "trained" }]],
+    "GET /api/saes/s1/analysis": () => [200, { sae_id: "s1", status: "done", n_tokens: 1000 }],
+    "POST /api/saes/s1/analysis": () => [202, { sae_id: "s1", status: "running", progress: { phase: "starting", done: 0, total: 0 } }],
     "GET /api/saes/s1/features": (u) => {
       const off = Number(u.searchParams.get("offset"));
       const lim = Number(u.searchParams.get("limit"));
@@ -27,7 +29,7 @@ describe("FeaturesPage", () => {
   it("loads every page, renders only a window of rows", async () => {
     const { calls } = setup();
     await waitFor(() => expect(screen.getByTestId("feature-count")).toHaveTextContent("1,500 shown of 1,500"));
-    expect(calls.filter((c) => c.url.pathname.endsWith("/features")).map((c) => c.url.searchParams.get("offset"))).toEqual(["0", "1000"]);
+    expect(calls.filter((c) => c.url.pathname.endsWith("/features")).map((c) => c.url.searchParams.get("offset"))).toEqual(["0", "500", "1000"]);
     const rows = screen.getAllByTestId("feature-row");
     expect(rows.length).toBeGreaterThan(5);
     expect(rows.length).toBeLessThan(60);
@@ -46,6 +48,19 @@ describe("FeaturesPage", () => {
     expect(screen.getByLabelText(/Search/)).toHaveFocus();
     fireEvent.click(screen.getByLabelText("Starred only"));
     await waitFor(() => expect(screen.getAllByTestId("feature-row")).toHaveLength(1));
+  });
+
+  it("shows the analysis status, starts a re-run and follows its progress over the socket", async () => {
+    const { calls, ws } = setup();
+    act(() => ws().serverOpen());
+    expect(await screen.findByTestId("analysis-status")).toHaveTextContent("done");
+    fireEvent.click(screen.getByRole("button", { name: "Re-run analysis" }));
+    await waitFor(() => expect(calls.some((c) => c.method === "POST" && c.url.pathname.endsWith("/analysis"))).toBe(true));
+    act(() => ws().serverSend({ type: "analysis_progress", sae_id: "s1", phase: "activations", done: 30, total: 120 }));
+    expect(screen.getByRole("progressbar", { name: "Feature analysis progress" })).toHaveAttribute("aria-valuenow", "25");
+    const before = calls.filter((c) => c.url.pathname.endsWith("/features")).length;
+    act(() => ws().serverSend({ type: "analysis_done", sae_id: "s1", status: "done" }));
+    await waitFor(() => expect(calls.filter((c) => c.url.pathname.endsWith("/features")).length).toBeGreaterThan(before));
   });
 
   it("clicking a header sorts on the server", async () => {

@@ -1,9 +1,10 @@
 import { useEffect, useMemo, useRef, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router";
 import type { FeatureSort, FeatureSummary } from "../../api/types";
-import { useResync, useServerMessages } from "../../ws/context";
+import { useResync } from "../../ws/context";
 import { SaePicker } from "../../components/SaePicker";
-import { ErrorMessage, Loading, ProgressBar } from "../../components/Status";
+import { ErrorMessage, Loading } from "../../components/Status";
+import { AnalysisPanel } from "./AnalysisPanel";
 import { fmt } from "../../charts/useWidth";
 import { useFeatureList } from "./useFeatureList";
 import { VirtualTable, type Column } from "./VirtualTable";
@@ -28,7 +29,6 @@ export function FeaturesPage() {
   const [hideDead, setHideDead] = useState(false);
   const [selected, setSelected] = useState(0);
   const [tick, setTick] = useState(0);
-  const [analysis, setAnalysis] = useState<number | null>(null);
   const searchRef = useRef<HTMLInputElement>(null);
 
   useEffect(() => {
@@ -39,18 +39,15 @@ export function FeaturesPage() {
   const sort = `${desc ? "-" : ""}${sortKey}` as FeatureSort;
   const list = useFeatureList(saeId, sort, q, tick);
   useResync(() => setTick((t) => t + 1));
-  useServerMessages("analysis_progress", (m) => {
-    if (m.sae_id !== saeId) return;
-    const done = m.done || m.fraction >= 1;
-    setAnalysis(done ? null : m.fraction);
-    if (done) setTick((t) => t + 1);
-  });
 
   const rows = useMemo(() => {
     const lo = minDensity === "" ? -Infinity : Number(minDensity);
     const hi = maxDensity === "" ? Infinity : Number(maxDensity);
     return list.rows.filter(
-      (r) => r.density >= lo && r.density <= hi && (!starredOnly || r.starred) && (!hideDead || r.density > 0),
+      (r) => {
+        const d = r.density ?? 0;
+        return d >= lo && d <= hi && (!starredOnly || r.starred) && (!hideDead || d > 0);
+      },
     );
   }, [list.rows, minDensity, maxDensity, starredOnly, hideDead]);
 
@@ -106,16 +103,16 @@ export function FeaturesPage() {
     { key: "density", header: sortHeader("density", "Density"), width: "12%", ariaSort: ariaSort("density"), render: (r) => fmt(r.density) },
     { key: "max", header: sortHeader("max_activation", "Max act."), width: "12%", ariaSort: ariaSort("max_activation"),
       render: (r) => fmt(r.max_activation) },
-    { key: "tokens", header: "Top tokens", render: (r) => <span className="mono small">{r.top_tokens.slice(0, 6).map((t) => JSON.stringify(t)).join(" ")}</span> },
+    { key: "tokens", header: "Top tokens", render: (r) => <span className="mono small">{(r.top_tokens ?? []).slice(0, 6).map((t) => JSON.stringify(t)).join(" ")}</span> },
   ];
 
   return (
     <div className="page features-page">
       <h1>Features</h1>
       <SaePicker value={saeId} onChange={(id) => nav(`/features/${encodeURIComponent(id)}`)} />
-      {analysis != null && <ProgressBar value={analysis} label="Feature analysis progress" />}
       {saeId && (
         <>
+          <AnalysisPanel saeId={saeId} onDone={() => setTick((t) => t + 1)} />
           <div className="toolbar" role="search">
             <div className="field">
               <label htmlFor="f-search">Search (label or token) <kbd>/</kbd></label>

@@ -3,7 +3,8 @@ import { api } from "../../api/endpoints";
 import { errorMessage } from "../../api/errors";
 import type { FeatureSort, FeatureSummary } from "../../api/types";
 
-export const PAGE = 1000;
+/** the server caps a page at 500 */
+export const PAGE = 500;
 
 /**
  * All features of an SAE for one (sort, q), fetched page by page (GET .../features?offset&limit&sort&q);

@@ -4,7 +4,7 @@ import { renderPage } from "../../test/render";
 import { stubFetch } from "../../test/fetchStub";
 
 const info = {
-  name: "tiny-llama", architecture: "LlamaForCausalLM", n_layers: 2, d_model: 16, vocab_size: 100,
+  status: "ready" as const, name: "tiny-llama", architecture: "LlamaForCausalLM", n_layers: 2, d_model: 16, vocab_size: 100,
   device: "cpu", dtype: "float32", hook_points: ["blocks.0.hook_resid_post"], memory_bytes: 2048,
 };
 
@@ -13,8 +13,8 @@ afterEach(() => vi.unstubAllGlobals());
 describe("ModelPage", () => {
   it("shows 'no model', loads one, and shows its facts", async () => {
     const { calls } = stubFetch({
-      "GET /api/health": () => [200, { status: "ok" }],
-      "GET /api/model": () => [400, { detail: "No model loaded" }],
+      "GET /api/health": () => [200, { status: "ok", version: "0.1", model_status: "none", uptime_s: 1 }],
+      "GET /api/model": () => [200, { status: "none" }],
       "POST /api/model": () => [200, info],
     });
     renderPage(<ModelPage />);
@@ -28,8 +28,8 @@ describe("ModelPage", () => {
 
   it("shows the server's error as a readable message", async () => {
     stubFetch({
-      "GET /api/health": () => [200, { status: "ok" }],
-      "GET /api/model": () => [404, { detail: "none" }],
+      "GET /api/health": () => [200, { status: "ok", version: "0.1", model_status: "none", uptime_s: 1 }],
+      "GET /api/model": () => [200, { status: "none" }],
       "POST /api/model": () => [400, { detail: "Unknown model 'nope'" }],
     });
     renderPage(<ModelPage />);

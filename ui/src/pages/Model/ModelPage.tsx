@@ -1,44 +1,42 @@
 import { useState } from "react";
 import { api } from "../../api/endpoints";
 import { useAction, useAsync } from "../../api/useAsync";
-import { ApiError } from "../../api/errors";
 import type { ModelInfo } from "../../api/types";
-import { useResync } from "../../ws/context";
+import { useResync, useServerMessages } from "../../ws/context";
 import { ErrorMessage, Loading, formatBytes } from "../../components/Status";
 
-/** GET /api/model answers 4xx when nothing is loaded yet; that is a state, not an error. */
-async function loadCurrent(): Promise<ModelInfo | null> {
-  try {
-    return await api.getModel();
-  } catch (e) {
-    if (e instanceof ApiError && (e.status === 404 || e.status === 400 || e.status === 409)) return null;
-    throw e;
-  }
-}
-
+/** Load the default model, a hub id or a local path; show status, device, dtype and memory. */
 export function ModelPage() {
-  const model = useAsync(loadCurrent, []);
+  const model = useAsync(() => api.getModel(), []);
   const health = useAsync(() => api.health(), []);
   const load = useAction();
   const [name, setName] = useState("default");
   const [device, setDevice] = useState("");
   const [dtype, setDtype] = useState("");
+
   useResync(() => {
     model.reload();
     health.reload();
   });
+  // a load started elsewhere (another tab, the server's startup) finishes
+  useServerMessages("model_loaded", () => model.reload());
+  useServerMessages("hello", (m) => {
+    if (model.data && m.model_status !== model.data.status) model.reload();
+  });
 
   const submit = async (e: React.FormEvent) => {
     e.preventDefault();
+    model.setData(model.data ? { ...model.data, status: "loading", requested: name.trim() } : undefined);
     const info = await load.run(() => api.loadModel({ name: name.trim(), device: device || null, dtype: dtype || null }));
     if (info) model.setData(info);
+    else model.reload();
   };
 
   return (
     <section aria-labelledby="model-h">
       <h1 id="model-h">Model</h1>
       <p className="muted" data-testid="health">
-        Server: {health.error ? <span className="bad">{health.error}</span> : (health.data?.status ?? "…")}
+        Server: {health.error ? <span className="bad">{health.error}</span> : (health.data ? `${health.data.status} · v${health.data.version}` : "…")}
       </p>
       <form className="card form-grid" onSubmit={submit} aria-label="Load a model">
         <div className="field">
@@ -73,35 +71,45 @@ export function ModelPage() {
         </button>
         <ErrorMessage error={load.error} />
       </form>
-
-      <div className="card" data-testid="model-info">
+      <div className="card" data-testid="model-info" data-status={model.data?.status}>
         <h2>Loaded model</h2>
         {model.error ? (
           <ErrorMessage error={model.error} onRetry={model.reload} />
         ) : model.data === undefined ? (
           <Loading what="Loading model status" />
-        ) : model.data === null ? (
-          <p>No model loaded.</p>
         ) : (
-          <ModelTable m={model.data} />
+          <ModelState m={model.data} />
         )}
       </div>
     </section>
   );
 }
 
+function ModelState({ m }: { m: ModelInfo }) {
+  if (m.status === "none") return <p data-testid="model-status">No model loaded.</p>;
+  if (m.status === "loading") return <Loading what={`Loading ${m.requested ?? "model"}`} />;
+  if (m.status === "error") {
+    return <ErrorMessage error={`Loading ${m.requested ?? "the model"} failed: ${m.error ?? "unknown error"}`} />;
+  }
+  return <ModelTable m={m} />;
+}
+
 function ModelTable({ m }: { m: ModelInfo }) {
   const rows: [string, string][] = [
-    ["Name", m.name + (m.revision ? ` @ ${m.revision}` : "")],
-    ["Architecture", m.architecture],
-    ["Layers", String(m.n_layers)],
-    ["d_model", String(m.d_model)],
-    ["Vocabulary", String(m.vocab_size)],
-    ["Device", m.device],
-    ["Dtype", m.dtype],
+    ["Name", (m.name ?? "—") + (m.revision ? ` @ ${m.revision}` : "")],
+    ["Model id", m.model_id ?? "—"],
+    ["Architecture", `${m.architecture ?? "—"}${m.family ? ` (${m.family})` : ""}`],
+    ["Layers", String(m.n_layers ?? "—")],
+    ["d_model", String(m.d_model ?? "—")],
+    ["Vocabulary", String(m.vocab_size ?? "—")],
+    ["Parameters", m.n_params != null ? m.n_params.toLocaleString() : "—"],
+    ["Device", m.device ?? "—"],
+    ["Dtype", m.dtype ?? "—"],
     ["Memory", formatBytes(m.memory_bytes)],
+    ["Load time", m.load_seconds != null ? `${m.load_seconds.toFixed(1)} s` : "—"],
     ["Hook points", String(m.hook_points?.length ?? 0)],
   ];
+  const hooks = m.hook_points ?? [];
   return (
     <>
       <dl className="kv">
@@ -112,11 +120,11 @@ function ModelTable({ m }: { m: ModelInfo }) {
           </div>
         ))}
       </dl>
-      {m.hook_points?.length > 0 && (
+      {hooks.length > 0 && (
         <details>
           <summary>Hook points</summary>
           <ul className="mono small">
-            {m.hook_points.map((h) => (
+            {hooks.map((h) => (
               <li key={h}>{h}</li>
             ))}
           </ul>

@@ -1,9 +1,12 @@
 import type { InferenceResponse } from "../../api/types";
+
+/** What the bars show: a REST /api/inference answer or a WS `logits` message. */
+export type LogitsView = Pick<InferenceResponse, "original" | "patched" | "moved" | "kl">;
 import { LogitBars, showToken } from "../../charts/LogitBars/LogitBars";
 import { fmt } from "../../charts/useWidth";
 
 /** Original vs patched next-token distribution, KL and the tokens that moved most. */
-export function LiveLogits({ result, latencyMs }: { result: InferenceResponse; latencyMs?: number | null }) {
+export function LiveLogits({ result, latencyMs }: { result: LogitsView; latencyMs?: number | null }) {
   return (
     <div data-testid="live-logits">
       <p className="stats">

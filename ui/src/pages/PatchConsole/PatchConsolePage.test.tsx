@@ -5,8 +5,12 @@ import { renderPage } from "../../test/render";
 import { stubFetch } from "../../test/fetchStub";
 import type { Patch } from "../../api/types";
 
-const patch: Patch = { id: "p1", name: "steer 5", sae_id: "s1", features: [5], mode: "steer", strength: 4, enabled: true };
-const tok = (token: string, id: number, probability: number) => ({ token, id, probability, logit: Math.log(probability) });
+const patch: Patch = {
+  id: "p1", name: "steer 5", sae_id: "s1", features: [5], mode: "steer", strength: 4, enabled: true, applied: true,
+  created_at: 1, updated_at: 1, exportable_as_peft: true, hook_name: "blocks.1.hook_resid_post", model_id: "tiny", rank: 1,
+  target_modules: ["model.layers.1.mlp.down_proj"],
+};
+const tok = (token: string, id: number, prob: number) => ({ token, id, prob, logit: Math.log(prob) });
 
 afterEach(() => {
   vi.unstubAllGlobals();
@@ -42,7 +46,7 @@ describe("PatchConsolePage", () => {
 
     act(() =>
       ws().serverSend({
-        type: "logits", text: "The capital of France is", patch_ids: ["p1"], kl: 0.25,
+        type: "logits", seq: 1, text: "The capital of France is", patch_ids: ["p1"], kl: 0.25,
         original: [tok(" Paris", 1, 0.6)], patched: [tok(" Paris", 1, 0.2)],
         moved: [{ token: " Paris", id: 1, original_probability: 0.6, patched_probability: 0.2, delta: -0.4 }],
       }),
@@ -51,7 +55,7 @@ describe("PatchConsolePage", () => {
     expect(screen.getByTestId("bar-patched").getAttribute("data-value")).toBe("0.2");
 
     // a stale answer for another prompt is ignored
-    act(() => ws().serverSend({ type: "logits", text: "old", patch_ids: [], kl: 9, original: [], patched: [], moved: [] }));
+    act(() => ws().serverSend({ type: "logits", seq: 2, text: "old", patch_ids: [], kl: 9, original: [], patched: [], moved: [] }));
     expect(screen.getByTestId("kl")).toHaveTextContent("0.25");
   });
 

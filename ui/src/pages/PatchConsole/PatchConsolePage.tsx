@@ -2,12 +2,12 @@ import { useEffect, useMemo, useRef, useState } from "react";
 import { useSearchParams } from "react-router";
 import { api } from "../../api/endpoints";
 import { useAction, useAsync } from "../../api/useAsync";
-import type { InferenceResponse, Patch } from "../../api/types";
+import type { Patch } from "../../api/types";
 import { useConnectionStatus, useResync, useServerMessages, useSocket } from "../../ws/context";
 import { ErrorMessage, Loading } from "../../components/Status";
 import { PatchForm } from "./PatchForm";
 import { PatchList } from "./PatchList";
-import { LiveLogits } from "./LiveLogits";
+import { LiveLogits, type LogitsView } from "./LiveLogits";
 import { GenerateCompare } from "./GenerateCompare";
 
 export function PatchConsolePage() {
@@ -17,12 +17,13 @@ export function PatchConsolePage() {
   const patches = useAsync(() => api.listPatches(), []);
   const [text, setText] = useState("The capital of France is");
   const [topK, setTopK] = useState(10);
-  const [result, setResult] = useState<InferenceResponse | null>(null);
+  const [result, setResult] = useState<LogitsView | null>(null);
   const [latency, setLatency] = useState<number | null>(null);
   const infer = useAction();
   const list = patches.data ?? [];
   const enabledIds = useMemo(() => list.filter((p) => p.enabled).map((p) => p.id), [list]);
   const subscribed = useRef<{ ids: string; topK: number } | null>(null);
+  const lastSeq = useRef(0);
 
   // (re)subscribe when the patch set or top-k changes; a text-only edit is a set_prompt
   useEffect(() => {
@@ -39,12 +40,15 @@ export function PatchConsolePage() {
 
   useServerMessages("logits", (m) => {
     if (m.text !== text) return; // stale answer for an older prompt
+    if (m.seq <= lastSeq.current && m.seq !== 1) return; // out of order (seq restarts at 1 on a new socket)
+    lastSeq.current = m.seq;
     setResult({ original: m.original, patched: m.patched, moved: m.moved, kl: m.kl });
     setLatency(m.latency_ms ?? null);
   });
   useResync(() => {
     patches.reload();
     subscribed.current = null;
+    lastSeq.current = 0;
     if (text.trim()) socket.send({ type: "subscribe_logits", text, patch_ids: enabledIds, top_k: topK });
   });
 

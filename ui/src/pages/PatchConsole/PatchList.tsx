@@ -1,15 +1,16 @@
 import { useEffect, useRef, useState } from "react";
 import { api, downloadBlob } from "../../api/endpoints";
 import { useAction } from "../../api/useAsync";
-import type { Patch, PatchMode } from "../../api/types";
+import type { Patch } from "../../api/types";
 import { useSocket } from "../../ws/context";
 import { ErrorMessage } from "../../components/Status";
 
-export const RANGE: Record<PatchMode, [number, number, number]> = {
+export const RANGE: Record<Patch["mode"], [number, number, number]> = {
   ablate: [0, 1, 0.01],
   scale: [-2, 4, 0.05],
   steer: [-40, 40, 0.5],
   clamp: [0, 40, 0.5],
+  adapter: [0, 2, 0.05],
 };
 
 /** One patch: enable toggle, live strength slider (WS set_strength; persisted by PATCH when idle), export, delete. */
@@ -42,7 +43,11 @@ function PatchRow({ p, onChange, onDelete }: { p: Patch; onChange: (p: Patch) =>
           }} />
         <strong>{p.name}</strong>
       </label>
-      <span className="muted small">{p.mode} · features {p.features.join(", ")} · {p.sae_id}</span>
+      <span className="muted small">
+        {p.mode}{p.features.length ? ` · features ${p.features.join(", ")}` : ""} · {p.hook_name} · rank {p.rank}
+        {p.applied ? "" : " · not applied"}
+      </span>
+      {p.apply_error && <ErrorMessage error={`Not applied: ${p.apply_error}`} />}
       <div className="row">
         <label htmlFor={id}>Strength</label>
         <input id={id} type="range" min={Math.min(lo, strength)} max={Math.max(hi, strength)} step={step} value={strength}
@@ -54,7 +59,8 @@ function PatchRow({ p, onChange, onDelete }: { p: Patch; onChange: (p: Patch) =>
         <button type="button" onClick={() => act.run(async () => {
           const { blob, filename } = await api.exportPatch(p.id, "peft");
           downloadBlob(blob, filename);
-        })} disabled={p.mode === "clamp"} title={p.mode === "clamp" ? "clamp is not a weight delta: use native" : undefined}>
+        })} disabled={!p.exportable_as_peft}
+          title={p.exportable_as_peft ? undefined : "not an exact weight delta (clamp): export the native format"}>
           Export PEFT
         </button>
         <button type="button" onClick={() => act.run(async () => {

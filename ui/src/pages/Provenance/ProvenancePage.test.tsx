@@ -9,7 +9,7 @@ afterEach(() => vi.unstubAllGlobals());
 describe("ProvenancePage", () => {
   it("queries the graph, renders it with validation, prunes, and opens a node", async () => {
     const { calls } = stubFetch({
-      "GET /api/saes": () => [200, [{ sae_id: "s1", model_name: "m", hook_name: "blocks.2.hook_resid_post", layer: 2, d_in: 8, d_sae: 64, architecture: "topk" }]],
+      "GET /api/saes": () => [200, [{ id: "s1", name: "s1", model_id: "m", hook_name: "blocks.2.hook_resid_post", layer: 2, d_in: 8, d_sae: 64, architecture: "topk", created_at: 1, source: "trained" }]],
       "GET /api/provenance": () => [200, {
         nodes: nodes.map((n) => ({ ...n, sae_id: "s1" })), edges,
         validation: { edges: [{ source: "L1/3", target: "L2/7", predicted: 0.9, actual: 0.7 }], correlation: 0.93 },

@@ -1,5 +1,5 @@
 import type { TrainingRun } from "../../api/types";
-import { fmt } from "../../charts/useWidth";
+import { hooksLabel } from "./trainData";
 
 /** Table of past and current runs; choosing one shows it above. */
 export function RunHistory({ runs, selected, onSelect }: { runs: TrainingRun[]; selected: string | null; onSelect: (id: string) => void }) {
@@ -8,25 +8,24 @@ export function RunHistory({ runs, selected, onSelect }: { runs: TrainingRun[]; 
     <table className="table" aria-label="Training runs">
       <thead>
         <tr>
-          <th scope="col">Run</th><th scope="col">Status</th><th scope="col">Layer / hook</th><th scope="col">d_sae</th>
-          <th scope="col">FVU</th><th scope="col">L0</th><th scope="col">Dead</th><th scope="col">Started</th>
+          <th scope="col">Run</th><th scope="col">Status</th><th scope="col">Layers · hook</th><th scope="col">Architecture</th>
+          <th scope="col">Tokens</th><th scope="col">SAEs</th><th scope="col">Started</th>
         </tr>
       </thead>
       <tbody>
         {runs.map((r) => (
-          <tr key={r.run_id} className={r.run_id === selected ? "selected" : undefined} data-testid="run-row">
+          <tr key={r.id} className={r.id === selected ? "selected" : undefined} data-testid="run-row">
             <td>
-              <button type="button" className="link mono" onClick={() => onSelect(r.run_id)} aria-pressed={r.run_id === selected}>
-                {r.run_id}
+              <button type="button" className="link mono" onClick={() => onSelect(r.id)} aria-pressed={r.id === selected}>
+                {r.id}
               </button>
             </td>
             <td><span className={`badge badge-${r.status}`}>{r.status}</span></td>
-            <td>{r.config.layer} / {r.config.hook}</td>
-            <td>{r.config.d_sae}</td>
-            <td>{fmt(r.metrics?.fvu)}</td>
-            <td>{fmt(r.metrics?.l0)}</td>
-            <td>{fmt(r.metrics?.dead_fraction)}</td>
-            <td>{r.created_at ? new Date(r.created_at).toLocaleString() : "—"}</td>
+            <td>{hooksLabel(r.hook_names)}</td>
+            <td>{r.architecture}</td>
+            <td>{r.tokens_seen.toLocaleString()} / {r.total_tokens.toLocaleString()}</td>
+            <td>{r.sae_ids?.length ?? 0}</td>
+            <td>{new Date(r.created_at * 1000).toLocaleString()}</td>
           </tr>
         ))}
       </tbody>

@@ -1,12 +1,13 @@
 import { useMemo } from "react";
 import { Link } from "react-router";
-import type { MetricPoint, TrainingProgress, TrainingRun } from "../../api/types";
+import type { TrainingProgress, TrainingRun, TrainingRunDetail } from "../../api/types";
 import { LineChart, type Series } from "../../charts/LineChart/LineChart";
 import { fmt } from "../../charts/useWidth";
 import { ErrorMessage, ProgressBar, formatDuration } from "../../components/Status";
+import { hooksLabel, type ChartPoint } from "./trainData";
 
 const METRICS = [
-  ["loss", "Loss", true],
+  ["mse", "Loss (MSE)", true],
   ["fvu", "FVU", false],
   ["l0", "L0", false],
   ["dead_fraction", "Dead fraction", false],
@@ -16,9 +17,9 @@ const METRICS = [
 export function RunView({
   run, progress, history, onCancel, onResume, busy, error,
 }: {
-  run: TrainingRun;
-  progress: TrainingProgress | null | undefined;
-  history: MetricPoint[];
+  run: TrainingRun | TrainingRunDetail;
+  progress: TrainingProgress;
+  history: ChartPoint[];
   onCancel: () => void;
   onResume: () => void;
   busy: boolean;
@@ -31,40 +32,53 @@ export function RunView({
       ),
     [history],
   );
-  const frac = progress && progress.total_tokens > 0 ? progress.tokens_seen / progress.total_tokens : null;
+  const frac = progress.total_tokens > 0 ? progress.tokens / progress.total_tokens : null;
   const active = run.status === "running" || run.status === "queued";
   const resumable = run.status === "interrupted" || run.status === "failed" || run.status === "cancelled";
-
+  const last = history.length ? history[history.length - 1] : null;
+  const final = "metrics" in run && run.metrics ? run.metrics : null;
+  const config = "config" in run ? run.config : null;
   return (
     <section className="card" aria-labelledby="run-h" data-testid="run-view" data-status={run.status}>
       <h2 id="run-h">
-        Run <span className="mono">{run.run_id}</span> <span className={`badge badge-${run.status}`}>{run.status}</span>
+        Run <span className="mono">{run.id}</span> <span className={`badge badge-${run.status}`}>{run.status}</span>
       </h2>
       <p className="muted small">
-        layer {run.config.layer} · {run.config.hook} · {run.config.architecture} · d_sae {run.config.d_sae}
-        {run.config.k ? ` · k ${run.config.k}` : ""} · {run.config.n_tokens.toLocaleString()} tokens
+        layers {hooksLabel(run.hook_names)} · {run.architecture}
+        {config ? ` · d_sae ${String(config.d_sae)}` : ""}
+        {config && run.architecture !== "standard" ? ` · k ${String(config.k)}` : ""} · {run.total_tokens.toLocaleString()} tokens
       </p>
-      <ProgressBar value={run.status === "completed" ? 1 : frac} label="Training progress" />
+      <ProgressBar value={run.status === "done" ? 1 : frac} label="Training progress" />
       <p className="stats" data-testid="run-stats">
-        <span>step {progress?.step ?? "—"}{progress?.total_steps ? ` / ${progress.total_steps}` : ""}</span>
-        <span>{progress ? `${progress.tokens_seen.toLocaleString()} / ${progress.total_tokens.toLocaleString()} tokens` : ""}</span>
-        <span>{fmt(progress?.tokens_per_s, 4)} tokens/s</span>
-        <span>ETA {active ? formatDuration(progress?.eta_s) : "—"}</span>
+        <span>step {progress.step}</span>
+        <span>{`${progress.tokens.toLocaleString()} / ${progress.total_tokens.toLocaleString()} tokens`}</span>
+        <span>{fmt(progress.tokens_per_s, 4)} tokens/s</span>
+        <span>ETA {active ? formatDuration(progress.eta_s) : "—"}</span>
+        {active && progress.phase && <span>{progress.phase}</span>}
+        <span>FVU {fmt(last?.fvu)}</span>
       </p>
       <div className="row">
         {active && <button type="button" onClick={onCancel} disabled={busy}>Cancel run</button>}
         {resumable && <button type="button" onClick={onResume} disabled={busy}>Resume run</button>}
-        {run.sae_id && <Link to={`/features/${encodeURIComponent(run.sae_id)}`}>Open SAE features →</Link>}
+        {(run.sae_ids ?? []).map((id, i) => (
+          <Link key={id} to={`/features/${encodeURIComponent(id)}`} data-testid="sae-link">
+            Open SAE features{run.hook_names[i] ? ` (${run.hook_names[i]})` : ""} →
+          </Link>
+        ))}
       </div>
-      {run.error && <ErrorMessage error={`Run failed: ${run.error}`} />}
+      {run.error && <ErrorMessage error={`Run ${run.status}: ${run.error}`} />}
       <ErrorMessage error={error} />
       <div className="chart-grid" data-testid="train-charts">
         {METRICS.map(([key, title, logY]) => (
-          <LineChart key={key} title={title} series={[series[key]]} logY={logY} />
+          <LineChart key={key} title={title} series={[series[key]]} logY={logY} xLabel="step" />
         ))}
       </div>
-      {run.metrics?.ce_loss_recovered != null && (
-        <p>CE-loss recovered: <strong>{fmt(run.metrics.ce_loss_recovered)}</strong></p>
+      {final && (
+        <p data-testid="final-metrics">
+          Held-out FVU <strong>{fmt(final.held_out_fvu as number)}</strong> · L0 <strong>{fmt(final.l0 as number)}</strong> ·
+          dead <strong>{fmt(final.dead_fraction as number)}</strong>
+          {typeof final.ce_loss_recovered === "number" && <> · CE-loss recovered <strong>{fmt(final.ce_loss_recovered)}</strong></>}
+        </p>
       )}
     </section>
   );

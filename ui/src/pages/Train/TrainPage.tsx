@@ -1,40 +1,41 @@
 import { useMemo, useState } from "react";
 import { api } from "../../api/endpoints";
 import { useAction, useAsync } from "../../api/useAsync";
-import type { MetricPoint, TrainingProgress, TrainingRun } from "../../api/types";
+import type { TrainingProgress, TrainingRun } from "../../api/types";
 import { useResync, useServerMessages } from "../../ws/context";
 import { ErrorMessage, Loading } from "../../components/Status";
 import { TrainForm } from "./TrainForm";
 import { RunView } from "./RunView";
 import { RunHistory } from "./RunHistory";
+import { fromHistory, fromMessage, fromRun, type ChartPoint } from "./trainData";
 
 interface Live {
   progress: TrainingProgress;
-  points: MetricPoint[];
+  points: ChartPoint[];
 }
 
-function newestFirst(runs: TrainingRun[]): TrainingRun[] {
-  return [...runs].sort((a, b) => (b.created_at ?? "").localeCompare(a.created_at ?? ""));
-}
+const newestFirst = (runs: TrainingRun[]) => [...runs].sort((a, b) => b.created_at - a.created_at);
 
 export function TrainPage() {
   const model = useAsync(() => api.getModel().catch(() => null), []);
   const runs = useAsync(async () => newestFirst(await api.listRuns()), []);
   const [chosen, setChosen] = useState<string | null>(null);
   const current =
-    chosen ?? runs.data?.find((r) => r.status === "running")?.run_id ?? runs.data?.[0]?.run_id ?? null;
+    chosen ?? runs.data?.find((r) => r.status === "running")?.id ?? runs.data?.[0]?.id ?? null;
   const detail = useAsync(() => api.getRun(current!), [current], current != null);
   const [live, setLive] = useState<Record<string, Live>>({});
   const action = useAction();
 
   useServerMessages("training_progress", (m) => {
-    const { type: _t, run_id, total_steps, tokens_seen, total_tokens, tokens_per_s, eta_s, ...metrics } = m;
-    const progress: TrainingProgress = { step: m.step, total_steps, tokens_seen, total_tokens, tokens_per_s, eta_s };
+    const { point, progress } = fromMessage(m);
     setLive((prev) => {
-      const old = prev[run_id]?.points ?? [];
-      return { ...prev, [run_id]: { progress, points: [...old, { ...metrics, tokens_seen }] } };
+      const old = prev[m.run_id]?.points ?? [];
+      const points = old.length && old[old.length - 1].step === point.step ? old : [...old, point];
+      return { ...prev, [m.run_id]: { progress, points } };
     });
-    if (!runs.data?.some((r) => r.run_id === run_id)) runs.reload();
+    const known = runs.data?.find((r) => r.id === m.run_id);
+    if (!known) runs.reload();
+    else if (m.run_id === current && detail.data && detail.data.status === "queued") detail.reload();
   });
   const finished = (runId: string) => {
     runs.reload();
@@ -42,22 +43,23 @@ export function TrainPage() {
   };
   useServerMessages("training_done", (m) => finished(m.run_id));
   useServerMessages("training_failed", (m) => finished(m.run_id));
+  useServerMessages("training_cancelled", (m) => finished(m.run_id));
   useResync(() => {
     setLive({});
     runs.reload();
     if (current) detail.reload();
   });
 
-  const run = detail.data ?? runs.data?.find((r) => r.run_id === current);
+  const run = (detail.data?.id === current ? detail.data : undefined) ?? runs.data?.find((r) => r.id === current);
   const history = useMemo(() => {
-    const base = detail.data?.history ?? [];
+    const base = (detail.data?.id === current ? detail.data.history ?? [] : []).map(fromHistory);
     const lastStep = base.length ? base[base.length - 1].step : -1;
     const extra = (current && live[current]?.points.filter((p) => p.step > lastStep)) || [];
     return base.concat(extra);
   }, [detail.data, live, current]);
-  const progress = (current && live[current]?.progress) || run?.progress;
+  const progress = (current && live[current]?.progress) || (run ? fromRun(run) : null);
   // the run's own status may lag behind a live progress message
-  const shownRun = run && live[run.run_id] && run.status === "queued" ? { ...run, status: "running" as const } : run;
+  const shownRun = run && live[run.id] && run.status === "queued" ? { ...run, status: "running" as const } : run;
 
   const act = async (fn: (id: string) => Promise<unknown>) => {
     if (!current) return;
@@ -76,7 +78,7 @@ export function TrainPage() {
           runs.reload();
         }}
       />
-      {shownRun ? (
+      {shownRun && progress ? (
         <RunView
           run={shownRun}
           progress={progress}
