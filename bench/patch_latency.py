@@ -115,7 +115,9 @@ def main() -> int:
 
     ids = lm.tokenizer(text, return_tensors="pt")["input_ids"]
     naive: list[float] = []
-    with torch.no_grad():
+
+    @torch.no_grad()
+    def naive_loop() -> None:
         for i in range(N_NAIVE + WARMUP):
             t0 = time.perf_counter()
             st.patches.set_strength(patch.id, 0.5 * (i % 20))
@@ -128,9 +130,14 @@ def main() -> int:
             if i >= WARMUP:
                 naive.append(dt)
 
+    # a worker thread, like the server's compute (torch on the main thread can be far slower on a busy CPU)
+    worker = threading.Thread(target=naive_loop)
+    worker.start()
+    worker.join()
+
     print(f"ours  (WebSocket round trip, {len(ours)} changes): p50 {pct(ours, 50):7.1f} ms  p95 {pct(ours, 95):7.1f} ms"
           f"  (server compute p50 {pct(server_ms, 50):.1f} ms)")
-    print(f"naive (two full forwards, in process, {len(naive)} changes): p50 {pct(naive, 50):7.1f} ms  p95 {pct(naive, 95):7.1f} ms")
+    print(f"naive (two full forwards, in process, worker thread, {len(naive)} changes): p50 {pct(naive, 50):7.1f} ms  p95 {pct(naive, 95):7.1f} ms")
     print(f"target: p95 <= 250 ms -> {'met' if pct(ours, 95) <= 250 else 'NOT met'}; ratio <= 0.5 -> "
           f"{'met' if pct(ours, 95) <= 0.5 * pct(naive, 95) else 'NOT met'}")
     print(f"p95 ratio ours/naive: {pct(ours, 95) / pct(naive, 95):.3f}")
