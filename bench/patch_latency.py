@@ -64,7 +64,6 @@ def main() -> int:
     import uvicorn
     from websockets.sync.client import connect
 
-    from interpretability_workbench.model.loader import LoadedModel  # noqa: F401
     from interpretability_workbench.sae.config import SAEConfig
     from interpretability_workbench.sae.model import SparseAutoencoder
     from interpretability_workbench.server.app import create_app

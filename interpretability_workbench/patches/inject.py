@@ -12,7 +12,7 @@ wrapper fall through to the wrapped layer, so module paths (``model.layers.3.mlp
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
