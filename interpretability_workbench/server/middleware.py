@@ -98,7 +98,7 @@ class ProductionMiddleware:
             return
         # 3. rate limit
         if is_expensive(method, path):
-            decision = self.limiter.hit(client_id(scope), rate_group(path))
+            decision = self.limiter.hit(client_id(scope, by_key=self.require_key), rate_group(path))
             if not decision.allowed:
                 await send_json(send, 429, f"rate limit {self.limiter.limit} exceeded for {rate_group(path)}; "
                                            f"retry in {decision.retry_after_s}s (IWB_RATE_LIMIT)",

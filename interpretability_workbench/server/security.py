@@ -177,9 +177,10 @@ class RateLimiter:
         return RateDecision(True, 0)
 
 
-def client_id(scope: dict[str, Any]) -> str:
-    """Rate-limit identity: the API key's fingerprint when one is sent, else the peer address."""
-    key = rest_key(scope)
+def client_id(scope: dict[str, Any], *, by_key: bool = True) -> str:
+    """Rate-limit identity: the (already verified) API key's fingerprint when keys are in force, else the
+    peer address (so unverified, rotating keys cannot dodge the limit)."""
+    key = rest_key(scope) if by_key else None
     if key:
         return "key:" + hmac.new(b"iwb-rate", key.encode(), "sha256").hexdigest()[:16]
     client = scope.get("client")

@@ -99,6 +99,10 @@ def test_rate_limit_429_with_retry_after(make_client) -> None:
     assert "IWB_RATE_LIMIT" in r.json()["detail"]
     # cheap routes are never limited
     assert all(c.get("/api/health").status_code == 200 for _ in range(5))
+    # made-up keys (no key configured) do not buy a fresh bucket
+    codes = [c.post("/api/generate", json={"text": "hi"}, headers={"X-API-Key": f"junk{i}"}).status_code
+             for i in range(3)]
+    assert codes[2] == 429, codes
 
 
 def test_over_long_prompt_is_422(make_client) -> None:
