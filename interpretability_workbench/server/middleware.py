@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import sys
 import time
 from contextlib import asynccontextmanager
@@ -46,14 +47,20 @@ async def send_json(send: Send, status: int, detail: str, headers: dict[str, str
 
 
 class ProductionMiddleware:
-    def __init__(self, app: ASGIApp, settings: Settings, metrics: Metrics) -> None:
-        self.app, self.settings, self.metrics = app, settings, metrics
+    def __init__(self, app: ASGIApp, settings: Settings, metrics: Metrics, openapi_app: Any = None) -> None:
+        self.app, self.settings, self.metrics, self.openapi_app = app, settings, metrics, openapi_app
+        self._route_templates: list[tuple[re.Pattern[str], str]] | None = None
         self.require_key = auth_required(settings)
         self.limiter = RateLimiter(settings.rate_limit)
         self.max_body = settings.max_body_bytes
         self.max_inference = max(1, settings.max_concurrent_inference)
         self.timeout = settings.request_timeout_s
         self.in_flight = 0  # touched only on the event loop thread
+
+    def _templates(self) -> list[tuple[re.Pattern[str], str]]:
+        if self._route_templates is None:
+            self._route_templates = path_templates(self.openapi_app) if self.openapi_app is not None else []
+        return self._route_templates
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,7 +82,7 @@ class ProductionMiddleware:
             raise
         finally:
             seconds = time.perf_counter() - t0
-            route = _route_label(scope, path)
+            route = _route_label(scope, path, self._templates() if scope.get("route") is None else None)
             self.metrics.observe(method, route, path, status["code"], seconds)
             if status["code"] in (401, 413, 429, 503, 504):
                 self.metrics.rejected.labels(reason=str(status["code"])).inc()
@@ -183,12 +190,26 @@ def _retrieve(task: asyncio.Future) -> None:
         task.exception()
 
 
-def _route_label(scope: Scope, path: str) -> str:
-    """The route template (bounded label cardinality); the SPA catch-all counts as static or unmatched."""
+def _route_label(scope: Scope, path: str, templates: "list[tuple[re.Pattern[str], str]] | None" = None) -> str:
+    """The route template (bounded label cardinality), also for requests refused before routing (matched
+    against the OpenAPI paths); the SPA catch-all counts as static or unmatched."""
     route = getattr(scope.get("route"), "path", None)
+    if route is None and templates:
+        route = next((t for rx, t in templates if rx.match(path)), None)
     if route and "{path:path}" not in route:
         return route
     return "<unmatched>" if path.startswith(("/api", "/ws")) else "<static>"
+
+
+def path_templates(app: Any) -> list[tuple[re.Pattern[str], str]]:
+    """OpenAPI path templates as regexes, literal segments before parameters (``/api/saes/import`` wins
+    over ``/api/saes/{sae_id}``)."""
+    try:
+        paths = list(app.openapi().get("paths", {}))
+    except Exception:  # noqa: BLE001 - labelling must never fail a request
+        return []
+    paths.sort(key=lambda p: (p.count("{"), -len(p)))
+    return [(re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(p)) + "$"), p) for p in paths]
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -210,7 +231,7 @@ def install_production(app: Any, settings: Settings) -> Metrics:
     metrics = Metrics()
     app.state.metrics = metrics
     app.state.ws_auth = make_ws_auth(settings)
-    app.add_middleware(ProductionMiddleware, settings=settings, metrics=metrics)
+    app.add_middleware(ProductionMiddleware, settings=settings, metrics=metrics, openapi_app=app)
     if origins:  # outermost, so preflights and 401/429 answers carry CORS headers
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_credentials=True,
                            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
@@ -240,7 +261,7 @@ def install_production(app: Any, settings: Settings) -> Metrics:
 
 
 # logging ---------------------------------------------------------------------------------
-_STD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+_STD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):

@@ -28,6 +28,9 @@ def test_api_key_required_when_set(make_client) -> None:
     assert c.get("/api/model", headers={"Authorization": f"Bearer {API_KEY}"}).status_code == 200
     assert c.post("/api/corpora", files={"file": ("a.txt", b"hello")}).status_code == 401
     assert c.get("/api/metrics").status_code == 401
+    text = c.get("/api/metrics", headers={"X-API-Key": API_KEY}).text
+    assert 'route="/api/model",status="401"' in text  # refused before routing, still labelled by template
+    assert 'iwb_requests_rejected_total{reason="401"}' in text
     # liveness stays open for probes and healthchecks
     assert c.get("/api/health").status_code == 200
 
