@@ -52,8 +52,11 @@ test-py: $(STAMP) model
 test-ui: ui
 	$(if $(wildcard ui/package.json),cd ui && npm test --silent,@echo "no ui yet")
 
+E2E_PORT ?= 8765
+# the browser suite against the real server on a tiny random Llama (ui/e2e/serve_tiny.py); fails on any failed step
 test-e2e: setup browser
-	$(if $(wildcard ui/e2e),cd ui && npm run e2e,@echo "no e2e suite yet")
+	cd ui && E2E_SERVER_CMD='$(BIN)/python ui/e2e/serve_tiny.py --port $(E2E_PORT) --model tiny' \
+		E2E_BASE_URL=http://127.0.0.1:$(E2E_PORT) E2E_MODEL='{work}/tiny-llama' npm run e2e
 
 test: setup browser
 	$(MAKE) test-py

@@ -3,12 +3,17 @@
 //
 //   E2E_SERVER_CMD   shell command that starts the backend on E2E_BASE_URL's port (required; unset → SKIP)
 //   E2E_BASE_URL     default http://127.0.0.1:8765
-//   E2E_MODEL        model to load on the Model page (default "default")
-//   E2E_LAYER, E2E_D_SAE, E2E_K, E2E_TOKENS, E2E_TRAIN_TIMEOUT_S   the small SAE to train
+//   E2E_WORK_DIR     folder the server command may use for its model and workspace (IWB_HOME); kept across the
+//                    restart step. Unset: a fresh temp folder, removed at the end. Exported to the server command.
+//   E2E_MODEL        model to load on the Model page (default "default"); "{work}" stands for E2E_WORK_DIR
+//   E2E_LAYERS, E2E_D_SAE, E2E_K, E2E_TOKENS, E2E_BATCH, E2E_TRAIN_TIMEOUT_S   the small SAEs to train (one run)
+//   E2E_DOCS_DIR     where the screenshots are copied when every step passes (default docs/screenshots;
+//                    "none" to skip)
 //   E2E_ONLY         comma-separated step names to run (debugging; later steps need earlier state)
 //   CHROMIUM_PATH    default /usr/bin/chromium
 // Screenshots, server log and a JSON report go to ui/test-results/.
-import { mkdir, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ServerProcess } from "./server.mjs";
@@ -23,16 +28,17 @@ const cfg = {
   baseUrl: (env.E2E_BASE_URL ?? "http://127.0.0.1:8765").replace(/\/$/, ""),
   serverCmd: env.E2E_SERVER_CMD,
   model: env.E2E_MODEL ?? "default",
-  layer: Number(env.E2E_LAYER ?? 0),
-  dSae: Number(env.E2E_D_SAE ?? 64),
-  k: Number(env.E2E_K ?? 4),
-  tokens: Number(env.E2E_TOKENS ?? 4096),
+  layers: env.E2E_LAYERS ?? "0,1,2",
+  dSae: Number(env.E2E_D_SAE ?? 128),
+  k: Number(env.E2E_K ?? 8),
+  tokens: Number(env.E2E_TOKENS ?? 20000),
+  batch: Number(env.E2E_BATCH ?? 512),
   trainTimeoutMs: Number(env.E2E_TRAIN_TIMEOUT_S ?? 600) * 1000,
   only: env.E2E_ONLY ? new Set(env.E2E_ONLY.split(",").map((s) => s.trim())) : null,
   contrast: {
     positive: ["The secret word is banana.", "Remember: banana banana.", "I really like banana bread."],
     negative: ["The weather is nice today.", "Python is a programming language.", "She walked to the station."],
-    targets: "\\sbanana",
+    targets: "\\sbanana, \\sthe",
   },
 };
 
@@ -42,6 +48,11 @@ async function main() {
     return 0;
   }
   await mkdir(outDir, { recursive: true });
+  for (const f of await readdir(outDir)) if (f.endsWith(".png") || f === "server.log") await rm(join(outDir, f), { force: true });
+  const ownWork = !env.E2E_WORK_DIR;
+  const workDir = env.E2E_WORK_DIR ?? (await mkdtemp(join(tmpdir(), "iwb-e2e-")));
+  process.env.E2E_WORK_DIR = workDir; // the server command inherits it (and keeps it across the restart)
+  cfg.model = cfg.model.replaceAll("{work}", workDir);
   const server = new ServerProcess({ cmd: cfg.serverCmd, baseUrl: cfg.baseUrl, logFile: join(outDir, "server.log"), cwd: resolve(uiDir, "..") });
   const results = [];
   let browser;
@@ -85,6 +96,14 @@ async function main() {
   }
   await writeFile(join(outDir, "e2e-report.json"), JSON.stringify({ baseUrl: cfg.baseUrl, results }, null, 2));
   const n = (s) => results.filter((r) => r.status === s).length;
+  if (ownWork) await rm(workDir, { recursive: true, force: true });
+  const docsDir = env.E2E_DOCS_DIR ?? resolve(uiDir, "..", "docs", "screenshots");
+  if (n("failed") === 0 && n("skipped") === 0 && docsDir !== "none") {
+    await mkdir(docsDir, { recursive: true });
+    const shots = (await readdir(outDir)).filter((f) => /^\d\d-.*\.png$/.test(f));
+    for (const f of shots) await copyFile(join(outDir, f), join(docsDir, f));
+    console.log(`copied ${shots.length} screenshots to ${docsDir}`);
+  }
   console.log(`${n("passed")} passed, ${n("failed")} failed, ${n("skipped")} skipped`);
   return n("failed") > 0 ? 1 : 0;
 }

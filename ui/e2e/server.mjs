@@ -16,7 +16,18 @@ export class ServerProcess {
     this.starts = 0;
   }
 
+  /** Refuse to start when something already answers on our port (another suite's server would take our requests). */
+  async assertPortFree() {
+    try {
+      const res = await fetch(`${this.baseUrl}/api/health`, { signal: AbortSignal.timeout(2000) });
+      throw new Error(`another server already answers at ${this.baseUrl} (HTTP ${res.status}); stop it or set E2E_BASE_URL/E2E_PORT to a free port`);
+    } catch (e) {
+      if (String(e.message).startsWith("another server")) throw e;
+    }
+  }
+
   async start() {
+    await this.assertPortFree();
     const log = createWriteStream(this.logFile, { flags: "a" });
     this.starts += 1;
     log.write(`\n===== start #${this.starts}: ${this.cmd} =====\n`);

@@ -30,54 +30,92 @@ async function noAlerts(page, where) {
   if (n > 0) throw new Error(`${where}: error shown: ${(await alerts.allInnerTexts()).join(" | ")}`);
 }
 
-export async function loadModel({ page, baseUrl, cfg, shot }) {
+export async function loadModel({ page, baseUrl, cfg, shot, state }) {
   await page.goto(`${baseUrl}/model`);
   await page.getByTestId("ws-status").and(page.locator('[data-status="open"]')).waitFor({ timeout: 30_000 });
+  // the page shows what the server has (nothing, or the model it started with), then loads ours
+  const info = page.getByTestId("model-info");
+  await waitFor(async () => ["none", "ready", "error"].includes(await info.getAttribute("data-status")), { what: "model status" });
   await page.getByRole("textbox", { name: "Model" }).fill(cfg.model);
   await page.getByRole("button", { name: "Load" }).click();
-  await waitFor(async () => (await page.getByTestId("model-layers").textContent())?.trim(), { timeout: 5 * MIN, what: "model facts" });
+  await waitFor(async () => (await info.getAttribute("data-status")) === "ready" && (await page.getByTestId("model-layers").textContent())?.trim(),
+    { timeout: 5 * MIN, what: "model facts" });
+  state.nLayers = Number(await page.getByTestId("model-layers").textContent());
+  assert(state.nLayers > 1, `model has layers (${state.nLayers})`);
   await noAlerts(page, "model page");
   await shot("01-model-loaded");
 }
 
 export async function trainSae({ page, baseUrl, cfg, shot, state }) {
   await page.goto(`${baseUrl}/train`);
-  await page.getByLabel(/^Layer/).fill(String(cfg.layer));
+  await page.getByLabel(/^Layers/).fill(cfg.layers);
   await page.getByLabel("d_sae").fill(String(cfg.dSae));
   await page.getByLabel("k", { exact: true }).fill(String(cfg.k));
   await page.getByLabel("Training tokens").fill(String(cfg.tokens));
+  await page.getByLabel("Batch size").fill(String(cfg.batch));
   await page.getByRole("button", { name: "Start training" }).click();
   const view = page.getByTestId("run-view");
   await view.waitFor({ timeout: 30_000 });
-  // live progress: the bar moves and the loss chart gets a line, before the run ends
+  // live progress over the socket: the bar moves and the loss chart gets a line before the run ends
   const bar = page.getByRole("progressbar", { name: "Training progress" });
-  await waitFor(async () => Number(await bar.getAttribute("aria-valuenow")) > 0 || (await view.getAttribute("data-status")) === "completed",
-    { timeout: 5 * MIN, what: "training progress" });
+  let seenLive = false;
+  await waitFor(async () => {
+    const v = Number(await bar.getAttribute("aria-valuenow"));
+    const s = await view.getAttribute("data-status");
+    if (s === "failed" || s === "cancelled") throw new Error(`run ${s}`);
+    seenLive = s === "running" && v > 0 && v < 100;
+    return seenLive || s === "done";
+  }, { timeout: 5 * MIN, what: "training progress" });
+  assert(seenLive, "progress bar moved while the run was running");
+  await page.locator('[data-testid="train-charts"] path[data-series="mse"]').waitFor({ timeout: 30_000 });
   await shot("02-training-progress");
   await waitFor(async () => {
     const s = await view.getAttribute("data-status");
-    if (s === "failed" || s === "cancelled") throw new Error(`run ${s}`);
-    return s === "completed";
-  }, { timeout: cfg.trainTimeoutMs, what: "training to complete", interval: 1000 });
-  assert((await page.locator('[data-testid="train-charts"] path[data-series="loss"]').count()) === 1, "loss chart drawn");
-  const link = page.getByRole("link", { name: /Open SAE features/ });
-  await link.waitFor({ timeout: 30_000 });
-  state.saeId = decodeURIComponent((await link.getAttribute("href")).split("/").pop());
+    if (s === "failed" || s === "cancelled") throw new Error(`run ${s}: ${await view.innerText()}`);
+    return s === "done";
+  }, { timeout: cfg.trainTimeoutMs, what: "training to complete", interval: 500 });
+  const links = page.getByTestId("sae-link");
+  await links.first().waitFor({ timeout: 30_000 });
+  const hrefs = await links.evaluateAll((els) => els.map((e) => [e.textContent, e.getAttribute("href")]));
+  assert(hrefs.length === cfg.layers.split(",").length, `one SAE per layer (${hrefs.length})`);
+  // the deepest layer's SAE: provenance traces upstream from it through the others
+  const deepest = hrefs.map(([text, href]) => [Number(/blocks\.(\d+)\./.exec(text)?.[1] ?? -1), href]).sort((a, b) => b[0] - a[0])[0];
+  state.saeId = decodeURIComponent(deepest[1].split("/").pop());
+  await page.getByTestId("final-metrics").waitFor({ timeout: 30_000 });
+  await noAlerts(page, "train page");
   await shot("03-training-done");
 }
 
 export async function openFeature({ page, baseUrl, shot, state }) {
   await page.goto(`${baseUrl}/features/${encodeURIComponent(state.saeId)}`);
+  // training starts the feature analysis; the panel follows it over the socket
+  const panel = page.getByTestId("analysis-panel");
+  await waitFor(async () => {
+    const s = await panel.getAttribute("data-status");
+    if (s === "failed" || s === "cancelled") throw new Error(`analysis ${s}: ${await panel.innerText()}`);
+    return s === "done";
+  }, { timeout: 3 * MIN, what: "feature analysis", interval: 500 });
   // sort by max activation (descending) so the first row is a live feature
   await page.getByRole("button", { name: /Max act/ }).click();
-  await page.getByTestId("feature-row").first().waitFor({ timeout: 5 * MIN });
+  await page.getByTestId("feature-row").first().waitFor({ timeout: 60_000 });
+  await waitFor(async () => (await page.getByTestId("feature-row").count()) > 2, { what: "feature rows" });
+  // keyboard: / focuses the search box, Escape leaves it, j/k move the selection, Enter opens
+  await page.keyboard.press("/");
+  assert(await page.getByLabel(/^Search/).evaluate((el) => el === document.activeElement), "/ focuses search");
+  await page.keyboard.press("Escape");
   await page.keyboard.press("j");
+  await page.keyboard.press("j");
+  await waitFor(async () => (await page.getByTestId("feature-row").nth(2).getAttribute("aria-selected")) === "true", { what: "j moves the selection" });
+  await page.keyboard.press("k");
+  await waitFor(async () => (await page.getByTestId("feature-row").nth(1).getAttribute("aria-selected")) === "true", { what: "k moves it back" });
   await page.keyboard.press("k");
   await page.keyboard.press("Enter");
   await page.getByRole("heading", { level: 1, name: /Feature \d+/ }).waitFor({ timeout: 30_000 });
   state.feature = Number(page.url().split("/").pop());
   await page.getByTestId("token-highlight").first().waitFor({ timeout: 30_000 });
-  await page.getByTestId("tok").and(page.locator(".tok-active")).first().hover();
+  const active = page.getByTestId("tok").and(page.locator(".tok-active"));
+  assert((await active.count()) > 0, "top contexts have highlighted tokens");
+  await active.first().hover();
   await noAlerts(page, "feature detail");
   await shot("04-feature-detail");
 }
@@ -103,7 +141,8 @@ export async function provenanceRenders({ page, baseUrl, shot, state }) {
   await page.goto(`${baseUrl}/provenance?sae=${encodeURIComponent(state.saeId)}&feature=${state.feature}`);
   await page.getByRole("button", { name: "Trace" }).click();
   await page.getByTestId("prov-node").first().waitFor({ timeout: 2 * MIN });
-  assert((await page.getByTestId("prov-node").count()) >= 1, "graph has nodes");
+  const n = await page.getByTestId("prov-node").count();
+  assert(n >= 2, `graph has upstream nodes (${n})`);
   await noAlerts(page, "provenance");
   await shot("07-provenance");
 }
@@ -115,10 +154,16 @@ export async function contrastPatchEffect({ page, baseUrl, shot, state, cfg }) {
   await page.getByRole("button", { name: "Contrast", exact: true }).click();
   await page.getByTestId("contrast-row").first().waitFor({ timeout: 2 * MIN });
   await page.getByTestId("contrast-row").first().getByRole("checkbox").check();
-  await page.getByRole("button", { name: /Create patch from selection/ }).click();
+  await page.getByTestId("contrast-row").nth(1).getByRole("checkbox").check();
+  await page.getByLabel("Mode").selectOption("ablate");
+  await page.getByRole("button", { name: /Create patch from selection \(2\)/ }).click();
   await page.getByLabel(/Target tokens/).fill(cfg.contrast.targets);
   await page.getByRole("button", { name: "Evaluate" }).click();
   await page.getByTestId("effect-positive").waitFor({ timeout: 2 * MIN });
+  for (const set of ["positive", "negative"]) {
+    const text = await page.getByTestId(`effect-${set}`).innerText();
+    assert(/before[\s\S]*\d[\s\S]*after[\s\S]*\d/.test(text), `${set} set shows before/after numbers: ${text}`);
+  }
   await noAlerts(page, "contrast");
   await shot("08-contrast-effect");
 }
@@ -127,13 +172,23 @@ export async function restartReconnects({ page, baseUrl, server, shot }) {
   await page.goto(`${baseUrl}/patches`);
   const pill = page.getByTestId("ws-status");
   await waitFor(async () => (await pill.getAttribute("data-status")) === "open", { what: "socket open" });
+  await page.getByTestId("kl").waitFor({ timeout: 60_000 });
+  const rows = await page.getByTestId("patch-row").count();
+  // frames received on sockets opened from now on (the reconnects)
+  const frames = [];
+  page.on("websocket", (ws) => ws.on("framereceived", (f) => frames.push(String(f.payload))));
+  // after the reconnect the page reloads its REST state (resync): a fresh, successful GET /api/patches
+  const reloaded = page.waitForResponse((r) => new URL(r.url()).pathname === "/api/patches" && r.request().method() === "GET" && r.ok(),
+    { timeout: 2 * MIN });
   const restarting = server.restart();
   await waitFor(async () => (await pill.getAttribute("data-status")) !== "open", { timeout: 60_000, what: "UI to notice the server is gone" });
   await shot("09-server-down");
   await restarting;
   await waitFor(async () => (await pill.getAttribute("data-status")) === "open", { timeout: 60_000, what: "UI to reconnect" });
-  // resync reloaded the page's REST state
-  await page.getByTestId("patch-row").first().waitFor({ timeout: 30_000 });
+  await reloaded;
+  await waitFor(async () => (await page.getByTestId("patch-row").count()) === rows, { what: `the ${rows} patches to show again` });
+  // and live logits flow again on the new socket (the page resubscribed)
+  await waitFor(() => frames.some((f) => /"type":\s*"logits"/.test(f)), { timeout: 60_000, what: "live logits after the reconnect" });
   await shot("10-reconnected");
 }
 

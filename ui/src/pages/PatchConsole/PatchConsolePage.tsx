@@ -1,6 +1,7 @@
 import { useEffect, useMemo, useRef, useState } from "react";
 import { useSearchParams } from "react-router";
 import { api } from "../../api/endpoints";
+import { formatDetail } from "../../api/errors";
 import { useAction, useAsync } from "../../api/useAsync";
 import type { Patch } from "../../api/types";
 import { useConnectionStatus, useResync, useServerMessages, useSocket } from "../../ws/context";
@@ -24,6 +25,7 @@ export function PatchConsolePage() {
   const enabledIds = useMemo(() => list.filter((p) => p.enabled).map((p) => p.id), [list]);
   const subscribed = useRef<{ ids: string; topK: number } | null>(null);
   const lastSeq = useRef(0);
+  const [liveError, setLiveError] = useState<string | null>(null);
 
   // (re)subscribe when the patch set or top-k changes; a text-only edit is a set_prompt
   useEffect(() => {
@@ -42,14 +44,25 @@ export function PatchConsolePage() {
     if (m.text !== text) return; // stale answer for an older prompt
     if (m.seq <= lastSeq.current && m.seq !== 1) return; // out of order (seq restarts at 1 on a new socket)
     lastSeq.current = m.seq;
+    setLiveError(null);
     setResult({ original: m.original, patched: m.patched, moved: m.moved, kl: m.kl });
     setLatency(m.latency_ms ?? null);
   });
-  useResync(() => {
-    patches.reload();
+  const resubscribe = () => {
     subscribed.current = null;
     lastSeq.current = 0;
     if (text.trim()) socket.send({ type: "subscribe_logits", text, patch_ids: enabledIds, top_k: topK });
+  };
+  useResync(() => {
+    patches.reload();
+    resubscribe();
+  });
+  // the server rejected a live request (no model yet, unknown patch, bad prompt): say so until the next result
+  useServerMessages("error", (m) => setLiveError(formatDetail(m.detail)));
+  // a model that finishes loading after we subscribed (e.g. right after a server restart): ask again
+  useServerMessages("model_loaded", () => {
+    patches.reload();
+    resubscribe();
   });
 
   const replace = (p: Patch) => patches.setData(list.map((x) => (x.id === p.id ? p : x)));
@@ -92,6 +105,7 @@ export function PatchConsolePage() {
               <span className="muted small">{status === "open" ? "live updates on" : "live updates paused (offline)"}</span>
             </div>
             <ErrorMessage error={infer.error} />
+            <ErrorMessage error={liveError && `Live update failed: ${liveError}`} />
             {result ? <LiveLogits result={result} latencyMs={latency} /> : <p className="muted">Edit the prompt or press “Compare now”.</p>}
           </section>
           <GenerateCompare text={text} patchIds={enabledIds} />

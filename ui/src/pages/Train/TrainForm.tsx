@@ -98,7 +98,7 @@ export function TrainForm({ nLayers, onStarted }: { nLayers: number | null; onSt
       )}
       <div className="field">
         <label htmlFor="t-tokens">Training tokens</label>
-        <input id="t-tokens" type="number" min={1} step={1000} value={f.total_tokens} onChange={num("total_tokens")} required />
+        <input id="t-tokens" type="number" min={1} step={1} value={f.total_tokens} onChange={num("total_tokens")} required />
       </div>
       <div className="field">
         <label htmlFor="t-batch">Batch size</label>
