@@ -58,5 +58,6 @@ def test_api_no_5xx_and_conforms(state, monkeypatch) -> None:
                 run()
             except Exception as e:  # noqa: BLE001 - collect every operation's failure, report all
                 failures[f"{op.method.upper()} {op.path}"] = f"{type(e).__name__}: {str(e)[:1500]}"
+    print(f"schemathesis: {n_ops} operations, {MAX_EXAMPLES} examples each")
     assert n_ops >= 4, "the schema lists too few operations"
     assert not failures, "\n\n".join(f"{k}\n{v}" for k, v in failures.items())
