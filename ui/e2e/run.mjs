@@ -66,7 +66,11 @@ async function main() {
     page.on("pageerror", (e) => consoleErrors.push(String(e)));
     page.setDefaultTimeout(30_000);
     const state = {};
-    const shot = (name) => page.screenshot({ path: join(outDir, `${name}.png`), fullPage: true });
+    // scrolled to the top first, so the sticky header sits where it belongs in a full-page shot
+    const shot = async (name) => {
+      await page.evaluate(() => window.scrollTo(0, 0)).catch(() => {});
+      await page.screenshot({ path: join(outDir, `${name}.png`), fullPage: true });
+    };
     let failed = false;
     for (const step of STEPS) {
       if (failed || (cfg.only && !cfg.only.has(step.name))) {

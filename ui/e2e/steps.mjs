@@ -53,27 +53,35 @@ export async function trainSae({ page, baseUrl, cfg, shot, state }) {
   await page.getByLabel("k", { exact: true }).fill(String(cfg.k));
   await page.getByLabel("Training tokens").fill(String(cfg.tokens));
   await page.getByLabel("Batch size").fill(String(cfg.batch));
+  // record every (status, progress) the page shows: live progress means the bar moved while the run was running,
+  // which only the socket's training_progress messages can do (the page does not poll)
+  await page.evaluate(() => {
+    const log = (window.__trainLog = []);
+    const snap = () => {
+      const view = document.querySelector('[data-testid="run-view"]');
+      const bar = document.querySelector('[role="progressbar"][aria-label="Training progress"]');
+      const entry = `${view?.getAttribute("data-status") ?? "-"}:${bar?.getAttribute("aria-valuenow") ?? "-"}`;
+      if (log[log.length - 1] !== entry) log.push(entry);
+    };
+    new MutationObserver(snap).observe(document.body, { subtree: true, childList: true, attributes: true, characterData: true });
+  });
   await page.getByRole("button", { name: "Start training" }).click();
   const view = page.getByTestId("run-view");
   await view.waitFor({ timeout: 30_000 });
-  // live progress over the socket: the bar moves and the loss chart gets a line before the run ends
-  const bar = page.getByRole("progressbar", { name: "Training progress" });
-  let seenLive = false;
   await waitFor(async () => {
-    const v = Number(await bar.getAttribute("aria-valuenow"));
     const s = await view.getAttribute("data-status");
     if (s === "failed" || s === "cancelled") throw new Error(`run ${s}`);
-    seenLive = s === "running" && v > 0 && v < 100;
-    return seenLive || s === "done";
+    return (await page.evaluate(() => window.__trainLog)).some((e) => /^running:([1-9]\d*)$/.test(e)) || s === "done";
   }, { timeout: 5 * MIN, what: "training progress" });
-  assert(seenLive, "progress bar moved while the run was running");
-  await page.locator('[data-testid="train-charts"] path[data-series="mse"]').waitFor({ timeout: 30_000 });
   await shot("02-training-progress");
   await waitFor(async () => {
     const s = await view.getAttribute("data-status");
     if (s === "failed" || s === "cancelled") throw new Error(`run ${s}: ${await view.innerText()}`);
     return s === "done";
   }, { timeout: cfg.trainTimeoutMs, what: "training to complete", interval: 500 });
+  const trail = await page.evaluate(() => window.__trainLog);
+  assert(trail.some((e) => /^running:([1-9]\d*)$/.test(e)), `progress bar moved while the run was running (seen: ${trail.join(" ")})`);
+  await page.locator('[data-testid="train-charts"] path[data-series="mse"]').waitFor({ timeout: 30_000 });
   const links = page.getByTestId("sae-link");
   await links.first().waitFor({ timeout: 30_000 });
   const hrefs = await links.evaluateAll((els) => els.map((e) => [e.textContent, e.getAttribute("href")]));
@@ -118,6 +126,26 @@ export async function openFeature({ page, baseUrl, shot, state }) {
   await active.first().hover();
   await noAlerts(page, "feature detail");
   await shot("04-feature-detail");
+}
+
+export async function saeExportImport({ page, baseUrl, state }) {
+  await page.goto(`${baseUrl}/features/${encodeURIComponent(state.saeId)}`);
+  const downloading = page.waitForEvent("download", { timeout: 60_000 });
+  await page.getByRole("button", { name: /Export SAE/ }).click();
+  const download = await downloading;
+  const zip = await download.path();
+  assert(zip, "export downloaded a file");
+  assert(/\.zip$/.test(download.suggestedFilename()), `zip file name (${download.suggestedFilename()})`);
+  await page.getByLabel("Import SAE (.zip)").setInputFiles({ name: "exported-sae.zip", mimeType: "application/zip",
+    buffer: await (await import("node:fs/promises")).readFile(zip) });
+  await page.getByRole("button", { name: "Import", exact: true }).click();
+  // the page moves to the imported SAE, a new id
+  await waitFor(() => {
+    const id = decodeURIComponent(new URL(page.url()).pathname.split("/").pop());
+    return id !== state.saeId && id.length > 0;
+  }, { timeout: 60_000, what: "the imported SAE to open" });
+  await page.getByTestId("analysis-panel").and(page.locator('[data-status="none"]')).waitFor({ timeout: 30_000 });
+  await noAlerts(page, "SAE import");
 }
 
 export async function patchAndSlide({ page, baseUrl, shot, state }) {
@@ -193,4 +221,4 @@ export async function restartReconnects({ page, baseUrl, server, shot }) {
 }
 
 /** In order; each later step depends on the state the earlier ones left. */
-export const STEPS = [loadModel, trainSae, openFeature, patchAndSlide, provenanceRenders, contrastPatchEffect, restartReconnects];
+export const STEPS = [loadModel, trainSae, openFeature, saeExportImport, patchAndSlide, provenanceRenders, contrastPatchEffect, restartReconnects];

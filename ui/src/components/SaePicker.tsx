@@ -8,12 +8,15 @@ export function SaePicker({
   value,
   onChange,
   id = "sae-picker",
+  reloadKey = 0,
 }: {
   value: string | null | undefined;
   onChange: (saeId: string, sae: SaeInfo | undefined) => void;
   id?: string;
+  /** change it to reload the list (e.g. after an import) */
+  reloadKey?: number;
 }) {
-  const saes = useAsync(() => api.listSaes(), []);
+  const saes = useAsync(() => api.listSaes(), [reloadKey]);
   const list = saes.data ?? [];
   return (
     <div className="field">

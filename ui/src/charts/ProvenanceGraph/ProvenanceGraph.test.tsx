@@ -63,6 +63,27 @@ describe("ProvenanceGraph", () => {
     expect(screen.getByRole("tooltip")).toHaveTextContent("predicted 0.9, actual 0.8");
   });
 
+  it("zooms with the buttons; a drag under zoom pins the node at the graph position under the pointer", () => {
+    render(<ProvenanceGraph nodes={nodes} edges={edges} threshold={0} width={800} />);
+    const layer = screen.getByTestId("zoom-layer");
+    fireEvent.click(screen.getByRole("button", { name: "Zoom in" }));
+    expect(screen.getByTestId("zoom-level")).toHaveTextContent("125%");
+    expect(layer.getAttribute("transform")).toMatch(/scale\(1\.25\)/);
+    fireEvent.click(screen.getByRole("button", { name: "Reset view" }));
+    expect(screen.getByTestId("zoom-level")).toHaveTextContent("100%");
+    fireEvent.click(screen.getByRole("button", { name: "Zoom in" }));
+    fireEvent.click(screen.getByRole("button", { name: "Zoom out" }));
+    expect(screen.getByTestId("zoom-level")).toHaveTextContent("100%");
+
+    const node = screen.getAllByTestId("prov-node").find((n) => n.getAttribute("data-id") === "L0/1")!;
+    fireEvent.pointerDown(node, { clientX: 10, clientY: 10, pointerId: 1 });
+    fireEvent.pointerMove(node, { clientX: 200, clientY: 100, pointerId: 1 });
+    fireEvent.pointerUp(node, { clientX: 200, clientY: 100, pointerId: 1 });
+    expect(screen.getByRole("button", { name: "Unpin all (1)" })).toBeInTheDocument();
+    fireEvent.click(screen.getByRole("button", { name: "Unpin all (1)" }));
+    expect(screen.getAllByTestId("prov-node").some((n) => n.getAttribute("data-pinned"))).toBe(false);
+  });
+
   it("Enter on a focused node selects it", () => {
     const onSelect = vi.fn();
     render(<ProvenanceGraph nodes={nodes} edges={edges} threshold={0} width={800} onSelect={onSelect} />);

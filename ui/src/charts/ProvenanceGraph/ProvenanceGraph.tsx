@@ -1,4 +1,4 @@
-import { useMemo, useRef, useState, type PointerEvent as RPointerEvent } from "react";
+import { useEffect, useMemo, useRef, useState, type PointerEvent as RPointerEvent } from "react";
 import * as d3 from "d3";
 import type { EdgeValidation, ProvEdge, ProvNode } from "../../api/types";
 import { fmt, useWidth } from "../useWidth";
@@ -19,7 +19,10 @@ type Tip = { x: number; y: number; text: string[] } | null;
 const R = 14;
 const DRAG_PX = 3;
 
-/** Feature graph by layer; edge width by |weight|; drag pins a node; click/Enter opens it. */
+/**
+ * Feature graph by layer; edge width by |weight|; drag pins a node (double-click unpins); click/Enter opens it;
+ * wheel or the buttons zoom, dragging the background pans (d3.zoom, bound in an effect).
+ */
 export function ProvenanceGraph({ nodes, edges, threshold, validation = [], onSelect, height = 460, width }: ProvenanceGraphProps) {
   const [ref, measured] = useWidth<HTMLDivElement>(width ?? 720);
   const w = width ?? measured;
@@ -27,6 +30,34 @@ export function ProvenanceGraph({ nodes, edges, threshold, validation = [], onSe
   const [tip, setTip] = useState<Tip>(null);
   const drag = useRef<{ id: string; sx: number; sy: number; moved: boolean } | null>(null);
   const svgRef = useRef<SVGSVGElement>(null);
+  const [zt, setZt] = useState<d3.ZoomTransform>(d3.zoomIdentity);
+  const zoomRef = useRef<d3.ZoomBehavior<SVGSVGElement, unknown> | null>(null);
+  const empty = nodes.length === 0;
+
+  useEffect(() => {
+    const svg = svgRef.current;
+    if (!svg) return;
+    const z = d3.zoom<SVGSVGElement, unknown>()
+      .scaleExtent([0.25, 8])
+      .extent([[0, 0], [w, height]])
+      // nodes keep their own pointer handling (drag to pin, click to open)
+      .filter((ev: Event) => !(ev.target as Element | null)?.closest?.(".node") && !(ev as MouseEvent).button)
+      .on("zoom", (ev: d3.D3ZoomEvent<SVGSVGElement, unknown>) => setZt(ev.transform));
+    const sel = d3.select(svg);
+    sel.call(z).on("dblclick.zoom", null);
+    zoomRef.current = z;
+    return () => {
+      sel.on(".zoom", null);
+      zoomRef.current = null;
+    };
+  }, [empty, w, height]);
+  const zoomBy = (k: number | null) => {
+    const svg = svgRef.current;
+    const z = zoomRef.current;
+    if (!svg || !z) return;
+    if (k == null) d3.select(svg).call(z.transform, d3.zoomIdentity);
+    else d3.select(svg).call(z.scaleBy, k);
+  };
 
   const visible = useMemo(() => prune(nodes, edges, threshold), [nodes, edges, threshold]);
   const placed = useMemo(() => layeredLayout(visible.nodes, w, height), [visible.nodes, w, height]);
@@ -43,9 +74,11 @@ export function ProvenanceGraph({ nodes, edges, threshold, validation = [], onSe
   const layers = useMemo(() => [...new Set(placed.map((p) => p.column))].sort((a, b) => a - b), [placed]);
   const maxLayer = d3.max(placed.filter((p) => p.kind !== "logit"), (p) => p.layer) ?? 0;
 
+  /** pointer position in graph coordinates (under the current zoom) */
   const local = (e: RPointerEvent) => {
     const r = svgRef.current?.getBoundingClientRect();
-    return { x: e.clientX - (r?.left ?? 0), y: e.clientY - (r?.top ?? 0) };
+    const [x, y] = zt.invert([e.clientX - (r?.left ?? 0), e.clientY - (r?.top ?? 0)]);
+    return { x, y };
   };
   const onDown = (id: string) => (e: RPointerEvent<SVGGElement>) => {
     (e.currentTarget as Element).setPointerCapture?.(e.pointerId);
@@ -65,10 +98,22 @@ export function ProvenanceGraph({ nodes, edges, threshold, validation = [], onSe
     if (d && !d.moved) onSelect?.(n);
   };
 
-  if (nodes.length === 0) return <p className="chart-empty">No graph</p>;
+  if (empty) return <p className="chart-empty">No graph</p>;
+  const [tipX, tipY] = tip ? zt.apply([tip.x, tip.y]) : [0, 0];
   return (
     <div className="chart provenance" ref={ref} style={{ position: "relative" }}>
-      <svg ref={svgRef} width={w} height={height} role="group" aria-label="Provenance graph" onPointerMove={onMove}>
+      <div className="row small" role="toolbar" aria-label="Zoom">
+        <button type="button" onClick={() => zoomBy(1.25)}>Zoom in</button>
+        <button type="button" onClick={() => zoomBy(0.8)}>Zoom out</button>
+        <button type="button" onClick={() => zoomBy(null)}>Reset view</button>
+        <span className="muted" data-testid="zoom-level">{Math.round(zt.k * 100)}%</span>
+        {Object.keys(pinned).length > 0 && (
+          <button type="button" onClick={() => setPinned({})}>Unpin all ({Object.keys(pinned).length})</button>
+        )}
+      </div>
+      <svg ref={svgRef} width={w} height={height} role="group" aria-label="Provenance graph" onPointerMove={onMove}
+        style={{ cursor: "grab", touchAction: "none" }}>
+        <g transform={zt.toString()} data-testid="zoom-layer">
         {layers.map((c) => {
           const p = placed.find((n) => n.column === c)!;
           return (
@@ -132,9 +177,10 @@ export function ProvenanceGraph({ nodes, edges, threshold, validation = [], onSe
             </g>
           );
         })}
+        </g>
       </svg>
       {tip && (
-        <div className="graph-tip" role="tooltip" style={{ position: "absolute", left: tip.x + 8, top: tip.y + 8 }}>
+        <div className="graph-tip" role="tooltip" style={{ position: "absolute", left: tipX + 8, top: tipY + 8 + 32 }}>
           {tip.text.map((t) => <div key={t}>{t}</div>)}
         </div>
       )}

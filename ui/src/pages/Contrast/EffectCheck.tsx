@@ -41,7 +41,7 @@ export function EffectCheck({ patch, positive, negative }: { patch: Patch; posit
     <section className="card" aria-labelledby="effect-h">
       <h2 id="effect-h">Effect check of “{patch.name}”</h2>
       <p className="muted small">
-        Patch <span className="mono">{patch.id}</span>: {patch.mode} of features {patch.features.join(", ")} at {patch.hook_name}
+        Patch <span className="mono">{patch.id}</span>: {patch.mode} of features {patch.features.join(", ")} at {patch.hook_name}{" "}
         (strength {fmt(patch.strength)}). The probability of the target tokens as the next token, before and after.
       </p>
       <div className="row">

@@ -11,6 +11,8 @@ const features: FeatureSummary[] = Array.from({ length: 1500 }, (_, i) => ({
 function setup() {
   const stub = stubFetch({
     "GET /api/saes": () => [200, [{ id: "s1", name: "s1", model_id: "m", hook_name: "blocks.0.hook_resid_post", layer: 0, d_in: 16, d_sae: 1500, architecture: "topk", created_at: 1, source: "trained" }]],
+    "POST /api/saes/import": () => [201, { id: "s2", name: "imported", model_id: "m", hook_name: "blocks.0.hook_resid_post", layer: 0, d_in: 16, d_sae: 32, architecture: "topk", created_at: 2, source: "imported" }],
+    "GET /api/saes/s2/analysis": () => [200, { sae_id: "s2", status: "none" }],
     "GET /api/saes/s1/analysis": () => [200, { sae_id: "s1", status: "done", n_tokens: 1000 }],
     "POST /api/saes/s1/analysis": () => [202, { sae_id: "s1", status: "running", progress: { phase: "starting", done: 0, total: 0 } }],
     "GET /api/saes/s1/features": (u) => {
@@ -61,6 +63,17 @@ describe("FeaturesPage", () => {
     const before = calls.filter((c) => c.url.pathname.endsWith("/features")).length;
     act(() => ws().serverSend({ type: "analysis_done", sae_id: "s1", status: "done" }));
     await waitFor(() => expect(calls.filter((c) => c.url.pathname.endsWith("/features")).length).toBeGreaterThan(before));
+  });
+
+  it("imports an SAE zip and opens it", async () => {
+    const { calls } = setup();
+    const file = new File([new Uint8Array([80, 75, 3, 4])], "sae.zip", { type: "application/zip" });
+    fireEvent.change(screen.getByLabelText("Import SAE (.zip)"), { target: { files: [file] } });
+    fireEvent.click(screen.getByRole("button", { name: "Import" }));
+    await waitFor(() => expect(calls.some((c) => c.method === "POST" && c.url.pathname === "/api/saes/import")).toBe(true));
+    // the picker reloads and the page moves to the imported SAE
+    await waitFor(() => expect(calls.some((c) => c.url.pathname === "/api/saes/s2/analysis")).toBe(true));
+    expect(calls.filter((c) => c.method === "GET" && c.url.pathname === "/api/saes").length).toBeGreaterThan(1);
   });
 
   it("clicking a header sorts on the server", async () => {

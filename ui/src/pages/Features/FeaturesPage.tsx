@@ -5,6 +5,7 @@ import { useResync } from "../../ws/context";
 import { SaePicker } from "../../components/SaePicker";
 import { ErrorMessage, Loading } from "../../components/Status";
 import { AnalysisPanel } from "./AnalysisPanel";
+import { SaeTransfer } from "./SaeTransfer";
 import { fmt } from "../../charts/useWidth";
 import { useFeatureList } from "./useFeatureList";
 import { VirtualTable, type Column } from "./VirtualTable";
@@ -29,6 +30,7 @@ export function FeaturesPage() {
   const [hideDead, setHideDead] = useState(false);
   const [selected, setSelected] = useState(0);
   const [tick, setTick] = useState(0);
+  const [imported, setImported] = useState(0);
   const searchRef = useRef<HTMLInputElement>(null);
 
   useEffect(() => {
@@ -109,7 +111,11 @@ export function FeaturesPage() {
   return (
     <div className="page features-page">
       <h1>Features</h1>
-      <SaePicker value={saeId} onChange={(id) => nav(`/features/${encodeURIComponent(id)}`)} />
+      <SaePicker value={saeId} reloadKey={imported} onChange={(id) => nav(`/features/${encodeURIComponent(id)}`)} />
+      <SaeTransfer saeId={saeId} onImported={(sae) => {
+        setImported((n) => n + 1);
+        nav(`/features/${encodeURIComponent(sae.id)}`);
+      }} />
       {saeId && (
         <>
           <AnalysisPanel saeId={saeId} onDone={() => setTick((t) => t + 1)} />
