@@ -61,6 +61,16 @@ export function TrainPage() {
   // the run's own status may lag behind a live progress message
   const shownRun = run && live[run.id] && run.status === "queued" ? { ...run, status: "running" as const } : run;
 
+  // the history table follows live progress too (its rows are REST snapshots)
+  const historyRows = useMemo(
+    () => (runs.data ?? []).map((r) => {
+      const l = live[r.id];
+      if (!l || (r.status !== "queued" && r.status !== "running")) return r;
+      return { ...r, status: "running" as const, step: l.progress.step, tokens_seen: l.progress.tokens };
+    }),
+    [runs.data, live],
+  );
+
   const act = async (fn: (id: string) => Promise<unknown>) => {
     if (!current) return;
     await action.run(() => fn(current));
@@ -94,7 +104,7 @@ export function TrainPage() {
       <section className="card" aria-labelledby="hist-h">
         <h2 id="hist-h">Run history</h2>
         <ErrorMessage error={runs.error} onRetry={runs.reload} />
-        {runs.data ? <RunHistory runs={runs.data} selected={current} onSelect={setChosen} /> : runs.loading && <Loading what="Loading runs" />}
+        {runs.data ? <RunHistory runs={historyRows} selected={current} onSelect={setChosen} /> : runs.loading && <Loading what="Loading runs" />}
       </section>
     </div>
   );
