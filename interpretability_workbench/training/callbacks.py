@@ -36,6 +36,7 @@ class Progress:
                                       "peak_memory_bytes": 0, "phase": "starting", "per_hook": []}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._last_publish = 0.0
         self.tokens_read: Callable[[], int] = lambda: 0
 
     def update(self, **kw: Any) -> None:
@@ -48,13 +49,19 @@ class Progress:
         snap["tokens_read"] = self.tokens_read()
         return snap
 
+    def maybe_publish(self) -> None:
+        """Publish unless an event went out less than ``interval_s`` ago."""
+        if time.monotonic() - self._last_publish >= self.interval_s:
+            self.publish()
+
     def publish(self) -> None:
+        self._last_publish = time.monotonic()
         self.bus.publish(TRAINING_PROGRESS, run_id=self.run_id, total_tokens=self.total_tokens, **self.snapshot())
 
     def start(self) -> None:
         def loop() -> None:
-            while not self._stop.wait(self.interval_s):
-                self.publish()
+            while not self._stop.wait(max(self.interval_s, 0.25)):
+                self.maybe_publish()
         self._thread = threading.Thread(target=loop, name=f"progress-{self.run_id}", daemon=True)
         self._thread.start()
 
@@ -100,6 +107,7 @@ class ProgressCallback(pl.Callback):
             "peak_memory_bytes": peak_memory_bytes(self.device), "per_hook": per_hook,
         }
         self.progress.update(**snap)
+        self.progress.maybe_publish()
         now = time.perf_counter()
         if now - self._last_record >= self.record_every_s or self.tokens >= self.progress.total_tokens:
             self._last_record = now

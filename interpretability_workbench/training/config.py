@@ -59,6 +59,8 @@ class TrainingConfig:
     aux_k_coefficient: float = 1 / 32
     dead_after_tokens: int = 100_000
     """A latent is dead when it has not fired in this many training tokens."""
+    progress_interval_s: float = 0.5
+    """Seconds between training_progress events (a heartbeat keeps them flowing while the buffer fills)."""
     seed: int = 0
     devices: int | str = 1
     """Lightning Trainer devices."""

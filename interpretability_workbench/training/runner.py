@@ -132,7 +132,7 @@ def train_run(state: Any, run_id: str, cfg: TrainingConfig, lm: LoadedModel, can
         trackers, opt_state, step, tokens = None, None, 0, 0
     db.update("runs", {"id": run_id}, {"status": "running", "step": step, "tokens_seen": tokens,
                                        "checkpoint_path": str(ckpt_dir), "updated_at": time.time(), "error": None})
-    progress = Progress(bus, run_id, cfg.total_tokens, start_tokens=tokens)
+    progress = Progress(bus, run_id, cfg.total_tokens, start_tokens=tokens, interval_s=cfg.progress_interval_s)
     module = SAETrainingModule(saes, cfg, start_step=step, optimizer_state=opt_state, trackers=trackers)
     remaining_steps = max(0, cfg.total_steps - step)
     stream = ActivationStream(cfg, lm=lm, contexts=contexts.train, n_tokens=remaining_steps * cfg.batch_size,
@@ -164,7 +164,8 @@ def train_run(state: Any, run_id: str, cfg: TrainingConfig, lm: LoadedModel, can
             trainer.fit(module, datamodule=ActivationDataModule(stream))
         if cancel.is_set():
             why = getattr(cancel, "reason", "cancelled")
-            db.update("runs", {"id": run_id}, {"status": why, "updated_at": time.time()})
+            db.update("runs", {"id": run_id}, {"status": why, "step": module.step, "tokens_seen": prog_cb.tokens,
+                                               "updated_at": time.time()})
             bus.publish(TRAINING_CANCELLED, run_id=run_id, step=module.step, tokens=prog_cb.tokens, reason=why)
             return RunOutcome(why, [], {})
         progress.update(phase="evaluating")
