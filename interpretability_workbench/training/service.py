@@ -95,11 +95,12 @@ class TrainingService:
         return run_id
 
     def cancel(self, run_id: str) -> None:
-        self.get(run_id)
+        row = self.get(run_id)
         with self._lock:
             h = self._active.get(run_id)
-        if h is None or not h.thread.is_alive():
-            raise Conflict(f"run {run_id} is not running")
+        # the worker may still be wrapping up a finished run: its status, not the thread, decides
+        if h is None or not h.thread.is_alive() or row["status"] not in ("queued", "running"):
+            raise Conflict(f"run {run_id} is not running (status {row['status']})")
         h.cancel.set()
 
     def wait(self, run_id: str, timeout: float | None = None) -> dict[str, Any]:

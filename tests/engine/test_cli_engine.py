@@ -24,8 +24,8 @@ def test_infer_json_matches_plain_forward(tiny_llama_dir, tmp_path, monkeypatch,
     ids = lm.tokenizer("import os", return_tensors="pt").input_ids
     probs = lm.model(ids).logits[0, -1].softmax(-1)
     top = probs.topk(5)
-    assert [t["id"] for t in out["top_k"]] == top.indices.tolist()
-    torch.testing.assert_close(torch.tensor([t["prob"] for t in out["top_k"]]), top.values, atol=1e-5, rtol=0)
+    assert [t["id"] for t in out["original"]] == top.indices.tolist()
+    torch.testing.assert_close(torch.tensor([t["prob"] for t in out["original"]]), top.values, atol=1e-5, rtol=0)
 
 
 def test_trace_cli_and_errors(tiny_llama_dir, tmp_path, monkeypatch, capsys):

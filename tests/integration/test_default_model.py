@@ -45,7 +45,7 @@ def test_cli_infer_on_default(tmp_path):
                           "The capital of France is", "--top-k", "3", "--json"],
                          capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["top_k"][0]["token"] == " Paris"
+    assert json.loads(out.stdout)["original"][0]["token"] == " Paris"
 
 
 def test_default_corpus_has_100k_tokens(default_lm):

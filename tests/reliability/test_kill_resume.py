@@ -50,7 +50,8 @@ def test_sigkill_mid_training_then_resume(tmp_path: Path, tiny_llama_dir: Path) 
     env.pop("IWB_API_KEY", None)
     port, log = free_port(), tmp_path / "server.log"
     base = f"http://127.0.0.1:{port}"
-    body = training_body(probe, total_tokens=256 * 60, checkpoint_every=2)
+    # long enough that even a quiet machine is still training when the first checkpoints land
+    body = training_body(probe, total_tokens=256 * 1500, checkpoint_every=2)
     proc = _start(env, port, log)
     try:
         _poll(lambda: httpx.get(f"{base}/api/health").json(), lambda h: h["model_status"] == "ready", 120,

@@ -53,22 +53,29 @@ def test_other_architectures_train(state, make_config, arch):
         assert float(sae.threshold.min()) > 0  # inference threshold learned
 
 
-def _cancel_after(state, run_id, min_step):
+def _start_and_cancel_after(state, cfg, min_step):
+    """Start a run and cancel it from its own progress callback once it reaches ``min_step`` (the
+    listener is attached before the start, so a fast machine cannot finish the run unseen)."""
     got = threading.Event()
+    run = {}
 
     def cb(e):
-        if e.type == TRAINING_PROGRESS and e.data.get("run_id") == run_id and (e.data.get("step") or 0) >= min_step:
+        if (e.type == TRAINING_PROGRESS and e.data.get("run_id") == run.get("id")
+                and (e.data.get("step") or 0) >= min_step and not got.is_set()):
             got.set()
+            state.training.cancel(run["id"])
     remove = state.bus.add_callback(cb)
-    assert got.wait(240)
-    state.training.cancel(run_id)
-    remove()
+    try:
+        run["id"] = state.training.start(cfg)
+        assert got.wait(240)
+    finally:
+        remove()
+    return run["id"]
 
 
 def test_cancel_interrupt_and_resume_continue_the_step_count(state, make_config):
     cfg = make_config(total_tokens=16384, checkpoint_every=4, ce_eval_contexts=0, progress_interval_s=0.0)
-    run_id = state.training.start(cfg)
-    _cancel_after(state, run_id, 5)
+    run_id = _start_and_cancel_after(state, cfg, 5)
     row = state.training.wait(run_id, timeout=120)
     assert row["status"] == "cancelled"
     assert has_checkpoint(state.settings.runs_dir / run_id / "checkpoint")
