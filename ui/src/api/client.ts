@@ -1,5 +1,3 @@
-import createClient, { type Middleware } from "openapi-fetch";
-import type { paths } from "./schema";
 import { ApiError } from "./errors";
 import { API_KEY_HEADER, getStoredToken } from "./auth";
 
@@ -66,18 +64,3 @@ export function unwrapList<T>(data: T[] | { items: T[] } | null | undefined): T[
   if (!data) return [];
   return Array.isArray(data) ? data : (data.items ?? []);
 }
-
-const authMiddleware: Middleware = {
-  onRequest({ request }) {
-    for (const [k, v] of Object.entries(authHeaders())) request.headers.set(k, v);
-    return request;
-  },
-};
-
-/**
- * openapi-fetch client typed by the generated schema (src/api/schema.d.ts, from `npm run gen:api`).
- * While schema.d.ts is the empty placeholder, endpoints.ts uses `request` above with types.ts;
- * once the backend's schema exists, endpoints move to `typed.GET("/api/...")` one by one.
- */
-export const typed = createClient<paths>({ baseUrl: "" });
-typed.use(authMiddleware);
