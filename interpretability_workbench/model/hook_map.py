@@ -2,6 +2,10 @@
 
 The only module that knows HF module paths. Families: Llama-like (Llama, Mistral, Qwen2, Gemma, ...:
 ``model.layers``), GPT-2 (``transformer.h``) and GPT-NeoX/Pythia (``gpt_neox.layers``).
+
+``hook_attn_out`` / ``hook_mlp_out`` are the outputs of the attention and MLP submodules. In models that
+normalise those outputs before adding them to the residual stream (Gemma 2/3, OLMo 2) they are the
+pre-norm outputs, so ``resid_post = resid_pre + attn_out + mlp_out`` holds only for the other families.
 """
 from __future__ import annotations
 
