@@ -39,17 +39,17 @@ class WorkbenchState:
         self._init_services()
 
     def _init_services(self) -> None:
-        """Build the services that sit on top of the model (each issue adds its own here)."""
+        """Build the services that sit on top of the model, in data-flow order."""
+        from .features.service import FeatureService
+        from .patches.manager import PatchManager
+        from .provenance.service import ProvenanceService
         from .sae.registry import SAERegistry
+        from .training.service import TrainingService
 
         self.saes = SAERegistry(self.db, self.settings.artifacts_dir / "saes")
-        from .training.service import TrainingService
         self.training = TrainingService(self)
-        from .patches.manager import PatchManager
         self.patches = PatchManager(self)
-        from .provenance.service import ProvenanceService
         self.provenance = ProvenanceService(self)
-        from .features.service import FeatureService
         self.features = FeatureService(self)
 
     def shutdown(self) -> None:
