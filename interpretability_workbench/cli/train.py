@@ -1,4 +1,7 @@
-"""``microscope train``: train SAE(s) on the loaded model, printing progress lines and final metrics."""
+"""``microscope train``: train SAE(s) on the loaded model, printing progress lines and final metrics.
+
+With ``--devices N --strategy ddp`` Lightning re-executes this command line once per extra process; those
+children (``IWB_DDP_RUN_ID`` set, ``LOCAL_RANK`` > 0) follow rank 0's run and write nothing (training/ddp.py)."""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +10,9 @@ import time
 
 from ..events import TRAINING_PROGRESS
 from ..model.hook_names import hook_name
+from ..settings import Settings
 from ..training.config import TrainingConfig
+from ..training.ddp import follower_run_id
 from .common import add_model_args, make_state
 
 
@@ -23,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--k", type=int, default=32, help="active latents per token (topk/batchtopk)")
     p.add_argument("--l1-coefficient", type=float, default=5.0, help="L1 weight (standard)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default 2e-4/sqrt(d_sae/2^14))")
-    p.add_argument("--batch-size", type=int, default=4096, help="activations per step")
+    p.add_argument("--batch-size", type=int, default=4096, help="activations per optimiser step, all processes together: with --devices N each process takes "
+                   "batch-size/N per step (must divide evenly)")
     p.add_argument("--context-size", type=int, default=128, help="tokens per context")
     p.add_argument("--corpus", default="default", help="corpus id (default: built-in)")
     p.add_argument("--trace", default=None, help="train from a recorded trace folder (microscope trace)")
@@ -32,8 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-tokens", type=int, default=16_384, help="held-out tokens for final metrics")
     p.add_argument("--ce-contexts", type=int, default=8, help="held-out contexts for CE-loss recovered (0 skips)")
-    p.add_argument("--devices", default="1", help="Lightning devices")
+    p.add_argument("--devices", default="1", help="Lightning devices; N > 1 with --strategy ddp trains in N processes "
+                   "(gloo on CPU); only rank 0 writes the run, checkpoints and SAE")
     p.add_argument("--strategy", default="auto", help="Lightning strategy (auto, ddp, ...)")
+    p.add_argument("--num-nodes", type=int, default=1, help="Lightning num_nodes")
     p.add_argument("--precision", default="32-true", help="Lightning precision")
     p.add_argument("--lr-finder", action="store_true", help="run Lightning's LR finder first")
     p.add_argument("--resume", default=None, metavar="RUN_ID", help="resume an interrupted/cancelled run instead")
@@ -50,11 +58,22 @@ def _print_progress(ev) -> None:
           f"{fmt(d.get('tokens_per_s'), '.0f')} tok/s eta {fmt(d.get('eta_s'), '.0f')}s", file=sys.stderr, flush=True)
 
 
+def follow(args: argparse.Namespace, run_id: str) -> int:
+    """A rank > 0 DDP child: train alongside rank 0's run ``run_id``; write and print nothing."""
+    from ..training.runner import follow_run
+
+    overrides = {k: v for k in ("model", "device", "dtype") if (v := getattr(args, k, None)) is not None}
+    follow_run(Settings(**overrides), run_id)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if (leader := follower_run_id()) is not None:
+        return follow(args, leader)
     state = make_state(args)
     try:
         if args.resume:
-            run_id = state.training.resume(args.resume)
+            run_id = state.training.resume(args.resume, multiprocess=True)
         else:
             if args.layers:
                 hooks = [hook_name(int(x), args.hook) for x in args.layers.split(",") if x.strip()]
@@ -70,8 +89,9 @@ def run(args: argparse.Namespace) -> int:
                 context_size=args.context_size, corpus=args.corpus, trace_dir=args.trace,
                 checkpoint_every=args.checkpoint_every, normalize=not args.no_normalize, seed=args.seed,
                 eval_tokens=args.eval_tokens, ce_eval_contexts=args.ce_contexts, devices=devices,
-                strategy=args.strategy, precision=args.precision, lr_finder=args.lr_finder, analyze=False)
-            run_id = state.training.start(cfg)
+                strategy=args.strategy, num_nodes=args.num_nodes, precision=args.precision,
+                lr_finder=args.lr_finder, analyze=False)
+            run_id = state.training.start(cfg, multiprocess=True)
         print(f"run {run_id}", flush=True)
         last = [0.0]
 

@@ -104,12 +104,13 @@ class ProgressCallback(pl.Callback):
             "l0": sum(p["l0"] for p in per_hook) / n,
             "dead_fraction": sum(p["dead_fraction"] for p in per_hook) / n,
             "tokens_per_s": tps, "eta_s": remaining / tps if tps > 0 else None, "lr": m.current_lr(),
-            "peak_memory_bytes": peak_memory_bytes(self.device), "per_hook": per_hook,
+            "peak_memory_bytes": peak_memory_bytes(self.device), "world_size": world, "per_hook": per_hook,
         }
         self.progress.update(**snap)
         self.progress.maybe_publish()
         now = time.perf_counter()
-        if now - self._last_record >= self.record_every_s or self.tokens >= self.progress.total_tokens:
+        last = self.tokens >= self.progress.total_tokens or trainer.global_step >= trainer.max_steps
+        if now - self._last_record >= self.record_every_s or last:
             self._last_record = now
             self.record(snap["step"], self.tokens, snap)
 
@@ -131,9 +132,15 @@ class CheckpointCallback(pl.Callback):
 
 
 class CancelCallback(pl.Callback):
+    """Stop at the end of the step once ``cancel`` is set. With several processes every rank joins one small
+    all-reduce per step, so all stop at the same step (only rank 0's event is ever set)."""
+
     def __init__(self, cancel: threading.Event) -> None:
         self.cancel = cancel
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
-        if self.cancel.is_set():
+        stop = self.cancel.is_set()
+        if trainer.world_size > 1:
+            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
+        if stop:
             trainer.should_stop = True

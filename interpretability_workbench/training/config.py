@@ -31,7 +31,8 @@ class TrainingConfig:
     total_tokens: int = 200_000
     """Training tokens (position 0 of each context excluded)."""
     batch_size: int = 4096
-    """Activations per optimiser step."""
+    """Activations per optimiser step: the global batch. With several processes (DDP) each takes
+    ``batch_size / world_size`` per step, so steps = total_tokens / batch_size whatever the device count."""
     context_size: int = 128
     """Tokens per context."""
     model_batch_size: int = 32
@@ -63,7 +64,8 @@ class TrainingConfig:
     """Seconds between training_progress events (a heartbeat keeps them flowing while the buffer fills)."""
     seed: int = 0
     devices: int | str = 1
-    """Lightning Trainer devices."""
+    """Lightning Trainer devices. More than one process (or a ddp strategy) is a CLI feature:
+    ``microscope train --devices N --strategy ddp`` (see training/ddp.py); the server refuses it."""
     accelerator: str = "auto"
     strategy: str = "auto"
     num_nodes: int = 1

@@ -26,8 +26,10 @@ def _rank_world() -> tuple[int, int]:
 class ActivationStream(IterableDataset):
     """Yields ``[batch_size n_hooks*d_in]`` float32 CPU batches until ``n_tokens`` have been served.
 
-    With several processes (DDP) each rank reads its own slice of the contexts. ``skip_tokens`` (resume)
-    starts that far into the train split. ``tokens_read`` counts activations produced so far.
+    ``n_tokens`` and ``skip_tokens`` (resume) count global tokens. With several processes (DDP) each rank
+    reads its own slice of the contexts (or trace rows) and serves ``batch_size / world_size`` activations per
+    step, so all ranks together take ``batch_size`` per optimiser step. ``tokens_read`` counts activations
+    produced so far by all processes (this rank's count times the world size).
     """
 
     def __init__(self, cfg: TrainingConfig, *, lm: LoadedModel | None, contexts: Tensor | None,
@@ -42,7 +44,7 @@ class ActivationStream(IterableDataset):
         rank, world = _rank_world()
         ctx = self.contexts[rank::world]
         per_ctx = ctx.shape[1] - 1
-        start = (self.skip_tokens // max(1, per_ctx)) % ctx.shape[0]
+        start = (self.skip_tokens // world // max(1, per_ctx)) % ctx.shape[0]
         ctx = torch.cat([ctx[start:], ctx[:start]])
         while True:  # epochs over the train split until the budget is met
             it = iter_activations(self.lm, ctx, self.cfg.hook_names, batch_size=self.cfg.model_batch_size,
@@ -54,36 +56,43 @@ class ActivationStream(IterableDataset):
                     except StopIteration:
                         break
                 chunk = torch.cat([acts[h] for h in self.cfg.hook_names], dim=1).cpu()
-                self.tokens_read += chunk.shape[0]
+                self.tokens_read += chunk.shape[0] * world
                 yield chunk
 
     def _trace_chunks(self) -> Iterator[Tensor]:
         assert self.cfg.trace_dir
-        skip = self.skip_tokens
+        rank, world = _rank_world()
+        skip = self.skip_tokens // world
         while True:
             got = False
             for chunk in read_trace(self.cfg.trace_dir, chunk_tokens=max(4096, self.cfg.batch_size)):
-                got = True
+                chunk = chunk[rank::world]  # [n_tokens d_in] this rank's rows
+                got = got or chunk.shape[0] > 0
                 if skip >= chunk.shape[0]:
                     skip -= chunk.shape[0]
                     continue
                 chunk, skip = chunk[skip:], 0
-                self.tokens_read += chunk.shape[0]
+                self.tokens_read += chunk.shape[0] * world
                 yield chunk
             if not got:
                 return
 
     def __iter__(self) -> Iterator[Tensor]:
+        rank, world = _rank_world()
+        if self.cfg.batch_size % world:
+            raise ValueError(f"batch_size ({self.cfg.batch_size}) is the global batch and must split evenly "
+                             f"across {world} processes; pick a multiple of {world}")
+        batch_size, n_tokens = self.cfg.batch_size // world, self.n_tokens // world  # this rank's share
         source = self._trace_chunks() if self.cfg.trace_dir else self._model_chunks()
-        buf = ShuffleBuffer(source, buffer_tokens=self.cfg.buffer_tokens, batch_size=self.cfg.batch_size,
-                            seed=self.cfg.seed + self.skip_tokens)
+        buf = ShuffleBuffer(source, buffer_tokens=self.cfg.buffer_tokens, batch_size=batch_size,
+                            seed=self.cfg.seed + self.skip_tokens + rank)
         served = 0
-        for batch in buf:
-            if served + batch.shape[0] > self.n_tokens or batch.shape[0] < self.cfg.batch_size:
+        for batch in buf:  # [batch_size n_hooks*d_in]
+            if served + batch.shape[0] > n_tokens or batch.shape[0] < batch_size:
                 break
             served += batch.shape[0]
             yield batch
-            if served >= self.n_tokens:
+            if served >= n_tokens:
                 break
 
 

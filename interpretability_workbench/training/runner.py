@@ -27,6 +27,7 @@ from .callbacks import CancelCallback, CheckpointCallback, Progress, ProgressCal
 from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainingConfig
 from .datamodule import ActivationDataModule, ActivationStream
+from .ddp import is_multiprocess, leader_env, local_rank
 from .evaluate import collect_held_out, final_metrics_dict, held_out_metrics, splice_metrics
 from .lit_module import SAETrainingModule
 
@@ -124,16 +125,20 @@ def train_run(state: Any, run_id: str, cfg: TrainingConfig, lm: LoadedModel, can
             raise ValueError(f"trace {cfg.trace_dir} holds {man.hook_name} (d_model {man.d_model}); "
                              f"asked for {cfg.hook_names[0]} (d_model {lm.d_model})")
     contexts = build_contexts(lm, cfg, state.corpus_path(cfg.corpus))
-    if resume and has_checkpoint(ckpt_dir):
+    resumed = resume and has_checkpoint(ckpt_dir)
+    if resumed:
         ck = load_checkpoint(ckpt_dir)
         saes, trackers, opt_state, step, tokens = ck.saes, ck.trackers, ck.optimizer_state, ck.step, ck.tokens
     else:
         saes = new_saes(cfg, lm, _init_sample(cfg, lm, contexts.train, lock))
         trackers, opt_state, step, tokens = None, None, 0, 0
+    multi = is_multiprocess(cfg)
     db.update("runs", {"id": run_id}, {"status": "running", "step": step, "tokens_seen": tokens,
                                        "checkpoint_path": str(ckpt_dir), "updated_at": time.time(), "error": None})
     progress = Progress(bus, run_id, cfg.total_tokens, start_tokens=tokens, interval_s=cfg.progress_interval_s)
     module = SAETrainingModule(saes, cfg, start_step=step, optimizer_state=opt_state, trackers=trackers)
+    if multi and not resumed:  # hand-off: DDP followers start from exactly these SAEs (scales, b_dec)
+        save_checkpoint(ckpt_dir, list(module.saes), list(module.trackers), None, step, tokens)
     remaining_steps = max(0, cfg.total_steps - step)
     stream = ActivationStream(cfg, lm=lm, contexts=contexts.train, n_tokens=remaining_steps * cfg.batch_size,
                               skip_tokens=tokens, lock=lock)
@@ -161,7 +166,12 @@ def train_run(state: Any, run_id: str, cfg: TrainingConfig, lm: LoadedModel, can
             callbacks = [prog_cb, CheckpointCallback(cfg.checkpoint_every, save, lambda: prog_cb.tokens),
                          CancelCallback(cancel)]
             trainer = _trainer(cfg, remaining_steps, callbacks, run_dir)
-            trainer.fit(module, datamodule=ActivationDataModule(stream))
+            if multi:  # Lightning re-executes this command line per extra process: they follow this run
+                with leader_env(run_id):
+                    trainer.fit(module, datamodule=ActivationDataModule(stream))
+            else:
+                trainer.fit(module, datamodule=ActivationDataModule(stream))
+        world = trainer.world_size if trainer is not None else 1
         if cancel.is_set():
             why = getattr(cancel, "reason", "cancelled")
             db.update("runs", {"id": run_id}, {"status": why, "step": module.step, "tokens_seen": prog_cb.tokens,
@@ -176,7 +186,7 @@ def train_run(state: Any, run_id: str, cfg: TrainingConfig, lm: LoadedModel, can
         sae_ids, per_hook = [], []
         for sae, held, splice, dead_f in zip(out_saes, *metrics, dead):
             m = final_metrics_dict(held, splice, dead_f, peak, {"run_id": run_id, "train_tokens": prog_cb.tokens,
-                                                               "steps": module.step})
+                                                               "steps": module.step, "world_size": world})
             sae.cfg.extra = {"run_id": run_id, **{k: v for k, v in m.items() if k != "density_histogram"}}
             sid = state.saes.register(sae, source="trained", run_id=run_id, metrics=m)
             sae_ids.append(sid)
@@ -194,6 +204,47 @@ def train_run(state: Any, run_id: str, cfg: TrainingConfig, lm: LoadedModel, can
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def follow_run(settings: Any, run_id: str) -> RunOutcome:
+    """Rank > 0 of a multi-process CLI run: train alongside rank 0 and write nothing.
+
+    Reads the run's config and rank 0's hand-off (or resume) checkpoint, loads the model (on
+    ``cuda:LOCAL_RANK`` when the run trains on CUDA), builds the same contexts and takes part in every step;
+    evaluation, rows, checkpoints, SAEs and events stay with rank 0.
+    """
+    from ..model.loader import load_model, pick_device
+    from ..store.db import Database
+
+    db = Database(settings.db_path)
+    try:
+        row = db.get("runs", id=run_id)
+        if row is None:
+            raise ValueError(f"DDP follower: run {run_id!r} is not in {settings.db_path}")
+        cfg = TrainingConfig.from_dict(row["config_json"])
+        corpus = None if cfg.corpus in (None, "", "default") else db.get("corpora", id=cfg.corpus)
+    finally:
+        db.close()
+    ckpt_dir = settings.runs_dir / run_id / "checkpoint"
+    if not has_checkpoint(ckpt_dir):
+        raise ValueError(f"DDP follower: rank 0 left no hand-off checkpoint in {ckpt_dir}")
+    dev = pick_device(settings.device)
+    device = f"cuda:{local_rank()}" if dev.type == "cuda" else str(dev)
+    lm = load_model(settings.model, device=device, dtype=settings.dtype, cache_dir=settings.model_cache_dir,
+                    quantization=settings.quantization)
+    pl.seed_everything(cfg.seed, workers=False, verbose=False)
+    lock = threading.RLock()
+    contexts = build_contexts(lm, cfg, Path(corpus["path"]) if corpus else None)
+    ck = load_checkpoint(ckpt_dir)
+    module = SAETrainingModule(ck.saes, cfg, start_step=ck.step, optimizer_state=ck.optimizer_state,
+                               trackers=ck.trackers)
+    remaining_steps = max(0, cfg.total_steps - ck.step)
+    if remaining_steps:
+        stream = ActivationStream(cfg, lm=lm, contexts=contexts.train, n_tokens=remaining_steps * cfg.batch_size,
+                                  skip_tokens=ck.tokens, lock=lock)
+        trainer = _trainer(cfg, remaining_steps, [CancelCallback(threading.Event())], settings.runs_dir / run_id)
+        trainer.fit(module, datamodule=ActivationDataModule(stream))
+    return RunOutcome("done", [], {})
 
 
 def _brief(per_hook: list[dict]) -> list[dict]:

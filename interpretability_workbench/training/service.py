@@ -15,6 +15,7 @@ from ..errors import Conflict, Invalid, NotFound
 from ..events import TRAINING_FAILED
 from ..store.db import new_id
 from .config import TrainingConfig
+from .ddp import CLI_HINT, check_multiprocess, is_multiprocess
 
 log = logging.getLogger(__name__)
 RESUMABLE = ("interrupted", "cancelled", "failed")
@@ -66,7 +67,10 @@ class TrainingService:
         return None
 
     # commands --------------------------------------------------------------------------
-    def start(self, cfg: TrainingConfig) -> str:
+    def start(self, cfg: TrainingConfig, *, multiprocess: bool = False) -> str:
+        """Start a run in a worker thread. Multi-process (DDP) settings need ``multiprocess=True``: only the
+        CLI, whose command line Lightning can re-execute per process, passes it (see training/ddp.py)."""
+        self._check_processes(cfg, multiprocess)
         lm = self.state.require_model()
         run_id = new_id("run")
         now = time.time()
@@ -77,7 +81,7 @@ class TrainingService:
             self._spawn(run_id, cfg, lm, resume=False)
         return run_id
 
-    def resume(self, run_id: str) -> str:
+    def resume(self, run_id: str, *, multiprocess: bool = False) -> str:
         row = self.get(run_id)
         if row["status"] not in RESUMABLE:
             raise Conflict(f"run {run_id} is {row['status']}; only {', '.join(RESUMABLE)} runs can be resumed")
@@ -88,6 +92,7 @@ class TrainingService:
             cfg = TrainingConfig.from_dict(row["config_json"])
         except (TypeError, ValueError) as e:
             raise Invalid(f"run {run_id} has an unusable config: {e}") from None
+        self._check_processes(cfg, multiprocess, resume_id=run_id)
         with self._lock:
             self._check_free(lm.model_id)
             self.state.db.update("runs", {"id": run_id}, {"status": "queued", "updated_at": time.time()})
@@ -121,6 +126,21 @@ class TrainingService:
             h.thread.join(timeout)
 
     # internals -------------------------------------------------------------------------
+    @staticmethod
+    def _check_processes(cfg: TrainingConfig, multiprocess: bool, resume_id: str | None = None) -> None:
+        if not is_multiprocess(cfg):
+            return
+        if not multiprocess:
+            how = f"microscope train --resume {resume_id}" if resume_id else CLI_HINT
+            raise Invalid(f"multi-process training (devices={cfg.devices!r}, strategy={cfg.strategy!r}, "
+                          f"num_nodes={cfg.num_nodes}) cannot run in the server's worker thread: Lightning has to "
+                          f"launch one process per device. Use `{how}` on the same IWB_HOME (the run and its "
+                          f"SAE show up here), or train here with devices=1 and strategy='auto'")
+        try:
+            check_multiprocess(cfg)
+        except ValueError as e:
+            raise Invalid(str(e)) from None
+
     def _check_free(self, model_id: str) -> None:
         for rid, h in self._active.items():
             if h.thread.is_alive():
