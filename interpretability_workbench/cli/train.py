@@ -58,6 +58,14 @@ def _print_progress(ev) -> None:
           f"{fmt(d.get('tokens_per_s'), '.0f')} tok/s eta {fmt(d.get('eta_s'), '.0f')}s", file=sys.stderr, flush=True)
 
 
+def _wait(state, run_id: str) -> dict:
+    """Poll the run's status instead of blocking in Thread.join: on Python 3.11 a Ctrl-C inside join() makes
+    the thread look finished, so shutdown would not wait for the run to stop (and record 'interrupted')."""
+    while state.training.get(run_id)["status"] in ("queued", "running") and state.training.active_run() == run_id:
+        time.sleep(0.25)
+    return state.training.wait(run_id)
+
+
 def follow(args: argparse.Namespace, run_id: str) -> int:
     """A rank > 0 DDP child: train alongside rank 0's run ``run_id``; write and print nothing."""
     from ..training.runner import follow_run
@@ -100,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
                 last[0] = time.time()
                 _print_progress(ev)
         state.bus.add_callback(throttled)
-        row = state.training.wait(run_id)
+        row = _wait(state, run_id)
         if row["status"] != "done":
             print(f"run {run_id} {row['status']}: {row.get('error') or ''}", file=sys.stderr)
             return 1
