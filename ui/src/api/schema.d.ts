@@ -2300,7 +2300,7 @@ export interface components {
             architecture?: "topk" | "standard" | "batchtopk";
             /**
              * Batch Size
-             * @description Activations per optimiser step.
+             * @description Activations per optimiser step (the global batch; with several processes each takes an equal share).
              * @default 4096
              */
             batch_size?: number;
@@ -2336,7 +2336,7 @@ export interface components {
             d_sae?: number;
             /**
              * Devices
-             * @description Lightning Trainer devices (e.g. 1, 2, 'auto').
+             * @description Lightning Trainer devices. The server trains in one process: more than one device answers 422; use `microscope train --devices N --strategy ddp` for multi-process DDP.
              * @default 1
              */
             devices?: number | string;
@@ -2399,7 +2399,7 @@ export interface components {
             normalize?: boolean;
             /**
              * Num Nodes
-             * @description Lightning num_nodes.
+             * @description Lightning num_nodes; more than 1 answers 422 here (use `microscope train --num-nodes`).
              * @default 1
              */
             num_nodes?: number;
@@ -2417,7 +2417,7 @@ export interface components {
             seed?: number;
             /**
              * Strategy
-             * @description Lightning strategy: auto, ddp, ...
+             * @description Lightning strategy. Multi-process strategies (ddp, fsdp, deepspeed) answer 422 here; run them with `microscope train`.
              * @default auto
              */
             strategy?: string;
