@@ -78,6 +78,12 @@ export class WorkbenchSocket {
 
   stop(): void {
     this.stopped = true;
+    this.dropSocket();
+    this.setStatus("closed");
+  }
+
+  /** Cancel a pending reconnect and close the current socket without firing its handlers. */
+  private dropSocket(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     const ws = this.ws;
@@ -86,20 +92,12 @@ export class WorkbenchSocket {
       ws.onopen = ws.onclose = ws.onerror = ws.onmessage = null;
       ws.close();
     }
-    this.setStatus("closed");
   }
 
   /** Force a reconnect now (e.g. "retry" button or a new API token). */
   reconnectNow(): void {
     this.attempt = 0;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    const ws = this.ws;
-    this.ws = null;
-    if (ws) {
-      ws.onopen = ws.onclose = ws.onerror = ws.onmessage = null;
-      ws.close();
-    }
+    this.dropSocket();
     if (!this.stopped) this.connect();
   }
 

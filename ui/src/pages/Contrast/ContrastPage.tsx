@@ -5,7 +5,7 @@ import { useAction } from "../../api/useAsync";
 import type { ContrastPosition, ContrastResponse, Patch, PatchMode } from "../../api/types";
 import { SaePicker } from "../../components/SaePicker";
 import { ErrorMessage } from "../../components/Status";
-import { MODES, DEFAULT_STRENGTH } from "../PatchConsole/PatchForm";
+import { DEFAULT_STRENGTH, ModeSelect } from "../PatchConsole/PatchForm";
 import { ContrastResults } from "./ContrastResults";
 import { EffectCheck } from "./EffectCheck";
 
@@ -96,13 +96,7 @@ export function ContrastPage() {
           }} />
           <div className="row">
             <label htmlFor="c-mode">Mode</label>
-            <select id="c-mode" value={mode} onChange={(e) => {
-              const m = e.target.value as PatchMode;
-              setMode(m);
-              setStrength(DEFAULT_STRENGTH[m]);
-            }}>
-              {MODES.map((m) => <option key={m} value={m}>{m}</option>)}
-            </select>
+            <ModeSelect id="c-mode" mode={mode} onMode={setMode} onStrength={setStrength} />
             <label htmlFor="c-strength">Strength</label>
             <input id="c-strength" type="number" step="any" className="num" value={strength}
               onChange={(e) => setStrength(Number(e.target.value))} />

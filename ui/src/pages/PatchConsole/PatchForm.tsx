@@ -8,6 +8,21 @@ import { ErrorMessage } from "../../components/Status";
 export const MODES: PatchMode[] = ["ablate", "scale", "steer", "clamp"];
 export const DEFAULT_STRENGTH: Record<PatchMode, number> = { ablate: 1, scale: 0, steer: 4, clamp: 0 };
 
+/** Patch-mode picker; choosing a mode also resets the strength to that mode's default. */
+export function ModeSelect({ id, mode, onMode, onStrength }: {
+  id: string; mode: PatchMode; onMode: (m: PatchMode) => void; onStrength: (s: number) => void;
+}) {
+  return (
+    <select id={id} value={mode} onChange={(e) => {
+      const m = e.target.value as PatchMode;
+      onMode(m);
+      onStrength(DEFAULT_STRENGTH[m]);
+    }}>
+      {MODES.map((m) => <option key={m} value={m}>{m}</option>)}
+    </select>
+  );
+}
+
 /** "3, 17 42" → [3, 17, 42]; throws on anything else so the user sees what was wrong. */
 export function parseFeatureList(s: string): number[] {
   const parts = s.split(/[\s,]+/).filter(Boolean);
@@ -47,13 +62,7 @@ export function PatchForm({ initialSae, initialFeatures, onCreated }: { initialS
       </div>
       <div className="field">
         <label htmlFor="patch-mode">Mode</label>
-        <select id="patch-mode" value={mode} onChange={(e) => {
-          const m = e.target.value as PatchMode;
-          setMode(m);
-          setStrength(DEFAULT_STRENGTH[m]);
-        }}>
-          {MODES.map((m) => <option key={m} value={m}>{m}</option>)}
-        </select>
+        <ModeSelect id="patch-mode" mode={mode} onMode={setMode} onStrength={setStrength} />
       </div>
       <div className="field">
         <label htmlFor="patch-strength">Strength</label>
