@@ -107,9 +107,12 @@ class ProgressCallback(pl.Callback):
             "peak_memory_bytes": peak_memory_bytes(self.device), "world_size": world, "per_hook": per_hook,
         }
         self.progress.update(**snap)
-        self.progress.maybe_publish()
-        now = time.perf_counter()
         last = self.tokens >= self.progress.total_tokens or trainer.global_step >= trainer.max_steps
+        if last:  # the final step always goes out, however short the run, so charts end on it
+            self.progress.publish()
+        else:
+            self.progress.maybe_publish()
+        now = time.perf_counter()
         if now - self._last_record >= self.record_every_s or last:
             self._last_record = now
             self.record(snap["step"], self.tokens, snap)
