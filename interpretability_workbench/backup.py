@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 import tarfile
 import tempfile
 import time
@@ -25,6 +24,7 @@ from typing import NamedTuple
 from . import __version__
 from .errors import BadRequest, Conflict, Invalid
 from .settings import Settings
+from .store.db import database_has_rows, rewrite_path_prefix, snapshot_database
 
 MANIFEST = "iwb-backup.json"
 DB_NAME = "workbench.sqlite3"
@@ -44,19 +44,6 @@ class RestoreResult(NamedTuple):
     n_files: int
     source_home: str | None
     rewritten_paths: int  # database cells whose workspace path was rewritten
-
-
-def _db_snapshot(db_path: Path, dest: Path) -> None:
-    src = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
-    try:
-        dst = sqlite3.connect(str(dest))
-        try:
-            src.backup(dst)
-            dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file in the archive
-        finally:
-            dst.close()
-    finally:
-        src.close()
 
 
 def create_backup(settings: Settings, out: str | Path, *, include_models: bool = False) -> BackupResult:
@@ -79,7 +66,7 @@ def create_backup(settings: Settings, out: str | Path, *, include_models: bool =
             tar.add(mpath, arcname=MANIFEST)
             if settings.db_path.is_file():
                 snap = Path(td) / DB_NAME
-                _db_snapshot(settings.db_path, snap)
+                snapshot_database(settings.db_path, snap)
                 tar.add(snap, arcname=DB_NAME)
                 n_files, n_bytes = n_files + 1, n_bytes + snap.stat().st_size
             for d in dirs:
@@ -106,17 +93,8 @@ def create_backup(settings: Settings, out: str | Path, *, include_models: bool =
 
 def workspace_is_empty(home: Path) -> bool:
     """True when ``home`` holds no database rows of ours and no files in the data folders."""
-    if (home / DB_NAME).is_file():
-        try:
-            con = sqlite3.connect(f"file:{home / DB_NAME}?mode=ro", uri=True)
-            try:
-                tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-                if any(con.execute(f'SELECT 1 FROM "{t}" LIMIT 1').fetchone() for t in tables):
-                    return False
-            finally:
-                con.close()
-        except sqlite3.DatabaseError:
-            return False
+    if (home / DB_NAME).is_file() and database_has_rows(home / DB_NAME):
+        return False
     return not any(f.is_file() for d in DATA_DIRS if (home / d).is_dir() for f in (home / d).rglob("*"))
 
 
@@ -183,34 +161,8 @@ def restore_backup(settings: Settings, archive: str | Path, *, force: bool = Fal
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     source_home = manifest.get("source_home")
-    rewritten = _rewrite_paths(home / DB_NAME, source_home, str(home)) if (home / DB_NAME).is_file() else 0
+    rewritten = rewrite_path_prefix(home / DB_NAME, source_home, str(home)) if (home / DB_NAME).is_file() else 0
     return RestoreResult(home, n_files, source_home, rewritten)
-
-
-def _rewrite_paths(db: Path, old: str | None, new: str) -> int:
-    """Point absolute paths recorded under the old workspace at the new one (every TEXT column)."""
-    if not old or old == new:
-        return 0
-    con = sqlite3.connect(str(db), isolation_level=None)
-    n = 0
-    try:
-        con.execute("BEGIN")
-        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table' "
-                                            "AND name NOT LIKE 'sqlite_%'")]
-        for t in tables:
-            cols = [r[1] for r in con.execute(f'PRAGMA table_info("{t}")') if (r[2] or "").upper() == "TEXT"]
-            for c in cols:
-                cur = con.execute(f'UPDATE "{t}" SET "{c}" = ? || substr("{c}", ?) '
-                                  f'WHERE "{c}" = ? OR substr("{c}", 1, ?) = ?',
-                                  (new, len(old) + 1, old, len(old) + 1, old + "/"))
-                n += cur.rowcount
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.close()
-    return n
 
 
 __all__ = ["create_backup", "restore_backup", "workspace_is_empty", "BackupResult", "RestoreResult"]

@@ -1,37 +1,145 @@
 """Typed events and an in-process pub/sub bus.
 
-Producers (training threads, analysis jobs, inference) call ``publish`` from any thread; it never
-blocks. Each asyncio subscriber owns a bounded queue: when a client reads slowly its oldest events
-are dropped, so a slow or vanished WebSocket can never slow down or break the producer.
+Each event is a dataclass whose ``type`` names it on the WebSocket (``server/schemas/ws.py`` holds the
+wire twin of every event, and a test keeps the two in step). Producers (training threads, analysis jobs,
+the model loader) call ``publish(event)`` from any thread; it never blocks. Each asyncio subscriber owns a
+bounded queue: when a client reads slowly its oldest events are dropped, so a slow or vanished WebSocket
+can never slow down or break the producer. Synchronous callbacks (``add_callback``) serve the CLI's
+progress lines, the metrics exporter and the composition root's cross-service reactions.
 """
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
-
-# event types (the WebSocket messages carry these in "type")
-TRAINING_PROGRESS = "training_progress"
-TRAINING_DONE = "training_done"
-TRAINING_FAILED = "training_failed"
-TRAINING_CANCELLED = "training_cancelled"
-ANALYSIS_PROGRESS = "analysis_progress"
-ANALYSIS_DONE = "analysis_done"
-JOB = "job"
-MODEL_LOADED = "model_loaded"
-LOGITS = "logits"
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, ClassVar
 
 
 @dataclass
 class Event:
-    type: str
-    data: dict[str, Any] = field(default_factory=dict)
-    ts: float = field(default_factory=time.time)
+    """Base of every event; ``ts`` is the unix time it was made."""
+
+    type: ClassVar[str] = "event"
+    ts: float = field(default_factory=time.time, kw_only=True)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "ts": self.ts, **self.data}
+        return {"type": self.type, **asdict(self)}
+
+
+@dataclass
+class HookProgress:
+    """One hook's live numbers inside a training progress event."""
+
+    hook_name: str
+    mse: float | None = None
+    fvu: float | None = None
+    l0: float | None = None
+    aux: float | None = None
+    """AuxK loss (topk), 0 otherwise."""
+    dead_fraction: float | None = None
+
+
+@dataclass
+class TrainingProgress(Event):
+    """A training run's latest snapshot (published at most every ``progress_interval_s``)."""
+
+    type: ClassVar[str] = "training_progress"
+    run_id: str
+    total_tokens: int
+    """Token budget of the run."""
+    step: int = 0
+    tokens: int = 0
+    """Training tokens consumed so far."""
+    tokens_read: int = 0
+    """Activations produced by the model so far (ahead of ``tokens`` while the shuffle buffer fills)."""
+    mse: float | None = None
+    fvu: float | None = None
+    l0: float | None = None
+    dead_fraction: float | None = None
+    tokens_per_s: float | None = None
+    eta_s: float | None = None
+    lr: float | None = None
+    peak_memory_bytes: int = 0
+    phase: str = "starting"
+    """starting | filling buffer | training | evaluating."""
+    world_size: int = 1
+    per_hook: list[HookProgress] = field(default_factory=list)
+
+
+@dataclass
+class TrainingDone(Event):
+    type: ClassVar[str] = "training_done"
+    run_id: str
+    sae_ids: list[str]
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    """Per hook: hook_name, sae_id, held_out_fvu, explained_variance, l0, dead_fraction, ce_loss_recovered,
+    kl_with_sae, peak_memory_bytes."""
+
+
+@dataclass
+class TrainingFailed(Event):
+    type: ClassVar[str] = "training_failed"
+    run_id: str
+    error: str
+
+
+@dataclass
+class TrainingCancelled(Event):
+    type: ClassVar[str] = "training_cancelled"
+    run_id: str
+    step: int = 0
+    tokens: int = 0
+    reason: str = "cancelled"
+    """cancelled (by the user) or interrupted (server shutdown)."""
+
+
+@dataclass
+class AnalysisProgress(Event):
+    type: ClassVar[str] = "analysis_progress"
+    sae_id: str
+    phase: str
+    """activations | windows | weights | saving."""
+    done: int
+    total: int
+
+
+@dataclass
+class AnalysisDone(Event):
+    type: ClassVar[str] = "analysis_done"
+    sae_id: str
+    status: str
+    """done | failed | cancelled."""
+    error: str | None = None
+    n_features: int = 0
+    n_tokens: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class ModelLoaded(Event):
+    type: ClassVar[str] = "model_loaded"
+    model: dict[str, Any]
+    """The model's description (as ``GET /api/model`` reports it)."""
+
+
+@dataclass
+class JobProgress(Event):
+    """Progress of a background job that is not a training run or an analysis."""
+
+    type: ClassVar[str] = "job"
+    job_id: str
+    kind: str
+    status: str
+    """queued | running | done | failed | cancelled."""
+    done: int = 0
+    total: int = 0
+    detail: str | None = None
+
+
+EVENT_TYPES: tuple[type[Event], ...] = (TrainingProgress, TrainingDone, TrainingFailed, TrainingCancelled,
+                                        AnalysisProgress, AnalysisDone, ModelLoaded, JobProgress)
+"""Every event the bus carries (each has a wire twin in ``server/schemas/ws.py``)."""
 
 
 class Subscription:
@@ -51,6 +159,10 @@ class Subscription:
 
     async def get(self) -> Event:
         return await self.queue.get()
+
+
+Publish = Callable[[Event], Event]
+"""What producers get: a function that publishes one event (``EventBus.publish``)."""
 
 
 class EventBus:
@@ -74,7 +186,7 @@ class EventBus:
                 self._subs.remove(sub)
 
     def add_callback(self, fn: Callable[[Event], None]) -> Callable[[], None]:
-        """Synchronous listener (CLI progress printing); returns a function that removes it."""
+        """Synchronous listener (CLI progress, metrics, cross-service reactions); returns its remover."""
         with self._lock:
             self._callbacks.append(fn)
 
@@ -84,8 +196,14 @@ class EventBus:
                     self._callbacks.remove(fn)
         return remove
 
-    def publish(self, type_: str, **data: Any) -> Event:
-        ev = Event(type_, data)
+    def on(self, kind: type[Event], fn: Callable[[Any], None]) -> Callable[[], None]:
+        """Call ``fn(event)`` for every published event of class ``kind``; returns its remover."""
+        def filtered(ev: Event) -> None:
+            if isinstance(ev, kind):
+                fn(ev)
+        return self.add_callback(filtered)
+
+    def publish(self, ev: Event) -> Event:
         with self._lock:
             subs = list(self._subs)
             cbs = list(self._callbacks)

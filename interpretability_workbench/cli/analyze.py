@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..events import ANALYSIS_PROGRESS
+from ..events import AnalysisProgress
 from .common import add_model_args, make_state
 
 
@@ -24,15 +24,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     state = make_state(args, need_model=False)
     try:
-        state.saes.get(args.sae)  # unknown ids fail before the model loads
+        state.saes.row(args.sae)  # unknown ids fail before the model loads
         state.load_model(state.settings.model)  # --model / IWB_MODEL; must be the SAE's base model
 
-        def show(ev) -> None:
-            if ev.type == ANALYSIS_PROGRESS:
-                d = ev.data
-                print(f"\r{d['phase']}: {d['done']}/{d['total']}", end="", file=sys.stderr, flush=True)
+        def show(ev: AnalysisProgress) -> None:
+            print(f"\r{ev.phase}: {ev.done}/{ev.total}", end="", file=sys.stderr, flush=True)
 
-        state.bus.add_callback(show)
+        state.bus.on(AnalysisProgress, show)
         corpus_file = args.corpus if args.corpus and Path(args.corpus).is_file() else None
         summary = state.features.analyze(args.sae, None if corpus_file else args.corpus, args.tokens,
                                          corpus_file=corpus_file)

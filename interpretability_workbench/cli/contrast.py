@@ -4,7 +4,6 @@ import argparse
 import json
 from pathlib import Path
 
-from ..contrast.contrast import contrast
 from ..errors import Invalid
 from .common import add_model_args, make_state
 
@@ -35,7 +34,7 @@ def read_texts(path: str) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     state = make_state(args)
-    r = contrast(state, args.sae, read_texts(args.positive), read_texts(args.negative), args.position, args.top_n)
+    r = state.contrast.contrast(args.sae, read_texts(args.positive), read_texts(args.negative), args.position, args.top_n)
     patch = None
     if args.patch_top > 0:
         feats = [f.index for f in r.features[: args.patch_top]]

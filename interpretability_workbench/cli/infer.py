@@ -4,7 +4,6 @@ import argparse
 import json
 
 from ..errors import Invalid
-from ..inference.engine import compare
 from .common import add_model_args, make_state
 
 
@@ -41,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
             adhoc.append(state.patches.create(sae_id=sae_id, features=feats, mode=mode, strength=strength,
                                               name=f"cli {spec}", enabled=False).id)
         ids = None if args.patch is None and not adhoc else [*(args.patch or []), *adhoc]
-        c = compare(state, args.text, args.top_k, ids)
+        c = state.inference.compare(args.text, args.top_k, ids)
     finally:
         for pid in adhoc:
             state.patches.delete(pid)

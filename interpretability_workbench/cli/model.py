@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_info(args: argparse.Namespace) -> int:
     state = make_state(args)
-    info = state.model_info()
+    info = state.model.info()
     if args.model_cmd == "prepare":
         print(f"ready: {info['model_id']} ({info['architecture']}, {info['n_layers']} layers, "
               f"d_model {info['d_model']}) on {info['device']} in {info['load_seconds']:.1f}s")

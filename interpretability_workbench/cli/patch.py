@@ -4,7 +4,6 @@ import argparse
 import json
 from pathlib import Path
 
-from ..patches.peft_io import export_patch, import_patch
 from .common import add_model_args, make_state
 
 
@@ -73,7 +72,7 @@ def run_delete(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    ex = export_patch(_state(args), args.id, args.format)
+    ex = _state(args).patch_transfer.export(args.id, args.format)
     Path(args.out).write_bytes(ex.data)
     print(f"wrote {args.out}: {ex.note}")
     return 0
@@ -81,6 +80,6 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_import(args: argparse.Namespace) -> int:
     state = _state(args)
-    cfg = import_patch(state, Path(args.zip).read_bytes(), args.name)
+    cfg = state.patch_transfer.import_zip(Path(args.zip).read_bytes(), args.name)
     print(json.dumps(cfg.to_dict(), indent=2))
     return 0

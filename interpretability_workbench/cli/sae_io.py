@@ -23,14 +23,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_export(args: argparse.Namespace) -> int:
     state = make_state(args, need_model=False)
     try:
-        row = state.saes.get(args.sae).row
+        row = state.saes.row(args.sae)
         out = Path(args.out)
         if out.suffix == ".zip":
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_bytes(zip_folder(Path(row["path"])))
+            out.write_bytes(zip_folder(Path(row.path)))
         else:
-            shutil.copytree(row["path"], out, dirs_exist_ok=True)
-        print(f"exported {args.sae} ({row['hook_name']}, d_sae {row['d_sae']}) to {out}")
+            shutil.copytree(row.path, out, dirs_exist_ok=True)
+        print(f"exported {args.sae} ({row.hook_name}, d_sae {row.d_sae}) to {out}")
         return 0
     finally:
         state.close()
@@ -46,8 +46,8 @@ def run_import(args: argparse.Namespace) -> int:
             sae_id = state.saes.import_folder(p, name=args.name)
         else:
             raise FileNotFoundError(f"{p} does not exist")
-        row = state.saes.get(sae_id).row
-        print(f"imported {sae_id}: {row['hook_name']} d_sae {row['d_sae']} ({row['architecture']})")
+        row = state.saes.row(sae_id)
+        print(f"imported {sae_id}: {row.hook_name} d_sae {row.d_sae} ({row.architecture})")
         return 0
     finally:
         state.close()

@@ -8,8 +8,8 @@ import argparse
 import sys
 import time
 
-from ..events import TRAINING_PROGRESS
-from ..model.hook_names import hook_name
+from ..events import TrainingProgress
+from ..model.hook_names import expand
 from ..settings import Settings
 from ..training.config import TrainingConfig
 from ..training.ddp import follower_run_id
@@ -48,20 +48,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _print_progress(ev) -> None:
-    if ev.type != TRAINING_PROGRESS:
-        return
-    d = ev.data
+def _print_progress(ev: TrainingProgress) -> None:
     fmt = lambda v, f: format(v, f) if isinstance(v, (int, float)) else "-"  # noqa: E731
-    print(f"[{d.get('phase')}] read {d.get('tokens_read', 0)} step {d['step']} tokens {d['tokens']}/{d['total_tokens']} "
-          f"fvu {fmt(d.get('fvu'), '.4f')} l0 {fmt(d.get('l0'), '.1f')} dead {fmt(d.get('dead_fraction'), '.3f')} "
-          f"{fmt(d.get('tokens_per_s'), '.0f')} tok/s eta {fmt(d.get('eta_s'), '.0f')}s", file=sys.stderr, flush=True)
+    print(f"[{ev.phase}] read {ev.tokens_read} step {ev.step} tokens {ev.tokens}/{ev.total_tokens} "
+          f"fvu {fmt(ev.fvu, '.4f')} l0 {fmt(ev.l0, '.1f')} dead {fmt(ev.dead_fraction, '.3f')} "
+          f"{fmt(ev.tokens_per_s, '.0f')} tok/s eta {fmt(ev.eta_s, '.0f')}s", file=sys.stderr, flush=True)
 
 
-def _wait(state, run_id: str) -> dict:
+def _wait(state, run_id: str):  # noqa: ANN001, ANN202 - -> store.runs.RunRecord
     """Poll the run's status instead of blocking in Thread.join: on Python 3.11 a Ctrl-C inside join() makes
     the thread look finished, so shutdown would not wait for the run to stop (and record 'interrupted')."""
-    while state.training.get(run_id)["status"] in ("queued", "running") and state.training.active_run() == run_id:
+    while state.training.get(run_id).status in ("queued", "running") and state.training.active_run() == run_id:
         time.sleep(0.25)
     return state.training.wait(run_id)
 
@@ -84,9 +81,9 @@ def run(args: argparse.Namespace) -> int:
             run_id = state.training.resume(args.resume, multiprocess=True)
         else:
             if args.layers:
-                hooks = [hook_name(int(x), args.hook) for x in args.layers.split(",") if x.strip()]
+                hooks = expand([int(x) for x in args.layers.split(",") if x.strip()], args.hook)
             elif args.layer is not None:
-                hooks = [hook_name(args.layer, args.hook)]
+                hooks = expand([args.layer], args.hook)
             else:
                 print("error: give --layer or --layers", file=sys.stderr)
                 return 2
@@ -103,16 +100,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"run {run_id}", flush=True)
         last = [0.0]
 
-        def throttled(ev) -> None:
+        def throttled(ev: TrainingProgress) -> None:
             if time.time() - last[0] >= 2.0:
                 last[0] = time.time()
                 _print_progress(ev)
-        state.bus.add_callback(throttled)
-        row = _wait(state, run_id)
-        if row["status"] != "done":
-            print(f"run {run_id} {row['status']}: {row.get('error') or ''}", file=sys.stderr)
+        state.bus.on(TrainingProgress, throttled)
+        rec = _wait(state, run_id)
+        if rec.status != "done":
+            print(f"run {run_id} {rec.status}: {rec.error or ''}", file=sys.stderr)
             return 1
-        for p in row["metrics_json"]["per_hook"]:
+        for p in rec.metrics["per_hook"]:
             print(f"{p['hook_name']}: sae {p['sae_id']}  held-out FVU {p['held_out_fvu']:.4f}  "
                   f"explained variance {p['explained_variance']:.4f}  L0 {p['l0']:.1f}  "
                   f"dead fraction {p['dead_fraction']:.4f}  CE-loss recovered {p.get('ce_loss_recovered', float('nan')):.4f}  "

@@ -7,14 +7,20 @@ Features are ranked by Cohen's d = (mean₊ − mean₋) / pooled std (+ eps), l
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from contextlib import AbstractContextManager
+from typing import Any, Callable, NamedTuple
 
 import torch
 from torch import Tensor
 
 from ..errors import Invalid
-from ..inference.engine import encode_prompt
+from ..model.handle import ModelHandle
 from ..model.hooks import run_with_cache
+from ..model.loader import LoadedModel
+from ..model.tokenize import encode_prompt
+from ..sae.model import SparseAutoencoder
+from ..sae.registry import SAERegistry
+from ..store.features import FeatureLabel
 
 POSITIONS = ("last", "all", "max")
 EPS = 1e-6
@@ -43,16 +49,20 @@ class ContrastResult(NamedTuple):
     hook_name: str
 
 
+LabelLookup = Callable[[str, list[int]], dict[int, FeatureLabel]]
+"""(sae_id, feature indices) -> their display labels and top tokens (features without a row are left out)."""
+
+
 @torch.no_grad()
-def feature_samples(state: Any, sae: Any, texts: list[str], position: str) -> Tensor:
-    """``[n_samples d_sae]`` SAE activations of ``texts`` reduced by ``position``."""
-    lm = state.require_model()
+def feature_samples(lm: LoadedModel, sae: SparseAutoencoder, texts: list[str], position: str, *,
+                    scope: AbstractContextManager[Any], max_tokens: int | None) -> Tensor:
+    """``[n_samples d_sae]`` SAE activations of ``texts`` reduced by ``position`` (original model)."""
     hook = sae.cfg.hook_name
     skip_first = 1 if sae.cfg.exclude_first_position else 0
     rows = []
     for text in texts:
-        ids = encode_prompt(lm, text, state.settings.max_prompt_tokens)
-        with state.patches.using([]):
+        ids = encode_prompt(lm, text, max_tokens)
+        with scope:
             act = run_with_cache(lm.model, ids, [hook]).cache[hook][0]  # [pos d_model]
         if act.shape[0] > skip_first:
             act = act[skip_first:]
@@ -66,38 +76,35 @@ def feature_samples(state: Any, sae: Any, texts: list[str], position: str) -> Te
     return torch.cat(rows).cpu()
 
 
-def _labels(state: Any, sae_id: str, idx: list[int]) -> dict[int, tuple[str | None, list[str]]]:
-    if not idx:
-        return {}
-    marks = ",".join("?" for _ in idx)
-    try:
-        rows = state.db.query(f"SELECT idx, label, auto_label, top_tokens_json FROM features "
-                              f"WHERE sae_id = ? AND idx IN ({marks})", [sae_id, *idx])
-    except Exception:  # noqa: BLE001 - no analysis table yet: null labels
-        return {}
-    out = {}
-    for r in rows:
-        toks = r.get("top_tokens_json") or []
-        toks = [str(t["token"]) if isinstance(t, dict) and "token" in t else str(t) for t in toks]  # [{token, id, count}]
-        out[int(r["idx"])] = (r.get("label") or r.get("auto_label") or None, toks[:10])
-    return out
+class ContrastService:
+    def __init__(self, model: ModelHandle, saes: SAERegistry, labels: LabelLookup,
+                 scope: AbstractContextManager[Any], max_prompt_tokens: int) -> None:
+        """``scope``: held around every forward (the model lock, with every patch switched off)."""
+        self.model, self.saes, self.labels, self.scope = model, saes, labels, scope
+        self.max_prompt_tokens = max_prompt_tokens
+
+    def contrast(self, sae_id: str, positive: list[str], negative: list[str], position: str = "last",
+                 top_n: int = 20) -> "ContrastResult":
+        if position not in POSITIONS:
+            raise Invalid(f"position must be one of {', '.join(POSITIONS)}")
+        if not positive or not negative:
+            raise Invalid("give at least one positive and one negative text")
+        if len(positive) + len(negative) > MAX_TEXTS:
+            raise Invalid(f"at most {MAX_TEXTS} texts in all")
+        fit = self.saes.fitted(sae_id)
+        kw = {"scope": self.scope, "max_tokens": self.max_prompt_tokens}
+        pos = feature_samples(fit.lm, fit.sae, positive, position, **kw).double()  # [n+ d_sae]
+        neg = feature_samples(fit.lm, fit.sae, negative, position, **kw).double()  # [n- d_sae]
+        ranked = rank_features(pos, neg, top_n)
+        labels = self.labels(sae_id, [r[0] for r in ranked])
+        feats = [ContrastFeature(*r, labels[r[0]].label if r[0] in labels else None,
+                                 labels[r[0]].top_tokens[:10] if r[0] in labels else []) for r in ranked]
+        return ContrastResult(feats, pos.shape[0], neg.shape[0], fit.sae.cfg.hook_name)
 
 
-def contrast(state: Any, sae_id: str, positive: list[str], negative: list[str], position: str = "last",
-             top_n: int = 20) -> ContrastResult:
-    if position not in POSITIONS:
-        raise Invalid(f"position must be one of {', '.join(POSITIONS)}")
-    if not positive or not negative:
-        raise Invalid("give at least one positive and one negative text")
-    if len(positive) + len(negative) > MAX_TEXTS:
-        raise Invalid(f"at most {MAX_TEXTS} texts in all")
-    entry = state.saes.get(sae_id)
-    sae = entry.sae
-    lm = state.require_model()
-    if sae.cfg.d_in != lm.d_model:
-        raise Invalid(f"SAE {sae_id} reads width {sae.cfg.d_in}; the loaded model's d_model is {lm.d_model}")
-    pos = feature_samples(state, sae, positive, position).double()  # [n+ d_sae]
-    neg = feature_samples(state, sae, negative, position).double()  # [n- d_sae]
+def rank_features(pos: Tensor, neg: Tensor, top_n: int) -> list[tuple[int, float, float, float, float, float, float]]:
+    """Cohen's d ranking of ``pos [n+ d_sae]`` vs ``neg [n- d_sae]``: the ``top_n`` largest as (index, mean+,
+    mean-, mean diff, d, rate+, rate-)."""
     n1, n2 = pos.shape[0], neg.shape[0]
     m1, m2 = pos.mean(0), neg.mean(0)
     v1 = pos.var(0, unbiased=True) if n1 > 1 else torch.zeros_like(m1)
@@ -107,7 +114,5 @@ def contrast(state: Any, sae_id: str, positive: list[str], negative: list[str], 
     d = (m1 - m2) / (pooled + EPS)
     r1, r2 = (pos > 0).double().mean(0), (neg > 0).double().mean(0)
     order = torch.argsort(d, descending=True)[: max(1, min(top_n, d.shape[0]))].tolist()
-    labels = _labels(state, sae_id, order)
-    feats = [ContrastFeature(i, float(m1[i]), float(m2[i]), float(m1[i] - m2[i]), float(d[i]), float(r1[i]),
-                             float(r2[i]), *labels.get(i, (None, []))) for i in order]
-    return ContrastResult(feats, n1, n2, sae.cfg.hook_name)
+    return [(i, float(m1[i]), float(m2[i]), float(m1[i] - m2[i]), float(d[i]), float(r1[i]), float(r2[i]))
+            for i in order]

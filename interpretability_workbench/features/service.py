@@ -1,62 +1,45 @@
-"""FeatureService (``state.features``): runs feature analyses (synchronously or in a worker thread),
-persists their results in the ``analyses`` and ``features`` tables, and answers feature queries.
+"""FeatureService: runs feature analyses (synchronously or in a worker thread), persists their results
+through the feature repository (``store/features.py``), and answers feature queries.
 
 Analyses publish ``analysis_progress`` {sae_id, phase, done, total} and ``analysis_done``
 {sae_id, status: done|failed|cancelled, n_features, n_tokens, seconds, error}.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..activations.corpora import CorpusLookup
 from ..activations.corpus import CorpusError, load_texts, make_contexts, split_contexts
-from ..errors import BadRequest, Conflict, Invalid
-from ..events import ANALYSIS_DONE, ANALYSIS_PROGRESS
+from ..errors import Conflict, Invalid
+from ..events import AnalysisDone, AnalysisProgress, Publish
+from ..model.handle import ModelHandle
 from ..model.loader import LoadedModel
 from ..sae.model import SparseAutoencoder
-from ..store.db import now
+from ..sae.registry import SAERegistry
+from ..store.features import AnalysedFeature, FeatureRepo
 from .analysis import AnalysisConfig, run_analysis
 from .queries import FeatureQueries
 from .text import TextActivations, text_activations
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..state import WorkbenchState
-
 log = logging.getLogger(__name__)
-
-_UPSERT = """
-INSERT INTO features (sae_id, idx, auto_label, density, max_act, mean_act, top_tokens_json, data_json)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT(sae_id, idx) DO UPDATE SET auto_label = excluded.auto_label, density = excluded.density,
-  max_act = excluded.max_act, mean_act = excluded.mean_act, top_tokens_json = excluded.top_tokens_json,
-  data_json = excluded.data_json
-"""
 HELD_OUT_FRACTION = 0.1
 
 
-def check_compatible(lm: LoadedModel, sae: SparseAutoencoder, sae_id: str) -> None:
-    """400 unless the loaded model is the one the SAE reads (same id when recorded, same width, layer)."""
-    cfg = sae.cfg
-    if cfg.model_id and cfg.model_id != lm.model_id:
-        raise BadRequest(f"SAE {sae_id} was trained on {cfg.model_id!r} but the loaded model is "
-                         f"{lm.model_id!r}; load it with POST /api/model {{\"name\": \"{cfg.model_id}\"}}")
-    if cfg.d_in != lm.d_model:
-        raise BadRequest(f"SAE {sae_id} reads d_in={cfg.d_in} activations but the loaded model has "
-                         f"d_model={lm.d_model}; load the model the SAE was trained on")
-    if cfg.layer >= lm.n_layers:
-        raise BadRequest(f"SAE {sae_id} reads {cfg.hook_name} but the loaded model has only {lm.n_layers} layers")
-
-
 class FeatureService:
-    def __init__(self, state: "WorkbenchState") -> None:
-        self.state = state
-        self.db = state.db
-        self.queries = FeatureQueries(state)
+    def __init__(self, repo: FeatureRepo, saes: SAERegistry, model: ModelHandle, corpora: CorpusLookup,
+                 publish: Publish, scope: AbstractContextManager[Any], *, context_size: int,
+                 max_prompt_tokens: int) -> None:
+        """``scope``: held around every forward (the model lock, with every patch switched off)."""
+        self.repo, self.saes, self.model, self.corpora = repo, saes, model, corpora
+        self.publish, self.scope = publish, scope
+        self.context_size, self.max_prompt_tokens = context_size, max_prompt_tokens
+        self.queries = FeatureQueries(repo, saes)
         self.config = AnalysisConfig()
         self._lock = threading.Lock()
         self._jobs: dict[str, threading.Thread] = {}
@@ -65,8 +48,7 @@ class FeatureService:
         self._vocab: tuple[object, list[str]] | None = None
         self._contexts: tuple[tuple, Any] | None = None  # last tokenized analysis corpus
         # a 'running' row left by a process that stopped mid-analysis can never finish
-        self.db.execute("UPDATE analyses SET status = 'failed', data_json = ? WHERE status = 'running'",
-                        [json.dumps({"error": "interrupted: the workbench stopped during the analysis"})])
+        repo.fail_running("interrupted: the workbench stopped during the analysis")
 
     # helpers ------------------------------------------------------------------------------
     def vocab(self, lm: LoadedModel) -> list[str]:
@@ -80,18 +62,16 @@ class FeatureService:
         return strings
 
     def _sae_for_model(self, sae_id: str) -> tuple[LoadedModel, SparseAutoencoder]:
-        entry = self.state.saes.get(sae_id)  # 404 for unknown ids
-        lm = self.state.require_model()  # 400 without a model
-        check_compatible(lm, entry.sae, sae_id)
-        return lm, entry.sae
+        fit = self.saes.fitted(sae_id)  # 404 unknown, 400 without a model or when it does not fit
+        return fit.lm, fit.sae
 
     def analysis_contexts(self, lm: LoadedModel, sae: SparseAutoencoder, corpus: str | None = None,
                           n_tokens: int | None = None, corpus_file: str | Path | None = None):
         """Default: the held-out split of the built-in corpus; a corpus id (or CLI file): all of it."""
-        ctx_size = sae.cfg.context_size or self.state.settings.context_size
+        ctx_size = sae.cfg.context_size or self.context_size
         if n_tokens is not None and n_tokens < ctx_size - 1:
             raise Invalid(f"n_tokens must be at least one context ({ctx_size - 1} tokens)")
-        path = Path(corpus_file) if corpus_file else self.state.corpus_path(corpus)
+        path = Path(corpus_file) if corpus_file else self.corpora.path(corpus)
         limit = None if n_tokens is None or path is None else math.ceil(n_tokens / (ctx_size - 1))
         key = (lm.tokenizer, str(path), ctx_size, limit)
         cached = self._contexts
@@ -114,17 +94,16 @@ class FeatureService:
 
     # analysis jobs ----------------------------------------------------------------------
     def status(self, sae_id: str) -> dict[str, Any]:
-        self.state.saes.get(sae_id)  # 404 for unknown ids
-        row = self.db.get("analyses", sae_id=sae_id)
-        if row is None:
+        self.saes.row(sae_id)  # 404 for unknown ids
+        rec = self.repo.get_analysis(sae_id)
+        if rec is None:
             return {"sae_id": sae_id, "status": "none", "progress": None, "n_tokens": None,
                     "created_at": None, "updated_at": None, "summary": None, "error": None}
-        data = row.get("data_json") or {}
         with self._lock:
             progress = self._progress.get(sae_id)
-        return {"sae_id": sae_id, "status": row["status"], "progress": progress, "n_tokens": row["n_tokens"],
-                "created_at": row["created_at"], "updated_at": row["updated_at"],
-                "summary": data if row["status"] == "done" else None, "error": data.get("error")}
+        return {"sae_id": sae_id, "status": rec.status, "progress": progress, "n_tokens": rec.n_tokens,
+                "created_at": rec.created_at, "updated_at": rec.updated_at,
+                "summary": rec.data if rec.status == "done" else None, "error": rec.data.get("error")}
 
     def is_running(self, sae_id: str) -> bool:
         with self._lock:
@@ -139,12 +118,7 @@ class FeatureService:
             self._jobs[sae_id] = threading.current_thread()  # replaced by the worker for async runs
             ev = self._cancel[sae_id] = threading.Event()
             self._progress[sae_id] = {"phase": "starting", "done": 0, "total": 0}
-        old = self.db.get("analyses", sae_id=sae_id)
-        t = now()
-        self.db.insert("analyses", {
-            "sae_id": sae_id, "status": "running", "n_tokens": None, "path": None,
-            "data_json": {"corpus": corpus or "default", "n_tokens_requested": n_tokens},
-            "created_at": old["created_at"] if old else t, "updated_at": t}, replace=True)
+        self.repo.start_analysis(sae_id, {"corpus": corpus or "default", "n_tokens_requested": n_tokens})
         return ev
 
     def _release(self, sae_id: str) -> None:
@@ -198,36 +172,33 @@ class FeatureService:
         def progress(phase: str, done: int, total: int) -> None:
             with self._lock:
                 self._progress[sae_id] = {"phase": phase, "done": done, "total": total}
-            if self.state.lm is not lm:
+            if self.model.lm is not lm:
                 cancel.set()  # the model was swapped mid-analysis: stop rather than mix models
             tnow = time.perf_counter()
             if phase != "activations" or done >= total or tnow - last[0] > 0.25:
                 last[0] = tnow
-                self.state.bus.publish(ANALYSIS_PROGRESS, sae_id=sae_id, phase=phase, done=done, total=total)
+                self.publish(AnalysisProgress(sae_id=sae_id, phase=phase, done=done, total=total))
 
         try:
             result = run_analysis(lm, sae, contexts, self.vocab(lm), self.config, progress=progress,
-                                  lock=self.state.model_lock, cancel=cancel)
+                                  lock=self.scope, cancel=cancel)
             progress("saving", 0, len(result.rows))
-            self.db.executemany(_UPSERT, (
-                (sae_id, r["idx"], r["auto_label"], r["density"], r["max_act"], r["mean_act"],
-                 json.dumps(r["top_tokens_json"]), json.dumps(r["data_json"])) for r in result.rows))
+            self.repo.upsert_analysed(sae_id, (
+                AnalysedFeature(r["idx"], r["auto_label"], r["density"], r["max_act"], r["mean_act"],
+                                r["top_tokens_json"], r["data_json"]) for r in result.rows))
         except Exception as e:
             cancelled = cancel.is_set()
             status = "cancelled" if cancelled else "failed"
-            err = (("the model changed during the analysis" if self.state.lm is not lm else "cancelled")
+            err = (("the model changed during the analysis" if self.model.lm is not lm else "cancelled")
                    if cancelled else f"{type(e).__name__}: {e}")
-            self.db.update("analyses", {"sae_id": sae_id}, {
-                "status": status, "updated_at": now(), "data_json": {"corpus": corpus, "error": err}})
-            self.state.bus.publish(ANALYSIS_DONE, sae_id=sae_id, status=status, error=err,
-                                   n_features=0, n_tokens=0, seconds=round(time.perf_counter() - t0, 3))
+            self.repo.finish_analysis(sae_id, status, {"corpus": corpus, "error": err})
+            self.publish(AnalysisDone(sae_id=sae_id, status=status, error=err, n_features=0, n_tokens=0,
+                                      seconds=round(time.perf_counter() - t0, 3)))
             raise
         summary = {**result.summary, "corpus": corpus, "seconds": round(time.perf_counter() - t0, 3)}
-        self.db.update("analyses", {"sae_id": sae_id}, {
-            "status": "done", "n_tokens": summary["n_tokens"], "updated_at": now(), "data_json": summary})
-        self.state.bus.publish(ANALYSIS_DONE, sae_id=sae_id, status="done", error=None,
-                               n_features=len(result.rows), n_tokens=summary["n_tokens"],
-                               seconds=summary["seconds"])
+        self.repo.finish_analysis(sae_id, "done", summary, n_tokens=summary["n_tokens"])
+        self.publish(AnalysisDone(sae_id=sae_id, status="done", error=None, n_features=len(result.rows),
+                                  n_tokens=summary["n_tokens"], seconds=summary["seconds"]))
         return summary
 
     def forget(self, sae_id: str) -> None:
@@ -235,8 +206,7 @@ class FeatureService:
         with self._lock:
             if sae_id in self._jobs:
                 raise Conflict(f"an analysis of SAE {sae_id} is running; wait for it to finish")
-        self.db.delete("features", sae_id=sae_id)
-        self.db.delete("analyses", sae_id=sae_id)
+        self.repo.delete_sae(sae_id)
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Cancel running analyses and wait for their threads (called at server exit)."""
@@ -253,8 +223,8 @@ class FeatureService:
                     features: list[int] | None = None) -> TextActivations:
         lm, sae = self._sae_for_model(sae_id)
         return text_activations(lm, sae, text, top_k=top_k, features=features, vocab=self.vocab(lm),
-                                max_tokens=self.state.settings.max_prompt_tokens, lock=self.state.model_lock,
-                                labels=self.queries.labels(sae_id))
+                                max_tokens=self.max_prompt_tokens, lock=self.scope,
+                                labels={i: lab or "" for i, lab in self.queries.label_texts(sae_id).items()})
 
     # queries (delegated) ------------------------------------------------------------------
     def list_features(self, sae_id: str, **kw: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import torch
 
 from ..errors import Invalid
-from ..inference.engine import encode_prompt
+from ..model.tokenize import encode_prompt
 from ..model.hooks import run_with_cache
 from ..model.loader import LoadedModel
 from ..sae.model import SparseAutoencoder

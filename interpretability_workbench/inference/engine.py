@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from ..errors import Invalid
+from ..model.handle import ModelHandle
 from ..model.hook_names import hook_name
 from ..model.hooks import forward_last_logits
 from ..model.loader import LoadedModel
+from ..model.tokenize import encode_prompt
+from ..patches.manager import PatchManager
 
 
 @dataclass
@@ -42,18 +45,6 @@ class TokenMove:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def encode_prompt(lm: LoadedModel, text: str, max_tokens: int | None = None) -> Tensor:
-    """Text -> ``[1 pos]`` input ids on the model's device; 422 for empty or over-long text."""
-    if not text or not text.strip():
-        raise Invalid("text is empty; give a prompt of at least one token")
-    ids = lm.tokenizer(text, return_tensors="pt")["input_ids"]
-    if ids.shape[1] == 0:
-        raise Invalid("text produced no tokens")
-    if max_tokens is not None and ids.shape[1] > max_tokens:
-        raise Invalid(f"text is {ids.shape[1]} tokens long; the limit is {max_tokens} (IWB_MAX_PROMPT_TOKENS)")
-    return ids.to(lm.device)
 
 
 def top_tokens(lm: LoadedModel, logits: Tensor, k: int) -> list[TokenProb]:
@@ -87,7 +78,8 @@ class Comparison(NamedTuple):
     n_tokens: int
     from_layer: int | None
     """Lowest block rerun for the patched result (None: no patches, patched = original)."""
-    latency_ms: float
+    compute_ms: float
+    """Server compute time of this comparison."""
 
 
 def kl_divergence(p_logits: Tensor, q_logits: Tensor) -> float:
@@ -104,12 +96,33 @@ def moved_tokens(lm: LoadedModel, orig: Tensor, patched: Tensor, k: int) -> list
             for i in idx if float(delta[i]) != 0.0]
 
 
+class InferenceEngine:
+    """Original vs patched next-token distributions, generation and patch effect checks on the loaded model."""
+
+    def __init__(self, model: ModelHandle, patches: PatchManager, max_prompt_tokens: int) -> None:
+        self.model, self.patches, self.max_prompt_tokens = model, patches, max_prompt_tokens
+
+    def session(self) -> "LiveSession":
+        return LiveSession(self)
+
+    def compare(self, text: str, top_k: int = 10, patch_ids: list[str] | None = None) -> "Comparison":
+        """Original vs patched next-token distributions (``patch_ids`` None: the enabled patches)."""
+        return LiveSession(self).compare(text, top_k, patch_ids)
+
+    def generate(self, text: str, max_new_tokens: int = 32, temperature: float = 0.0, seed: int | None = None,
+                 patch_ids: list[str] | None = None) -> "Generation":
+        return generate(self, text, max_new_tokens, temperature, seed, patch_ids)
+
+    def evaluate(self, patch_id: str, texts: list[str], targets: list[str | int]) -> "Evaluation":
+        return evaluate(self, patch_id, texts, targets)
+
+
 @dataclass
 class LiveSession:
     """Caches for one client (a socket or one request): the prompt's ids, the original logits and the
     original ``resid_pre`` at each block a patched forward started from. Valid for one model and prompt."""
 
-    state: Any
+    engine: InferenceEngine
     _key: tuple[int, str] | None = None
     _ids: Tensor | None = None
     _orig: Tensor | None = None
@@ -118,7 +131,7 @@ class LiveSession:
     def _prepare(self, lm: LoadedModel, text: str) -> Tensor:
         key = (id(lm.model), text)
         if key != self._key:
-            self._ids = encode_prompt(lm, text, self.state.settings.max_prompt_tokens)
+            self._ids = encode_prompt(lm, text, self.engine.max_prompt_tokens)
             self._key, self._orig, self._resid = key, None, {}
         assert self._ids is not None
         return self._ids
@@ -133,7 +146,7 @@ class LiveSession:
             def grab(act: Tensor) -> None:
                 grabbed["r"] = act.detach().clone()
             hooks[hook_name(layer, "resid_pre")] = grab
-        with self.state.patches.using([]):
+        with self.engine.patches.original:
             logits = forward_last_logits(lm.model, ids, fwd_hooks=hooks)[0].float()  # [d_vocab]
         self._orig = logits
         if need_resid:
@@ -141,17 +154,17 @@ class LiveSession:
 
     def logits(self, text: str, patch_ids: list[str] | None) -> tuple[Tensor, Tensor, list[str], int | None]:
         """(original [d_vocab], patched [d_vocab], patch ids used, from_layer) under the model lock."""
-        state = self.state
-        with state.model_lock:
-            lm = state.require_model()
+        engine = self.engine
+        with engine.model.lock:
+            lm = engine.model.require()
             ids = self._prepare(lm, text)
-            pids = state.patches.resolve_ids(patch_ids)
-            layer = state.patches.lowest_layer(pids)
+            pids = engine.patches.resolve_ids(patch_ids)
+            layer = engine.patches.lowest_layer(pids)
             self._original(lm, ids, layer)
             assert self._orig is not None
             if layer is None:
                 return self._orig, self._orig, pids, None
-            with state.patches.using(pids), torch.no_grad():
+            with engine.patches.using(pids), torch.no_grad():
                 if layer > 0:
                     patched = forward_last_logits(lm.model, ids, from_layer=layer, resid_pre=self._resid[layer])
                 else:
@@ -161,16 +174,11 @@ class LiveSession:
     def compare(self, text: str, top_k: int = 10, patch_ids: list[str] | None = None) -> Comparison:
         t0 = time.perf_counter()
         orig, patched, pids, layer = self.logits(text, patch_ids)
-        lm = self.state.require_model()
+        lm = self.engine.model.require()
         assert self._ids is not None
         return Comparison(top_tokens(lm, orig, top_k), top_tokens(lm, patched, top_k),
                           moved_tokens(lm, orig, patched, top_k), kl_divergence(orig, patched), pids,
                           int(self._ids.shape[1]), layer, (time.perf_counter() - t0) * 1000)
-
-
-def compare(state: Any, text: str, top_k: int = 10, patch_ids: list[str] | None = None) -> Comparison:
-    """Original vs patched next-token distributions (``patch_ids`` None: the enabled patches)."""
-    return LiveSession(state).compare(text, top_k, patch_ids)
 
 
 # generation ------------------------------------------------------------------------------------
@@ -205,19 +213,19 @@ def _sample_loop(lm: LoadedModel, ids: Tensor, max_new_tokens: int, temperature:
     return new
 
 
-def generate(state: Any, text: str, max_new_tokens: int = 32, temperature: float = 0.0, seed: int | None = None,
+def generate(engine: InferenceEngine, text: str, max_new_tokens: int = 32, temperature: float = 0.0, seed: int | None = None,
              patch_ids: list[str] | None = None) -> Generation:
     """Original vs patched continuations: greedy at temperature 0, else seeded sampling (same seed for both)."""
     if not 1 <= max_new_tokens <= 128:
         raise Invalid("max_new_tokens must be in 1..128")
-    with state.model_lock:
-        lm = state.require_model()
-        ids = encode_prompt(lm, text, state.settings.max_prompt_tokens)
-        pids = state.patches.resolve_ids(patch_ids)
-        with state.patches.using([]):
+    with engine.model.lock:
+        lm = engine.model.require()
+        ids = encode_prompt(lm, text, engine.max_prompt_tokens)
+        pids = engine.patches.resolve_ids(patch_ids)
+        with engine.patches.original:
             orig = _sample_loop(lm, ids, max_new_tokens, temperature, seed)
         if pids:
-            with state.patches.using(pids):
+            with engine.patches.using(pids):
                 patched = _sample_loop(lm, ids, max_new_tokens, temperature, seed)
         else:
             patched = list(orig)
@@ -266,17 +274,18 @@ class Evaluation(NamedTuple):
     notes: list[str]
 
 
-def evaluate(state: Any, patch_id: str, texts: list[str], targets: list[str | int]) -> Evaluation:
+def evaluate(engine: InferenceEngine, patch_id: str, texts: list[str], targets: list[str | int]) -> Evaluation:
     """Probability of the target tokens (summed) as the next token, before (all patches off) and after
     (only this patch on), per text and on average."""
     if not texts:
         raise Invalid("give at least one text")
-    lm = state.require_model()
+    engine.patches.get(patch_id)  # 404 for an unknown patch
+    lm = engine.model.require()
     tt = resolve_targets(lm, targets)
     sel = torch.tensor(tt.ids)
     results = []
     for text in texts:
-        orig, patched, _, _ = LiveSession(state).logits(text, [patch_id])
+        orig, patched, _, _ = LiveSession(engine).logits(text, [patch_id])
         before = float(orig.softmax(-1)[sel.to(orig.device)].sum())
         after = float(patched.softmax(-1)[sel.to(patched.device)].sum())
         results.append(TextEffect(text, before, after))

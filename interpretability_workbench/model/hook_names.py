@@ -26,6 +26,11 @@ def hook_name(layer: int, kind: str) -> str:
     return f"blocks.{layer}.hook_{kind}"
 
 
+def expand(layers: list[int] | tuple[int, ...], kind: str) -> list[str]:
+    """One hook name per layer (REST and CLI both name hooks this way)."""
+    return [hook_name(int(layer), kind) for layer in layers]
+
+
 def parse_hook_name(name: str) -> HookName:
     m = _PATTERN.match(name)
     if not m:

@@ -1,12 +1,13 @@
-"""PatchManager (``state.patches``): patches stored in the ``patches`` table and applied to the live model.
+"""PatchManager: patches stored through ``store/patches.py``, kept in memory and applied to the live model.
 
-Patches are re-applied whenever a model is loaded (``state.on_model_change``) if they were made for that
+Patches are re-applied whenever a model is loaded (``ModelHandle.on_change``) if they were made for that
 model. Strength and enabled changes act in place on the wrappers; ``using(ids)`` runs a block with exactly
 those patches on (everything else off) under the model lock — ``using([])`` is the original model.
 """
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,8 +16,11 @@ from typing import Any, Iterator
 from safetensors.torch import load_file, save_file
 
 from ..errors import Conflict, Invalid, NotFound
+from ..model.handle import ModelHandle
+from ..sae.registry import SAERegistry
 from ..store.artifacts import atomic_dir, safe_join
 from ..store.db import new_id, now
+from ..store.patches import PatchRepo
 from . import inject
 from .config import DEFAULT_STRENGTH, PatchConfig
 from .lora import ModuleDelta, feature_deltas, layer_of_path, scaling_for
@@ -43,40 +47,67 @@ def tensors_to_deltas(t: dict[str, Any]) -> list[ModuleDelta]:
     return [ModuleDelta(p, k, g["A"], g["B"], g.get("bias")) for (p, k), g in groups.items()]  # type: ignore[arg-type]
 
 
+class OriginalScope:
+    """A reusable context manager: holds the model lock and switches every patch off inside the block
+    (the original model), restoring the previous switches on exit. Re-entrant."""
+
+    def __init__(self, manager: "PatchManager") -> None:
+        self._m = manager
+        self._saved: list[dict[str, bool]] = []
+
+    def __enter__(self) -> None:
+        self._m.model.lock.acquire()
+        try:
+            self._saved.append(self._m._switch_only(set()))
+        except BaseException:
+            self._m.model.lock.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._m._restore(self._saved.pop())
+        finally:
+            self._m.model.lock.release()
+
+
 class PatchManager:
-    def __init__(self, state: Any) -> None:
-        self.state = state
-        self.db = state.db
-        self.root = Path(state.settings.artifacts_dir) / "patches"
+    """Live patches: configs kept in memory (loaded once from the ``patches`` table), applied as wrapper
+    modules on the loaded model. Strength changes from the live slider (``set_strength``) act in memory
+    only; ``update`` (the REST PATCH) and ``commit`` persist."""
+
+    def __init__(self, repo: PatchRepo, saes: SAERegistry, model: ModelHandle, root: Path) -> None:
+        self.repo, self.saes, self.model = repo, saes, model
+        self.root = Path(root)
         self._lock = threading.RLock()
+        self._configs: dict[str, PatchConfig] = {}
+        for d in repo.list():
+            cfg = PatchConfig.from_dict(d)
+            self._configs[cfg.id] = cfg
         self._applied: dict[str, list[str]] = {}  # patch id -> wrapped module paths
         self._errors: dict[str, str] = {}  # patch id -> why it is not applied
-        state.on_model_change(self._on_model_change)
+        self._dirty: set[str] = set()  # live strength changes not yet persisted
+        self.original = OriginalScope(self)
+        """``with patches.original:`` — the original model (every patch off) under the model lock."""
+        model.on_change(self._on_model_change)
 
     # store ---------------------------------------------------------------------------------
-    def _row(self, cfg: PatchConfig) -> dict[str, Any]:
-        return {"id": cfg.id, "name": cfg.name, "sae_id": cfg.sae_id, "mode": cfg.mode,
-                "features_json": cfg.features, "strength": cfg.strength, "enabled": int(cfg.enabled),
-                "config_json": cfg.to_dict(), "created_at": cfg.created_at, "updated_at": cfg.updated_at}
-
     def _save(self, cfg: PatchConfig, *, new: bool = False) -> None:
         cfg.updated_at = now()
+        self._configs[cfg.id] = cfg
         if new:
-            self.db.insert("patches", self._row(cfg))
+            self.repo.insert(cfg.to_dict())
         else:
-            row = self._row(cfg)
-            row.pop("id")
-            self.db.update("patches", {"id": cfg.id}, row)
+            self.repo.save(cfg.to_dict())
+        self._dirty.discard(cfg.id)
 
     def list(self) -> list[PatchConfig]:
-        rows = self.db.query("SELECT config_json FROM patches ORDER BY created_at")
-        return [PatchConfig.from_dict(r["config_json"]) for r in rows]
+        return sorted(self._configs.values(), key=lambda c: c.created_at)
 
     def get(self, patch_id: str) -> PatchConfig:
-        row = self.db.get("patches", id=patch_id)
-        if row is None:
+        cfg = self._configs.get(patch_id)
+        if cfg is None:
             raise NotFound(f"patch {patch_id!r} not found; GET /api/patches lists them")
-        return PatchConfig.from_dict(row["config_json"])
+        return cfg
 
     def status(self, patch_id: str) -> tuple[bool, str | None]:
         """(applied to the live model, why not)."""
@@ -85,14 +116,8 @@ class PatchManager:
     # create / update / delete ----------------------------------------------------------------
     def create(self, *, sae_id: str, features: list[int], mode: str, strength: float | None = None,
                name: str | None = None, enabled: bool = True) -> PatchConfig:
-        lm = self.state.require_model()
-        entry = self.state.saes.get(sae_id)
-        scfg = entry.sae.cfg
-        if scfg.model_id and scfg.model_id != lm.model_id:
-            raise Conflict(f"SAE {sae_id} was trained on {scfg.model_id!r} but {lm.model_id!r} is loaded; "
-                           "load that model or pick an SAE of this one")
-        if scfg.d_in != lm.d_model:
-            raise Invalid(f"SAE {sae_id} reads width {scfg.d_in} but the model's d_model is {lm.d_model}")
+        fit = self.saes.fitted(sae_id)  # 404 unknown SAE, 400 when it does not fit the loaded model
+        scfg = fit.sae.cfg
         if features and max(features) >= scfg.d_sae:
             raise Invalid(f"feature {max(features)} is out of range: SAE {sae_id} has features 0..{scfg.d_sae - 1}")
         try:
@@ -100,10 +125,10 @@ class PatchManager:
                 id=new_id("patch"), name=name or f"{mode} {','.join(map(str, features))} @ {scfg.hook_name}",
                 mode=mode, features=list(features), sae_id=sae_id,
                 strength=strength if strength is not None else DEFAULT_STRENGTH.get(mode, 1.0),
-                enabled=enabled, model_id=lm.model_id, hook_name=scfg.hook_name)
+                enabled=enabled, model_id=fit.lm.model_id, hook_name=scfg.hook_name)
         except ValueError as e:
             raise Invalid(str(e)) from None
-        with self.state.model_lock:
+        with self.model.lock:
             self._apply(cfg)  # raises before anything is stored if the edit cannot be built
             self._save(cfg, new=True)
         return cfg
@@ -111,27 +136,26 @@ class PatchManager:
     def create_adapter(self, deltas: list[ModuleDelta], *, name: str, strength: float = 1.0,
                        extra: dict | None = None) -> PatchConfig:
         """A patch from raw deltas (an imported LoRA adapter); validated against the live model."""
-        lm = self.state.require_model()
+        lm = self.model.require()
         cfg = PatchConfig(id=new_id("patch"), name=name, mode="adapter", strength=strength,
                           model_id=lm.model_id, rank=max(d.rank for d in deltas), extra=extra or {})
         folder = safe_join(self.root, cfg.id)
         with atomic_dir(folder) as tmp:
             save_file(deltas_to_tensors(deltas), str(tmp / DELTAS_FILE))
         try:
-            with self.state.model_lock:
+            with self.model.lock:
                 self._apply(cfg)
                 self._save(cfg, new=True)
         except Exception:
-            import shutil
-
             shutil.rmtree(folder, ignore_errors=True)
             raise
         return cfg
 
     def update(self, patch_id: str, *, strength: float | None = None, enabled: bool | None = None,
                name: str | None = None, features: list[int] | None = None) -> PatchConfig:
-        with self.state.model_lock:
-            cfg = self.get(patch_id)
+        """Change a patch on the live model and persist it (the REST PATCH)."""
+        with self.model.lock:
+            cfg = PatchConfig.from_dict(self.get(patch_id).to_dict())
             if name is not None:
                 cfg.name = name
             if features is not None and list(features) != cfg.features:
@@ -141,15 +165,16 @@ class PatchManager:
                     new = PatchConfig.from_dict({**cfg.to_dict(), "features": list(features)})
                 except ValueError as e:
                     raise Invalid(str(e)) from None
+                old = self.get(patch_id)
                 self._unapply(patch_id)
                 try:
                     self._apply(new)
                 except Exception:
-                    self._apply(cfg)
+                    self._apply(old)
                     raise
                 cfg = new
             if strength is not None:
-                cfg = PatchConfig.from_dict({**cfg.to_dict(), "strength": strength})
+                cfg = self._with_strength(cfg, strength)
                 self._set(patch_id, cfg)
             if enabled is not None:
                 cfg.enabled = bool(enabled)
@@ -158,39 +183,60 @@ class PatchManager:
             self._save(cfg)
             return cfg
 
+    @staticmethod
+    def _with_strength(cfg: PatchConfig, strength: float) -> PatchConfig:
+        try:
+            return PatchConfig.from_dict({**cfg.to_dict(), "strength": strength})
+        except ValueError as e:
+            raise Invalid(str(e)) from None
+
     def set_strength(self, patch_id: str, strength: float) -> PatchConfig:
-        """The live slider path: change the scaling in place and persist."""
-        return self.update(patch_id, strength=strength)
+        """The live slider path: change the scaling in place, in memory only (``commit`` persists it)."""
+        with self.model.lock:
+            cfg = self._with_strength(self.get(patch_id), strength)
+            self._set(patch_id, cfg)
+            self._configs[patch_id] = cfg
+            self._dirty.add(patch_id)
+            return cfg
+
+    def commit(self, patch_ids: list[str] | None = None) -> None:
+        """Persist live strength changes (all pending ones, or those of ``patch_ids``)."""
+        with self.model.lock:
+            for pid in list(self._dirty if patch_ids is None else set(patch_ids) & self._dirty):
+                cfg = self._configs.get(pid)
+                if cfg is not None:
+                    self._save(cfg)
+                self._dirty.discard(pid)
 
     def delete(self, patch_id: str) -> None:
-        with self.state.model_lock:
+        with self.model.lock:
             self.get(patch_id)
             self._unapply(patch_id)
-            self.db.delete("patches", id=patch_id)
+            self.repo.delete(patch_id)
+            self._configs.pop(patch_id, None)
+            self._dirty.discard(patch_id)
             self._errors.pop(patch_id, None)
-        import shutil
-
         shutil.rmtree(safe_join(self.root, patch_id), ignore_errors=True)
 
     # application ---------------------------------------------------------------------------------
     def _model(self):  # noqa: ANN202
-        return self.state.require_model().model
+        return self.model.require().model
 
     def deltas_for(self, cfg: PatchConfig) -> list[ModuleDelta]:
         """Unit-strength deltas of a weight-delta patch on the live model."""
         if cfg.mode == "adapter":
             return tensors_to_deltas(load_file(str(safe_join(self.root, cfg.id, DELTAS_FILE))))
-        sae = self.state.saes.get(cfg.sae_id).sae
-        with self.state.model_lock:
+        sae = self.saes.get(cfg.sae_id).sae
+        with self.model.lock:
             return feature_deltas(self._model(), sae, cfg.features, cfg.mode)
 
     def _apply(self, cfg: PatchConfig) -> None:
-        lm = self.state.require_model()
+        lm = self.model.require()
         model = lm.model
         paths: list[str] = []
         try:
             if cfg.mode == "clamp":
-                sae = self.state.saes.get(cfg.sae_id).sae
+                sae = self.saes.get(cfg.sae_id).sae
                 from ..model.hook_map import resolve
 
                 hp = resolve(model, sae.cfg.hook_name)
@@ -221,9 +267,10 @@ class PatchManager:
 
     def _unapply(self, patch_id: str) -> None:
         paths = self._applied.pop(patch_id, [])
-        if paths and self.state.lm is not None:
+        lm = self.model.lm
+        if paths and lm is not None:
             for p in paths:
-                inject.remove_entry(self.state.lm.model, p, patch_id)
+                inject.remove_entry(lm.model, p, patch_id)
 
     def _set(self, patch_id: str, cfg: PatchConfig) -> None:
         model = self._model()
@@ -269,29 +316,40 @@ class PatchManager:
         layers = [layer_of_path(model, p) for pid in patch_ids for p in self._applied.get(pid, [])]
         return min(layers) if layers else None
 
+    def _switch_only(self, want: set[str]) -> dict[str, bool]:
+        """Enable exactly ``want`` among the applied patches; returns the previous switches."""
+        model = self._model()
+        before = {pid: self._configs[pid].enabled if pid in self._configs else False for pid in self._applied}
+        for pid, paths in self._applied.items():
+            for p in paths:
+                inject.set_entry(model, p, pid, enabled=pid in want)
+        return before
+
+    def _restore(self, switches: dict[str, bool]) -> None:
+        lm = self.model.lm
+        if lm is None:
+            return
+        for pid, paths in self._applied.items():
+            for p in paths:
+                inject.set_entry(lm.model, p, pid, enabled=switches.get(pid, False))
+
     @contextmanager
     def using(self, patch_ids: list[str]) -> Iterator[None]:
         """Exactly ``patch_ids`` on, all others off, for the duration of the block (holds the model lock)."""
-        want = set(patch_ids)
-        with self.state.model_lock:
-            model = self._model()
-            enabled = {c.id: c.enabled for c in self.list()}
-            for pid, paths in self._applied.items():
-                for p in paths:
-                    inject.set_entry(model, p, pid, enabled=pid in want)
+        with self.model.lock:
+            before = self._switch_only(set(patch_ids))
             try:
                 yield
             finally:
-                for pid, paths in self._applied.items():
-                    for p in paths:
-                        inject.set_entry(model, p, pid, enabled=enabled.get(pid, False))
+                self._restore(before)
 
     def suspended(self) -> Any:
         """The original model for the duration of the block (for analyses that must not see patches)."""
         return self.using([])
 
     def shutdown(self) -> None:
-        pass
+        """Persist live strength changes nobody committed."""
+        self.commit()
 
 
 def _check_shape(module: Any, d: ModuleDelta) -> None:

@@ -25,11 +25,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import Invalid
+from ..model.handle import ModelHandle
+from ..sae.registry import SAERegistry
 from ..store.artifacts import safe_join
 from .config import PatchConfig
-from .lora import ModuleDelta, is_conv1d, scaling_for
 from .inject import base_of_path
-from .manager import DELTAS_FILE, tensors_to_deltas
+from .lora import ModuleDelta, is_conv1d, scaling_for
+from .manager import DELTAS_FILE, PatchManager, tensors_to_deltas
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -93,8 +95,20 @@ def write_peft_folder(deltas: list[ModuleDelta], scaling: float, folder: Path, *
               metadata={"format": "pt", "iwb_patch": json.dumps(meta or {})})
 
 
-def export_patch(state: Any, patch_id: str, fmt: str) -> Export:
-    pm = state.patches
+class PatchTransfer:
+    """Export and import of patches (zips), over the patch manager, the SAE registry and the loaded model."""
+
+    def __init__(self, patches: PatchManager, saes: SAERegistry, model: ModelHandle, max_zip_bytes: int) -> None:
+        self.patches, self.saes, self.model, self.max_zip_bytes = patches, saes, model, max_zip_bytes
+
+    def export(self, patch_id: str, fmt: str) -> Export:
+        return export_patch(self.patches, self.saes, self.model, patch_id, fmt)
+
+    def import_zip(self, data: bytes, name: str | None = None) -> PatchConfig:
+        return import_patch(self.patches, self.saes, self.model, data, name, max_bytes=self.max_zip_bytes)
+
+
+def export_patch(pm: PatchManager, saes: SAERegistry, model: ModelHandle, patch_id: str, fmt: str) -> Export:
     cfg = pm.get(patch_id)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / cfg.id
@@ -102,7 +116,7 @@ def export_patch(state: Any, patch_id: str, fmt: str) -> Export:
             if not cfg.is_weight_delta:
                 raise Invalid(f"{cfg.mode} patches are an SAE splice, not a weight delta, so they have no exact "
                               "PEFT form; export them with format=native")
-            lm = state.require_model()
+            lm = model.require()
             if cfg.model_id != lm.model_id:
                 raise Invalid(f"patch {cfg.id} is for {cfg.model_id!r}; load that model to export it")
             deltas = pm.deltas_for(cfg)
@@ -118,8 +132,8 @@ def export_patch(state: Any, patch_id: str, fmt: str) -> Export:
             shutil.copy(safe_join(pm.root, cfg.id, DELTAS_FILE), folder / DELTAS_FILE)
             note = "native patch: raw LoRA deltas (deltas.safetensors)"
         else:
-            entry = state.saes.get(cfg.sae_id)
-            shutil.copytree(entry.row["path"], folder / SAE_DIR)
+            entry = saes.get(cfg.sae_id)
+            shutil.copytree(entry.row.path, folder / SAE_DIR)
             note = ("native patch: patch.json + the SAE folder; clamp is an SAE splice (x + (v - f(x))·W_dec with the "
                     "error term kept) and has no PEFT form" if cfg.mode == "clamp"
                     else "native patch: patch.json + the SAE folder (the deltas are rebuilt from the SAE on import)")
@@ -210,14 +224,15 @@ def peft_deltas(folder: Path) -> tuple[list[ModuleDelta], dict[str, Any]]:
     return deltas, cfg
 
 
-def import_patch(state: Any, data: bytes, name: str | None = None) -> PatchConfig:
-    state.require_model()
-    limit = int(state.settings.max_body_bytes) * 4
+def import_patch(pm: PatchManager, saes: SAERegistry, model: ModelHandle, data: bytes, name: str | None = None,
+                 *, max_bytes: int) -> PatchConfig:
+    """Import a PEFT LoRA zip or a native patch zip (unzipped size at most ``max_bytes``)."""
+    model.require()
     with tempfile.TemporaryDirectory() as tmp:
-        folder = safe_extract(data, Path(tmp), limit)
+        folder = safe_extract(data, Path(tmp), max_bytes)
         if (folder / ADAPTER_CONFIG).is_file():
             deltas, pcfg = peft_deltas(folder)
-            return state.patches.create_adapter(
+            return pm.create_adapter(
                 deltas, name=name or f"adapter {Path(str(pcfg.get('base_model_name_or_path') or 'imported')).name}",
                 extra={"source": "peft", "base_model_name_or_path": pcfg.get("base_model_name_or_path"),
                        "target_modules": sorted(d.path for d in deltas)})
@@ -230,12 +245,12 @@ def import_patch(state: Any, data: bytes, name: str | None = None) -> PatchConfi
             if not (folder / DELTAS_FILE).is_file():
                 raise Invalid(f"a native adapter patch needs {DELTAS_FILE}")
             deltas = tensors_to_deltas(load_file(str(folder / DELTAS_FILE)))
-            return state.patches.create_adapter(deltas, name=name or cfg.name, strength=cfg.strength, extra=cfg.extra)
+            return pm.create_adapter(deltas, name=name or cfg.name, strength=cfg.strength, extra=cfg.extra)
         sae_id = cfg.sae_id
-        if not sae_id or state.db.get("saes", id=sae_id) is None:
+        if not sae_id or not saes.exists(sae_id):
             if not (folder / SAE_DIR).is_dir():
                 raise Invalid(f"SAE {sae_id} is not known here and the zip has no {SAE_DIR}/ folder")
-            sae_id = state.saes.import_folder(folder / SAE_DIR, name=f"from patch {cfg.name}")
-        return state.patches.create(sae_id=sae_id, features=cfg.features, mode=cfg.mode, strength=cfg.strength,
+            sae_id = saes.import_folder(folder / SAE_DIR, name=f"from patch {cfg.name}")
+        return pm.create(sae_id=sae_id, features=cfg.features, mode=cfg.mode, strength=cfg.strength,
                                     name=name or cfg.name, enabled=cfg.enabled)
 

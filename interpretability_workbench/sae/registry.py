@@ -1,30 +1,59 @@
-"""SAERegistry (``state.saes``): SAE artifacts known to the workbench, loaded by id and cached."""
+"""SAERegistry: SAE artifacts known to the workbench, loaded by id, cached, and kept on the loaded model's
+device (moved when another model is loaded). Rows live in the ``saes`` table (``store/saes.py``), folders
+under the workspace in SAELens v6 layout."""
 from __future__ import annotations
 
 import shutil
 import threading
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
+
+import torch
 
 from ..errors import Invalid, NotFound
-from ..store.db import Database, new_id, now
+from ..model.handle import ModelHandle
+from ..model.loader import LoadedModel
+from ..store.db import new_id, now
+from ..store.saes import SAERecord, SAERepo
+from .compat import check_sae_fits
 from .io import SAEFormatError, load_sae, save_sae
 from .model import SparseAutoencoder
 
 
 class SAEEntry(NamedTuple):
     sae: SparseAutoencoder
-    row: dict[str, Any]
+    """On the registry's device (the loaded model's), fp32, frozen."""
+    row: SAERecord
+
+
+class FittedSAE(NamedTuple):
+    lm: LoadedModel
+    sae: SparseAutoencoder
+    row: SAERecord
 
 
 class SAERegistry:
-    def __init__(self, db: Database, root: Path, device: Any = "cpu") -> None:
-        self.db, self.root, self.device = db, Path(root), device
+    def __init__(self, repo: SAERepo, root: Path, model: ModelHandle | None = None) -> None:
+        self.repo, self.root = repo, Path(root)
+        self._model = model
+        self.device = torch.device("cpu")
         self._cache: dict[str, SparseAutoencoder] = {}
         self._lock = threading.Lock()
+        if model is not None:
+            model.on_change(lambda _old, new: self.move_to(new.device))
+            if model.lm is not None:
+                self.device = model.lm.device
 
     def folder_for(self, sae_id: str) -> Path:
         return self.root / sae_id
+
+    def move_to(self, device: torch.device | str) -> None:
+        """Keep every cached SAE on ``device`` from now on."""
+        device = torch.device(device)
+        with self._lock:
+            self.device = device
+            for sid, sae in self._cache.items():
+                self._cache[sid] = sae.to(device)
 
     def register(self, sae: SparseAutoencoder, *, name: str | None = None, source: str = "trained",
                  run_id: str | None = None, metrics: dict | None = None, sae_id: str | None = None) -> str:
@@ -32,12 +61,10 @@ class SAERegistry:
         sae_id = sae_id or new_id("sae")
         folder = save_sae(sae, self.folder_for(sae_id))
         cfg = sae.cfg
-        self.db.insert("saes", {
-            "id": sae_id, "name": name or f"{cfg.architecture} {cfg.hook_name} d_sae={cfg.d_sae}",
-            "model_id": cfg.model_id, "hook_name": cfg.hook_name, "layer": cfg.layer, "d_in": cfg.d_in,
-            "d_sae": cfg.d_sae, "architecture": cfg.architecture, "path": str(folder), "source": source,
-            "run_id": run_id, "metrics_json": metrics or {}, "created_at": now(),
-        })
+        self.repo.insert(SAERecord(
+            id=sae_id, name=name or f"{cfg.architecture} {cfg.hook_name} d_sae={cfg.d_sae}", model_id=cfg.model_id,
+            hook_name=cfg.hook_name, layer=cfg.layer, d_in=cfg.d_in, d_sae=cfg.d_sae, architecture=cfg.architecture,
+            path=str(folder), source=source, created_at=now(), run_id=run_id, metrics=metrics or {}))
         return sae_id
 
     def import_folder(self, folder: Path, *, name: str | None = None, source: str = "imported") -> str:
@@ -54,28 +81,48 @@ class SAERegistry:
             raise Invalid(f"cfg.json hook_name: {e}") from None
         return self.register(sae, name=name or Path(folder).name, source=source)
 
-    def get(self, sae_id: str) -> SAEEntry:
-        row = self.db.get("saes", id=sae_id)
-        if row is None:
+    def row(self, sae_id: str) -> SAERecord:
+        rec = self.repo.get(sae_id)
+        if rec is None:
             raise NotFound(f"SAE {sae_id!r} not found; GET /api/saes lists them")
+        return rec
+
+    def get(self, sae_id: str) -> SAEEntry:
+        rec = self.row(sae_id)
         with self._lock:
             sae = self._cache.get(sae_id)
             if sae is None:
-                sae = load_sae(row["path"], device=self.device).eval()
+                sae = load_sae(rec.path, device=self.device).eval()
                 for p in sae.parameters():
                     p.requires_grad_(False)
                 self._cache[sae_id] = sae
-        return SAEEntry(sae, row)
+        return SAEEntry(sae, rec)
 
-    def list(self) -> list[dict[str, Any]]:
-        return self.db.query("SELECT * FROM saes ORDER BY created_at")
+    def fitted(self, sae_id: str) -> FittedSAE:
+        """The SAE (404 unknown) with the loaded model (400 none) it fits (400 with what to do otherwise)."""
+        entry = self.get(sae_id)
+        if self._model is None:
+            raise RuntimeError("this registry has no model handle")
+        lm = self._model.require()
+        check_sae_fits(lm, entry.sae, sae_id)
+        return FittedSAE(lm, entry.sae, entry.row)
+
+    def exists(self, sae_id: str) -> bool:
+        return self.repo.get(sae_id) is not None
+
+    def list(self) -> list[SAERecord]:
+        return self.repo.list()
+
+    def of_model_below(self, model_id: str, layer: int, exclude: str | None = None) -> list[SAERecord]:
+        """SAEs of ``model_id`` reading a block below ``layer``."""
+        return self.repo.of_model_below(model_id, layer, exclude)
 
     def update_metrics(self, sae_id: str, metrics: dict) -> None:
-        self.db.update("saes", {"id": sae_id}, {"metrics_json": metrics})
+        self.repo.update_metrics(sae_id, metrics)
 
     def delete(self, sae_id: str) -> None:
-        row = self.get(sae_id).row
+        rec = self.row(sae_id)
         with self._lock:
             self._cache.pop(sae_id, None)
-        self.db.delete("saes", id=sae_id)
-        shutil.rmtree(row["path"], ignore_errors=True)
+        self.repo.delete(sae_id)
+        shutil.rmtree(rec.path, ignore_errors=True)

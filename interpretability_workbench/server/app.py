@@ -1,5 +1,5 @@
-"""FastAPI app factory: lifespan builds the WorkbenchState; routers; errors as {"detail": ...};
-serves the built UI (ui/dist) at ``/``."""
+"""FastAPI app factory: lifespan builds the WorkbenchState (the composition root); routers; errors as
+{"detail": ...}; the WebSocket message schemas in the OpenAPI document; serves the built UI (ui/dist) at ``/``."""
 from __future__ import annotations
 
 import logging
@@ -19,6 +19,7 @@ from ..state import WorkbenchState
 from . import ws
 from .middleware import install_production
 from .routes import ROUTERS
+from .schemas.ws import openapi_components
 
 log = logging.getLogger(__name__)
 UI_DIST = Path(__file__).resolve().parents[2] / "ui" / "dist"
@@ -44,8 +45,8 @@ def create_app(settings: Settings | None = None, state: WorkbenchState | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         st = state or WorkbenchState(settings)
         app.state.workbench = st
-        if load_model and st.lm is None and settings.model.lower() != "none":
-            st.load_model_in_background(settings.model)
+        if load_model and st.model.lm is None and settings.model.lower() != "none":
+            st.model.load_in_background(settings.model)
         try:
             yield
         finally:
@@ -70,8 +71,25 @@ def create_app(settings: Settings | None = None, state: WorkbenchState | None = 
     for r in ROUTERS:
         app.include_router(r)
     app.include_router(ws.router)
+    _add_ws_schemas(app)
     _mount_ui(app)
     return app
+
+
+def _add_ws_schemas(app: FastAPI) -> None:
+    """List the WebSocket message unions (``WsServerMessage``, ``WsClientMessage``) among the components."""
+    base = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = base()
+            comps = schema.setdefault("components", {}).setdefault("schemas", {})
+            for name, sch in openapi_components().items():
+                comps.setdefault(name, sch)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _mount_ui(app: FastAPI) -> None:

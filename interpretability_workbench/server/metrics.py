@@ -16,7 +16,7 @@ from typing import Any, Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-from ..events import TRAINING_CANCELLED, TRAINING_DONE, TRAINING_FAILED, TRAINING_PROGRESS, Event
+from ..events import Event, TrainingCancelled, TrainingDone, TrainingFailed, TrainingProgress
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -32,13 +32,13 @@ class _StateCollector:
     def collect(self):  # noqa: ANN201 - prometheus_client collector protocol
         st = self.get_state()
         loaded = GaugeMetricFamily("iwb_models_loaded", "Models loaded and ready (0 or 1).")
-        loaded.add_metric([], 1.0 if st is not None and st.lm is not None else 0.0)
+        loaded.add_metric([], 1.0 if st is not None and st.model.lm is not None else 0.0)
         yield loaded
         subs = GaugeMetricFamily("iwb_ws_subscribers", "WebSocket clients subscribed to the event bus.")
         subs.add_metric([], float(st.bus.n_subscribers) if st is not None else 0.0)
         yield subs
         up = GaugeMetricFamily("iwb_uptime_seconds", "Seconds since the workbench state was built.")
-        up.add_metric([], time.time() - st.started_at if st is not None else 0.0)
+        up.add_metric([], time.time() - st.model.started_at if st is not None else 0.0)
         yield up
 
 
@@ -65,11 +65,10 @@ class Metrics:
 
     # bus -------------------------------------------------------------------------------
     def on_event(self, ev: Event) -> None:
-        if ev.type == TRAINING_PROGRESS:
-            tps = ev.data.get("tokens_per_s")
-            if isinstance(tps, (int, float)):
-                self.training_tps.set(float(tps))
-        elif ev.type in (TRAINING_DONE, TRAINING_FAILED, TRAINING_CANCELLED):
+        if isinstance(ev, TrainingProgress):
+            if isinstance(ev.tokens_per_s, (int, float)):
+                self.training_tps.set(float(ev.tokens_per_s))
+        elif isinstance(ev, (TrainingDone, TrainingFailed, TrainingCancelled)):
             self.training_tps.set(0.0)
         else:
             return

@@ -1,8 +1,12 @@
-"""SQLite metadata store (WAL): corpora, training runs and their metric history, SAEs, feature
-analyses, patches. Schema migrations are numbered and tracked with ``PRAGMA user_version``.
+"""SQLite metadata store (WAL): the connection, numbered schema migrations (``PRAGMA user_version``)
+and whole-file operations (backup snapshot, path rewrite).
+
+Each table has one owner, a repository module beside this one that returns dataclass records:
+``corpora.py`` (corpora), ``runs.py`` (runs, metrics), ``saes.py`` (saes), ``features.py`` (analyses,
+features), ``patches.py`` (patches). Nothing outside ``store/`` writes SQL.
 
 Columns whose names end in ``_json`` hold JSON; ``insert``/``update`` encode dicts and lists for them and
-reads decode them, so callers deal in plain Python values.
+reads decode them, so repositories deal in plain Python values.
 """
 from __future__ import annotations
 
@@ -158,3 +162,58 @@ class Database:
 
 def now() -> float:
     return time.time()
+
+
+# whole-file operations (backup / restore) ------------------------------------------------------
+def snapshot_database(db_path: Path, dest: Path) -> None:
+    """A consistent copy of the database at ``db_path`` (online-backup API, safe while the server writes),
+    written as one self-contained file."""
+    src = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
+    try:
+        dst = sqlite3.connect(str(dest))
+        try:
+            src.backup(dst)
+            dst.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            dst.close()
+    finally:
+        src.close()
+
+
+def database_has_rows(db_path: Path) -> bool:
+    """True when any table of the database holds a row (or the file is not a readable database)."""
+    try:
+        con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        try:
+            tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            return any(con.execute(f'SELECT 1 FROM "{t}" LIMIT 1').fetchone() for t in tables)
+        finally:
+            con.close()
+    except sqlite3.DatabaseError:
+        return True
+
+
+def rewrite_path_prefix(db_path: Path, old: str | None, new: str) -> int:
+    """Point absolute paths recorded under ``old`` at ``new`` in every TEXT column; returns cells changed."""
+    if not old or old == new:
+        return 0
+    con = sqlite3.connect(str(db_path), isolation_level=None)
+    n = 0
+    try:
+        con.execute("BEGIN")
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table' "
+                                            "AND name NOT LIKE 'sqlite_%'")]
+        for t in tables:
+            cols = [r[1] for r in con.execute(f'PRAGMA table_info("{t}")') if (r[2] or "").upper() == "TEXT"]
+            for c in cols:
+                cur = con.execute(f'UPDATE "{t}" SET "{c}" = ? || substr("{c}", ?) '
+                                  f'WHERE "{c}" = ? OR substr("{c}", 1, ?) = ?',
+                                  (new, len(old) + 1, old, len(old) + 1, old + "/"))
+                n += cur.rowcount
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.close()
+    return n

@@ -11,7 +11,7 @@ from typing import Any, Callable
 import lightning.pytorch as pl
 import torch
 
-from ..events import TRAINING_PROGRESS, EventBus
+from ..events import HookProgress, Publish, TrainingProgress
 from .lit_module import SAETrainingModule
 
 
@@ -27,9 +27,9 @@ def peak_memory_bytes(device: torch.device | str | None = None) -> int:
 class Progress:
     """Thread-safe latest snapshot of a run, published as ``training_progress`` every ``interval_s``."""
 
-    def __init__(self, bus: EventBus, run_id: str, total_tokens: int, start_tokens: int = 0,
+    def __init__(self, publish: Publish, run_id: str, total_tokens: int, start_tokens: int = 0,
                  interval_s: float = 0.5) -> None:
-        self.bus, self.run_id, self.total_tokens, self.interval_s = bus, run_id, total_tokens, interval_s
+        self._publish, self.run_id, self.total_tokens, self.interval_s = publish, run_id, total_tokens, interval_s
         self._lock = threading.Lock()
         self._snap: dict[str, Any] = {"step": 0, "tokens": start_tokens, "mse": None, "fvu": None, "l0": None,
                                       "dead_fraction": None, "tokens_per_s": 0.0, "eta_s": None, "lr": None,
@@ -56,7 +56,9 @@ class Progress:
 
     def publish(self) -> None:
         self._last_publish = time.monotonic()
-        self.bus.publish(TRAINING_PROGRESS, run_id=self.run_id, total_tokens=self.total_tokens, **self.snapshot())
+        snap = self.snapshot()
+        snap["per_hook"] = [HookProgress(**h) for h in snap.get("per_hook") or []]
+        self._publish(TrainingProgress(run_id=self.run_id, total_tokens=self.total_tokens, **snap))
 
     def start(self) -> None:
         def loop() -> None:

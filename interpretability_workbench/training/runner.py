@@ -7,7 +7,6 @@ import gc
 import logging
 import math
 import threading
-import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -17,8 +16,7 @@ from torch import Tensor
 
 from ..activations.corpus import load_texts, make_contexts
 from ..activations.store import read_manifest, read_trace
-from ..events import TRAINING_CANCELLED, TRAINING_DONE
-from ..model.hook_map import resolve
+from ..events import TrainingCancelled, TrainingDone
 from ..model.loader import LoadedModel
 from ..sae.config import SAEConfig
 from ..sae.model import SparseAutoencoder
@@ -27,6 +25,7 @@ from .callbacks import CancelCallback, CheckpointCallback, Progress, ProgressCal
 from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainingConfig
 from .datamodule import ActivationDataModule, ActivationStream
+from .deps import RunDeps
 from .ddp import is_multiprocess, leader_env, local_rank
 from .evaluate import collect_held_out, final_metrics_dict, held_out_metrics, splice_metrics
 from .lit_module import SAETrainingModule
@@ -63,7 +62,7 @@ def build_contexts(lm: LoadedModel, cfg: TrainingConfig, corpus_path: Path | Non
     return RunContexts(ctx[: ctx.shape[0] - k], ctx[ctx.shape[0] - k:])
 
 
-def _init_sample(cfg: TrainingConfig, lm: LoadedModel, train: Tensor, lock: threading.RLock) -> dict[str, Tensor]:
+def _init_sample(cfg: TrainingConfig, lm: LoadedModel, train: Tensor, lock: Any) -> dict[str, Tensor]:
     n = min(cfg.batch_size, 4096)
     if cfg.trace_dir:
         chunks, got = [], 0
@@ -110,21 +109,20 @@ def _trainer(cfg: TrainingConfig, max_steps: int, callbacks: list[pl.Callback], 
     )
 
 
-def train_run(state: Any, run_id: str, cfg: TrainingConfig, lm: LoadedModel, cancel: threading.Event,
+def train_run(deps: RunDeps, run_id: str, cfg: TrainingConfig, lm: LoadedModel, cancel: threading.Event,
               *, resume: bool = False) -> RunOutcome:
-    """Train (or continue) run ``run_id``; writes rows, checkpoints, artifacts and events."""
-    db, bus, lock = state.db, state.bus, state.model_lock
-    run_dir = state.settings.runs_dir / run_id
+    """Train (or continue) run ``run_id``; writes rows, checkpoints, artifacts and events. The hooks were
+    checked against the model when the run was queued (``TrainingService``)."""
+    runs, publish, lock = deps.runs, deps.publish, deps.scope
+    run_dir = deps.runs_dir / run_id
     ckpt_dir = run_dir / "checkpoint"
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
-    for h in cfg.hook_names:
-        resolve(lm.model, h)  # layer range and hook kind, with a clear message
     if cfg.trace_dir:
         man = read_manifest(cfg.trace_dir)
         if man.hook_name != cfg.hook_names[0] or man.d_model != lm.d_model:
             raise ValueError(f"trace {cfg.trace_dir} holds {man.hook_name} (d_model {man.d_model}); "
                              f"asked for {cfg.hook_names[0]} (d_model {lm.d_model})")
-    contexts = build_contexts(lm, cfg, state.corpus_path(cfg.corpus))
+    contexts = build_contexts(lm, cfg, deps.corpus_path)
     resumed = resume and has_checkpoint(ckpt_dir)
     if resumed:
         ck = load_checkpoint(ckpt_dir)
@@ -133,9 +131,8 @@ def train_run(state: Any, run_id: str, cfg: TrainingConfig, lm: LoadedModel, can
         saes = new_saes(cfg, lm, _init_sample(cfg, lm, contexts.train, lock))
         trackers, opt_state, step, tokens = None, None, 0, 0
     multi = is_multiprocess(cfg)
-    db.update("runs", {"id": run_id}, {"status": "running", "step": step, "tokens_seen": tokens,
-                                       "checkpoint_path": str(ckpt_dir), "updated_at": time.time(), "error": None})
-    progress = Progress(bus, run_id, cfg.total_tokens, start_tokens=tokens, interval_s=cfg.progress_interval_s)
+    runs.update(run_id, status="running", step=step, tokens_seen=tokens, checkpoint_path=str(ckpt_dir), error=None)
+    progress = Progress(publish, run_id, cfg.total_tokens, start_tokens=tokens, interval_s=cfg.progress_interval_s)
     module = SAETrainingModule(saes, cfg, start_step=step, optimizer_state=opt_state, trackers=trackers)
     if multi and not resumed:  # hand-off: DDP followers start from exactly these SAEs (scales, b_dec)
         save_checkpoint(ckpt_dir, list(module.saes), list(module.trackers), None, step, tokens)
@@ -146,10 +143,8 @@ def train_run(state: Any, run_id: str, cfg: TrainingConfig, lm: LoadedModel, can
     progress.update(step=step, phase="filling buffer")
 
     def record(step_: int, tokens_: int, snap: dict) -> None:
-        db.insert("metrics", {"run_id": run_id, "step": step_, "tokens": tokens_,
-                              "data_json": {k: v for k, v in snap.items() if k != "per_hook" or len(v) > 1}},
-                  replace=True)
-        db.update("runs", {"id": run_id}, {"step": step_, "tokens_seen": tokens_, "updated_at": time.time()})
+        runs.add_metric(run_id, step_, tokens_, {k: v for k, v in snap.items() if k != "per_hook" or len(v) > 1})
+        runs.update(run_id, step=step_, tokens_seen=tokens_)
 
     prog_cb = ProgressCallback(progress, record, tokens, lm.device)
 
@@ -174,9 +169,8 @@ def train_run(state: Any, run_id: str, cfg: TrainingConfig, lm: LoadedModel, can
         world = trainer.world_size if trainer is not None else 1
         if cancel.is_set():
             why = getattr(cancel, "reason", "cancelled")
-            db.update("runs", {"id": run_id}, {"status": why, "step": module.step, "tokens_seen": prog_cb.tokens,
-                                               "updated_at": time.time()})
-            bus.publish(TRAINING_CANCELLED, run_id=run_id, step=module.step, tokens=prog_cb.tokens, reason=why)
+            runs.update(run_id, status=why, step=module.step, tokens_seen=prog_cb.tokens)
+            publish(TrainingCancelled(run_id=run_id, step=module.step, tokens=prog_cb.tokens, reason=why))
             return RunOutcome(why, [], {})
         progress.update(phase="evaluating")
         out_saes = [s.cpu().eval() for s in module.saes]
@@ -188,15 +182,14 @@ def train_run(state: Any, run_id: str, cfg: TrainingConfig, lm: LoadedModel, can
             m = final_metrics_dict(held, splice, dead_f, peak, {"run_id": run_id, "train_tokens": prog_cb.tokens,
                                                                "steps": module.step, "world_size": world})
             sae.cfg.extra = {"run_id": run_id, **{k: v for k, v in m.items() if k != "density_histogram"}}
-            sid = state.saes.register(sae, source="trained", run_id=run_id, metrics=m)
+            sid = deps.saes.register(sae, source="trained", run_id=run_id, metrics=m)
             sae_ids.append(sid)
             per_hook.append({"hook_name": sae.cfg.hook_name, "sae_id": sid, **m})
         summary = {"sae_ids": sae_ids, "per_hook": per_hook, **{k: v for k, v in per_hook[0].items()
                                                                if k not in ("hook_name", "sae_id")}}
-        db.update("runs", {"id": run_id}, {"status": "done", "metrics_json": summary, "sae_id": sae_ids[0],
-                                           "step": module.step, "tokens_seen": prog_cb.tokens,
-                                           "updated_at": time.time()})
-        bus.publish(TRAINING_DONE, run_id=run_id, sae_ids=sae_ids, metrics=_brief(per_hook))
+        runs.update(run_id, status="done", metrics=summary, sae_id=sae_ids[0], step=module.step,
+                    tokens_seen=prog_cb.tokens)
+        publish(TrainingDone(run_id=run_id, sae_ids=sae_ids, metrics=_brief(per_hook)))
         return RunOutcome("done", sae_ids, summary)
     finally:
         progress.stop()
@@ -214,15 +207,17 @@ def follow_run(settings: Any, run_id: str) -> RunOutcome:
     evaluation, rows, checkpoints, SAEs and events stay with rank 0.
     """
     from ..model.loader import load_model, pick_device
+    from ..store.corpora import CorpusRepo
     from ..store.db import Database
+    from ..store.runs import RunRepo
 
     db = Database(settings.db_path)
     try:
-        row = db.get("runs", id=run_id)
-        if row is None:
+        rec = RunRepo(db).get(run_id)
+        if rec is None:
             raise ValueError(f"DDP follower: run {run_id!r} is not in {settings.db_path}")
-        cfg = TrainingConfig.from_dict(row["config_json"])
-        corpus = None if cfg.corpus in (None, "", "default") else db.get("corpora", id=cfg.corpus)
+        cfg = TrainingConfig.from_dict(rec.config)
+        corpus = None if cfg.corpus in (None, "", "default") else CorpusRepo(db).get(cfg.corpus)
     finally:
         db.close()
     ckpt_dir = settings.runs_dir / run_id / "checkpoint"
@@ -234,7 +229,7 @@ def follow_run(settings: Any, run_id: str) -> RunOutcome:
                     quantization=settings.quantization)
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
     lock = threading.RLock()
-    contexts = build_contexts(lm, cfg, Path(corpus["path"]) if corpus else None)
+    contexts = build_contexts(lm, cfg, Path(corpus.path) if corpus else None)
     ck = load_checkpoint(ckpt_dir)
     module = SAETrainingModule(ck.saes, cfg, start_step=ck.step, optimizer_state=ck.optimizer_state,
                                trackers=ck.trackers)
@@ -254,7 +249,7 @@ def _brief(per_hook: list[dict]) -> list[dict]:
 
 
 def evaluate_saes(lm: LoadedModel, saes: list[SparseAutoencoder], cfg: TrainingConfig, held_out: Tensor,
-                  lock: threading.RLock) -> tuple[list, list]:
+                  lock: Any) -> tuple[list, list]:
     names = [s.cfg.hook_name for s in saes]
     batches = collect_held_out(lm, held_out, names, cfg.eval_tokens, cfg.model_batch_size, lock)
     held = held_out_metrics([s.to(lm.device) for s in saes], batches)
@@ -267,7 +262,7 @@ def evaluate_saes(lm: LoadedModel, saes: list[SparseAutoencoder], cfg: TrainingC
 
 
 def suggest_lr(cfg: TrainingConfig, module: SAETrainingModule, lm: LoadedModel, train: Tensor,
-               lock: threading.RLock, root: Path) -> float:
+               lock: Any, root: Path) -> float:
     """Lightning's LR finder over a short separate stream; returns the suggestion (or the default)."""
     from lightning.pytorch.tuner import Tuner
 

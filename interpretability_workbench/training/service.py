@@ -1,21 +1,30 @@
-"""TrainingService (``state.training``): start, list, inspect, cancel and resume SAE training runs.
+"""TrainingService: start, list, inspect, cancel and resume SAE training runs.
 
 Each run trains in its own worker thread; one run at a time (409 otherwise). On start-up, runs left
 'running' by a crash are marked 'interrupted'; ``resume`` continues them from their last checkpoint.
+Hook names are checked against the loaded model here, once, before a run is queued.
 """
 from __future__ import annotations
 
 import logging
 import threading
-import time
 import traceback
+from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any, NamedTuple
 
+from ..activations.corpora import CorpusLookup
 from ..errors import Conflict, Invalid, NotFound
-from ..events import TRAINING_FAILED
+from ..events import Publish, TrainingFailed
+from ..model.handle import ModelHandle
+from ..model.hook_map import resolve
+from ..model.loader import LoadedModel
+from ..sae.registry import SAERegistry
 from ..store.db import new_id
+from ..store.runs import MetricPoint, RunRecord, RunRepo
 from .config import TrainingConfig
 from .ddp import CLI_HINT, check_multiprocess, is_multiprocess
+from .deps import RunDeps
 
 log = logging.getLogger(__name__)
 RESUMABLE = ("interrupted", "cancelled", "failed")
@@ -32,32 +41,29 @@ class RunHandle(NamedTuple):
 
 
 class TrainingService:
-    def __init__(self, state: Any) -> None:
-        self.state = state
+    def __init__(self, runs: RunRepo, model: ModelHandle, saes: SAERegistry, corpora: CorpusLookup,
+                 publish: Publish, scope: AbstractContextManager[Any], runs_dir: Path) -> None:
+        """``scope``: held around every model forward of a run (the model lock, every patch switched off)."""
+        self.runs, self.model, self.saes, self.corpora = runs, model, saes, corpora
+        self.publish, self.scope, self.runs_dir = publish, scope, Path(runs_dir)
         self._lock = threading.Lock()
         self._active: dict[str, RunHandle] = {}
-        n = state.db.execute("UPDATE runs SET status = 'interrupted', updated_at = ? WHERE status IN ('running', 'queued')",
-                             (time.time(),)).rowcount
+        n = runs.interrupt_live()
         if n:
             log.warning("marked %d run(s) interrupted; POST /api/training/{run_id}/resume continues them", n)
 
     # queries ---------------------------------------------------------------------------
-    def list(self) -> list[dict[str, Any]]:
-        return self.state.db.query("SELECT * FROM runs ORDER BY created_at DESC")
+    def list(self) -> list[RunRecord]:
+        return self.runs.list()
 
-    def get(self, run_id: str) -> dict[str, Any]:
-        row = self.state.db.get("runs", id=run_id)
-        if row is None:
+    def get(self, run_id: str) -> RunRecord:
+        rec = self.runs.get(run_id)
+        if rec is None:
             raise NotFound(f"training run {run_id!r} not found; GET /api/training lists them")
-        return row
+        return rec
 
-    def history(self, run_id: str, limit: int = 2000) -> list[dict[str, Any]]:
-        rows = self.state.db.query("SELECT step, tokens, data_json FROM metrics WHERE run_id = ? ORDER BY step",
-                                   (run_id,))
-        if len(rows) > limit:  # thin evenly, keep the last
-            stride = -(-len(rows) // limit)
-            rows = rows[::stride] + ([rows[-1]] if (len(rows) - 1) % stride else [])
-        return rows
+    def history(self, run_id: str, limit: int = 2000) -> list[MetricPoint]:
+        return self.runs.history(run_id, limit)
 
     def active_run(self) -> str | None:
         with self._lock:
@@ -71,44 +77,54 @@ class TrainingService:
         """Start a run in a worker thread. Multi-process (DDP) settings need ``multiprocess=True``: only the
         CLI, whose command line Lightning can re-execute per process, passes it (see training/ddp.py)."""
         self._check_processes(cfg, multiprocess)
-        lm = self.state.require_model()
+        lm = self.model.require()
+        self._check_hooks(lm, cfg)
+        self.corpora.path(cfg.corpus)  # 404 for an unknown corpus
         run_id = new_id("run")
-        now = time.time()
         with self._lock:
             self._check_free(lm.model_id)
-            self.state.db.insert("runs", {"id": run_id, "model_id": lm.model_id, "status": "queued",
-                                          "config_json": cfg.to_dict(), "created_at": now, "updated_at": now})
+            self.runs.create(run_id, lm.model_id, cfg.to_dict())
             self._spawn(run_id, cfg, lm, resume=False)
         return run_id
 
+    @staticmethod
+    def _check_hooks(lm: LoadedModel, cfg: TrainingConfig) -> None:
+        """Every hook of the run exists on the loaded model (422 with the model's range otherwise)."""
+        for h in cfg.hook_names:
+            try:
+                resolve(lm.model, h)
+            except (ValueError, KeyError, IndexError, AttributeError) as e:
+                raise Invalid(f"{h}: {e}; the model has {lm.n_layers} layers") from None
+
     def resume(self, run_id: str, *, multiprocess: bool = False) -> str:
-        row = self.get(run_id)
-        if row["status"] not in RESUMABLE:
-            raise Conflict(f"run {run_id} is {row['status']}; only {', '.join(RESUMABLE)} runs can be resumed")
-        lm = self.state.require_model()
-        if lm.model_id != row["model_id"]:
-            raise Conflict(f"run {run_id} trains on {row['model_id']!r} but {lm.model_id!r} is loaded; load it first")
+        rec = self.get(run_id)
+        if rec.status not in RESUMABLE:
+            raise Conflict(f"run {run_id} is {rec.status}; only {', '.join(RESUMABLE)} runs can be resumed")
+        lm = self.model.require()
+        if lm.model_id != rec.model_id:
+            raise Conflict(f"run {run_id} trains on {rec.model_id!r} but {lm.model_id!r} is loaded; load it first")
         try:
-            cfg = TrainingConfig.from_dict(row["config_json"])
+            cfg = TrainingConfig.from_dict(rec.config)
         except (TypeError, ValueError) as e:
             raise Invalid(f"run {run_id} has an unusable config: {e}") from None
         self._check_processes(cfg, multiprocess, resume_id=run_id)
+        self._check_hooks(lm, cfg)
         with self._lock:
             self._check_free(lm.model_id)
-            self.state.db.update("runs", {"id": run_id}, {"status": "queued", "updated_at": time.time()})
+            self.runs.update(run_id, status="queued")
             self._spawn(run_id, cfg, lm, resume=True)
         return run_id
 
     def cancel(self, run_id: str) -> None:
-        row = self.get(run_id)
+        rec = self.get(run_id)
         with self._lock:
             h = self._active.get(run_id)
         # the worker may still be wrapping up a finished run: its status, not the thread, decides
-        if h is None or not h.thread.is_alive() or row["status"] not in ("queued", "running"):
-            raise Conflict(f"run {run_id} is not running (status {row['status']})")
+        if h is None or not h.thread.is_alive() or rec.status not in ("queued", "running"):
+            raise Conflict(f"run {run_id} is not running (status {rec.status})")
         h.cancel.set()
 
-    def wait(self, run_id: str, timeout: float | None = None) -> dict[str, Any]:
+    def wait(self, run_id: str, timeout: float | None = None) -> RunRecord:
         with self._lock:
             h = self._active.get(run_id)
         if h is not None:
@@ -147,7 +163,7 @@ class TrainingService:
                 raise Conflict(f"run {rid} is already training on {h.model_id}; one training at a time — "
                                f"cancel it (POST /api/training/{rid}/cancel) or wait for it to finish")
 
-    def _spawn(self, run_id: str, cfg: TrainingConfig, lm: Any, *, resume: bool) -> None:
+    def _spawn(self, run_id: str, cfg: TrainingConfig, lm: LoadedModel, *, resume: bool) -> None:
         cancel = _Cancel()
         t = threading.Thread(target=self._run, args=(run_id, cfg, lm, cancel, resume),
                              name=f"train-{run_id}", daemon=True)
@@ -155,23 +171,17 @@ class TrainingService:
         self._active[run_id] = RunHandle(t, cancel, lm.model_id)
         t.start()
 
-    def _run(self, run_id: str, cfg: TrainingConfig, lm: Any, cancel: _Cancel, resume: bool) -> None:
+    def _deps(self, cfg: TrainingConfig) -> RunDeps:
+        return RunDeps(runs=self.runs, saes=self.saes, publish=self.publish, scope=self.scope,
+                       runs_dir=self.runs_dir, corpus_path=self.corpora.path(cfg.corpus))
+
+    def _run(self, run_id: str, cfg: TrainingConfig, lm: LoadedModel, cancel: _Cancel, resume: bool) -> None:
         from .runner import train_run
 
         try:
-            outcome = train_run(self.state, run_id, cfg, lm, cancel, resume=resume)
+            train_run(self._deps(cfg), run_id, cfg, lm, cancel, resume=resume)
         except Exception as e:  # noqa: BLE001 - a failed run is reported, never crashes the server
             msg = f"{type(e).__name__}: {e}"
             log.error("training run %s failed: %s\n%s", run_id, msg, traceback.format_exc())
-            self.state.db.update("runs", {"id": run_id}, {"status": "failed", "error": msg, "updated_at": time.time()})
-            self.state.bus.publish(TRAINING_FAILED, run_id=run_id, error=msg)
-            return
-        if outcome.status == "done" and cfg.analyze:
-            features = getattr(self.state, "features", None)
-            start = getattr(features, "start_analysis", None)
-            if callable(start):
-                for sid in outcome.sae_ids:
-                    try:
-                        start(sid)
-                    except Exception as e:  # noqa: BLE001 - analysis is best effort after training
-                        log.warning("could not start analysis of %s: %s", sid, e)
+            self.runs.update(run_id, status="failed", error=msg)
+            self.publish(TrainingFailed(run_id=run_id, error=msg))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from interpretability_workbench.contrast.contrast import contrast
 from interpretability_workbench.sae.config import SAEConfig
 from interpretability_workbench.sae.model import SparseAutoencoder
 
@@ -71,15 +70,15 @@ def test_contrast_ranks_planted_feature_and_group_ablation_removes_behaviour(cli
 
 def test_contrast_positions_and_errors(state, planted):
     sid, _ = planted
-    res = contrast(state, sid, POSITIVE[:3], NEGATIVE[:3], "max", top_n=3)
+    res = state.contrast.contrast(sid, POSITIVE[:3], NEGATIVE[:3], "max", top_n=3)
     assert res.features[0].index == PLANTED and len(res.features) == 3
-    res = contrast(state, sid, POSITIVE[:3], NEGATIVE[:3], "all", top_n=32)
+    res = state.contrast.contrast(sid, POSITIVE[:3], NEGATIVE[:3], "all", top_n=32)
     assert res.n_positive > 3  # every token is a sample: the trigger is one token of each text
     planted = next(f for f in res.features if f.index == PLANTED)
     assert 0 < planted.positive_rate < 0.5 and planted.negative_rate == 0.0
     from interpretability_workbench.errors import Invalid, NotFound
 
     with pytest.raises(NotFound):
-        contrast(state, "sae_nope", POSITIVE, NEGATIVE)
+        state.contrast.contrast("sae_nope", POSITIVE, NEGATIVE)
     with pytest.raises(Invalid):
-        contrast(state, sid, [], NEGATIVE)
+        state.contrast.contrast(sid, [], NEGATIVE)

@@ -1,6 +1,8 @@
 import io
 import json
 
+from interpretability_workbench.events import JobProgress
+
 
 def test_health_and_model(client):
     h = client.get("/api/health").json()
@@ -77,6 +79,6 @@ def test_websocket_hello_ping_and_events(client, state):
         assert ws.receive_json()["type"] == "pong"
         ws.send_json({"type": "nope"})
         assert "unknown message type" in ws.receive_json()["detail"]
-        state.bus.publish("job", name="demo", done=1)
+        state.bus.publish(JobProgress(job_id="job_1", kind="demo", status="running", done=1, total=2))
         ev = ws.receive_json()
-        assert ev["type"] == "job" and ev["name"] == "demo"
+        assert ev["type"] == "job" and ev["kind"] == "demo" and ev["done"] == 1 and ev["total"] == 2

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from interpretability_workbench.events import ANALYSIS_DONE, ANALYSIS_PROGRESS
+from interpretability_workbench.events import AnalysisDone, AnalysisProgress
 from interpretability_workbench.features.labels import clean_token
 from interpretability_workbench.model.hook_map import arch_for, get_module
 from interpretability_workbench.model.hooks import run_with_cache
@@ -23,14 +23,13 @@ def test_top_contexts_match_fresh_computation(state, analysed):
     sae_id, sae = analysed
     lm = state.lm
     contexts = state.features.analysis_contexts(lm, sae, n_tokens=N_TOKENS)
-    rows = state.db.query("SELECT idx, max_act, density, data_json FROM features WHERE sae_id = ? "
-                          "ORDER BY density DESC LIMIT 3", [sae_id])
+    rows = sorted(state.features.repo.iter_rows(sae_id), key=lambda r: -(r.density or 0))[:3]
     assert len(rows) == 3
     fresh_all = _fresh(lm, sae, contexts)
     for row in rows:
-        f = row["idx"]
-        tops = row["data_json"]["top_contexts"]
-        assert tops and tops[0]["max"] == row["max_act"]
+        f = row.idx
+        tops = row.data["top_contexts"]
+        assert tops and tops[0]["max"] == row.max_act
         assert [t["max"] for t in tops] == sorted((t["max"] for t in tops), reverse=True)
         for t in tops:
             fresh = fresh_all[t["context"], :, f]
@@ -39,7 +38,7 @@ def test_top_contexts_match_fresh_computation(state, analysed):
             window = fresh[t["start"]: t["start"] + len(t["activations"])]
             torch.testing.assert_close(window, torch.tensor(t["activations"]), atol=1e-4, rtol=0)
             assert t["token_ids"] == contexts[t["context"], t["start"]: t["start"] + len(t["token_ids"])].tolist()
-        for bucket in row["data_json"]["quantiles"]:
+        for bucket in row.data["quantiles"]:
             for ex in bucket["examples"]:
                 assert bucket["lo"] < ex["max"] <= bucket["hi"] + 1e-6
                 assert abs(float(fresh_all[ex["context"], ex["position"], f]) - ex["max"]) < 1e-4
@@ -52,12 +51,12 @@ def test_density_histogram_and_coactivation_are_consistent(state, analysed):
     n_tok = status["n_tokens"]
     assert n_tok == N_TOKENS
     assert abs(status["summary"]["mean_l0"] - sae.cfg.k) < 1e-6  # topk with random weights: always k active
-    for row in state.db.query("SELECT idx, density, data_json FROM features WHERE sae_id = ? LIMIT 20", [sae_id]):
-        hist = row["data_json"]["histogram"]
-        assert sum(hist["counts"]) == round(row["density"] * n_tok)
+    for row in list(state.features.repo.iter_rows(sae_id))[:20]:
+        hist = row.data["histogram"]
+        assert sum(hist["counts"]) == round(row.density * n_tok)
         assert len(hist["edges"]) == len(hist["counts"]) + 1 or not hist["counts"]
-        for c in row["data_json"]["coactive"] or []:
-            assert c["index"] != row["idx"] and 0 < c["score"] <= 1
+        for c in row.data["coactive"] or []:
+            assert c["index"] != row.idx and 0 < c["score"] <= 1
 
 
 def test_planted_feature_found_on_its_token_with_exact_logit_effects(state, make_sae):
@@ -87,8 +86,8 @@ def test_planted_feature_found_on_its_token_with_exact_logit_effects(state, make
     remove = state.bus.add_callback(events.append)
     state.features.analyze(sae_id, n_tokens=N_TOKENS)
     remove()
-    assert any(e.type == ANALYSIS_PROGRESS and e.data["sae_id"] == sae_id for e in events)
-    assert [e.data["status"] for e in events if e.type == ANALYSIS_DONE] == ["done"]
+    assert any(isinstance(e, AnalysisProgress) and e.sae_id == sae_id for e in events)
+    assert [e.status for e in events if isinstance(e, AnalysisDone)] == ["done"]
 
     detail = state.features.get_feature(sae_id, 3)
     assert detail["top_token_counts"][0]["id"] == target

@@ -69,11 +69,11 @@ def test_not_found_and_bad_requests(client, state, make_sae, analysed):
     assert r.status_code == 400 and "someone/else" in r.json()["detail"]
     wide_id, _ = make_sae(d_in=32)
     assert client.post(f"/api/saes/{wide_id}/activations", json={"text": "hi"}).status_code == 400
-    lm, state.lm = state.lm, None
+    lm, state.model.lm = state.model.lm, None
     try:
         assert client.post(f"/api/saes/{sae_id}/analysis").status_code == 400
     finally:
-        state.lm = lm
+        state.model.lm = lm
 
 
 def test_background_analysis_conflict_and_status(client, state, make_sae):

@@ -17,7 +17,7 @@ def test_default_model_top_contexts_and_text(tmp_path, default_lm):
 
     st = WorkbenchState(Settings(home=tmp_path / "home", model="none", device="cpu", dtype="float32"))
     try:
-        st.lm, st.model_status = default_lm, "ready"
+        st.model.adopt(default_lm)
         hook = "blocks.2.hook_resid_post"
         sae = SparseAutoencoder(SAEConfig(d_in=default_lm.d_model, d_sae=256, architecture="topk", k=16,
                                           hook_name=hook, model_id=default_lm.model_id, context_size=64))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from interpretability_workbench.inference.engine import LiveSession, compare, encode_prompt
+from interpretability_workbench.model.tokenize import encode_prompt
 from interpretability_workbench.model.hooks import forward_last_logits
 from interpretability_workbench.sae.config import SAEConfig
 from interpretability_workbench.sae.model import SparseAutoencoder
@@ -28,12 +28,12 @@ def default_state(tmp_path_factory, default_lm):
 def test_paris_and_plain_forward(default_state, default_lm):
     st = default_state
     text = "The capital of France is"
-    c = compare(st, text, top_k=5, patch_ids=[])
+    c = st.inference.compare(text, top_k=5, patch_ids=[])
     assert c.original[0].token == " Paris"
     ids = encode_prompt(default_lm, text)
     with torch.no_grad():
         ref = default_lm.model(input_ids=ids).logits[0, -1].float().softmax(-1)
-    orig, _, _, _ = LiveSession(st).logits(text, [])
+    orig, _, _, _ = st.inference.session().logits(text, [])
     assert torch.allclose(orig.softmax(-1), ref, atol=1e-5)
 
 
@@ -46,7 +46,7 @@ def test_layer6_steer_live_path_equals_full_forward(default_state):
     sid = st.saes.register(sae, source="imported")
     p = st.patches.create(sae_id=sid, features=[3], mode="steer", strength=20.0)
     text = "The capital of France is"
-    sess = LiveSession(st)
+    sess = st.inference.session()
     orig, patched, _, layer = sess.logits(text, [p.id])
     assert layer == 6 and (patched - orig).abs().max() > 1e-2
     with st.patches.using([p.id]):

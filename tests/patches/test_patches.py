@@ -8,15 +8,14 @@ import pytest
 import torch
 
 from interpretability_workbench.errors import Invalid, NotFound
-from interpretability_workbench.inference.engine import LiveSession, encode_prompt
+from interpretability_workbench.model.tokenize import encode_prompt
 from interpretability_workbench.model.hooks import forward_last_logits, run_with_cache
-from interpretability_workbench.patches.peft_io import export_patch, import_patch
 
 from .conftest import PROMPTS, make_sae
 
 
 def _logits(state, text, patch_ids):
-    return LiveSession(state).logits(text, patch_ids)
+    return state.inference.session().logits(text, patch_ids)
 
 
 def _full_patched(state, text, patch_ids):
@@ -83,7 +82,7 @@ def test_patches_compose_and_live_path_equals_full_forward(state):
     sc = state.patches.create(sae_id=sid, features=[7], mode="scale", strength=2.5)
     text = PROMPTS[2]
     for ids in ([a.id], [s.id], [c.id], [sc.id], [s.id, c.id], [a.id, s.id, c.id, sc.id]):
-        sess = LiveSession(state)
+        sess = state.inference.session()
         _, skip, _, layer = sess.logits(text, ids)
         full = _full_patched(state, text, ids)
         assert torch.allclose(skip, full, atol=1e-5), ids
@@ -92,8 +91,8 @@ def test_patches_compose_and_live_path_equals_full_forward(state):
         assert torch.allclose(skip2, _full_patched(state, text, ids), atol=1e-5)
         state.patches.set_strength(s.id, 3.0)
     # steer and clamp at layer 2 start from block 2; ablate touches the embedding
-    assert LiveSession(state).logits(text, [s.id, c.id])[3] == 2
-    assert LiveSession(state).logits(text, [a.id])[3] == 0
+    assert state.inference.session().logits(text, [s.id, c.id])[3] == 2
+    assert state.inference.session().logits(text, [a.id])[3] == 0
     # two steers on the same module add
     s2 = state.patches.create(sae_id=sid2, features=[6], mode="steer", strength=-2.0)
     base = _logits(state, text, [])[0]
@@ -119,8 +118,8 @@ def test_clamp_holds_the_feature(state):
     assert bool(fired.any())
     assert torch.allclose(sae.encode(x_new)[fired, 4], torch.full_like(f[fired], 1.25), atol=1e-4)
     with pytest.raises(Invalid):
-        export_patch(state, p.id, "peft")
-    ex = export_patch(state, p.id, "native")
+        state.patch_transfer.export(p.id, "peft")
+    ex = state.patch_transfer.export(p.id, "native")
     assert "clamp" in ex.note and "no PEFT form" in ex.note
 
 
@@ -135,7 +134,7 @@ def test_peft_export_reproduces_patched_logits(state, tiny_llama_dir, tmp_path):
     exports = {}
     for mode, strength, feats in (("ablate", 1.0, [2, 9, 11]), ("scale", 3.0, [2, 9, 11]), ("steer", 6.0, [2])):
         p = state.patches.create(sae_id=sid, features=feats, mode=mode, strength=strength, enabled=False)
-        ex = exports[mode] = (p.id, export_patch(state, p.id, "peft"))
+        ex = exports[mode] = (p.id, state.patch_transfer.export(p.id, "peft"))
         with zipfile.ZipFile(io.BytesIO(ex[1].data)) as zf:
             zf.extractall(tmp_path)
         folder = str(tmp_path / p.id)
@@ -152,7 +151,7 @@ def test_peft_export_reproduces_patched_logits(state, tiny_llama_dir, tmp_path):
             assert (ours - orig).abs().max() > 1e-3, mode
     # an exported adapter imports back as a patch with the same effect
     pid, ex = exports["steer"]
-    imported = import_patch(state, ex.data)
+    imported = state.patch_transfer.import_zip(ex.data)
     assert imported.mode == "adapter"
     ours = _logits(state, PROMPTS[0], [pid])[1]
     again = _logits(state, PROMPTS[0], [imported.id])[1]
@@ -175,12 +174,12 @@ def test_import_refuses_escaping_members(state):
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("../evil/adapter_config.json", "{}")
     with pytest.raises(Invalid, match="escape"):
-        import_patch(state, buf.getvalue())
+        state.patch_transfer.import_zip(buf.getvalue())
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("x/adapter_model.bin", b"pickle")
     with pytest.raises(Invalid, match="not allowed"):
-        import_patch(state, buf.getvalue())
+        state.patch_transfer.import_zip(buf.getvalue())
 
 
 @pytest.mark.parametrize("family", ["gpt2", "neox"])
@@ -205,8 +204,8 @@ def test_other_families_live_path_and_ablation(tmp_path, tiny_model_dirs, family
         assert float((x @ sae.W_dec[[3, 4]].T).abs().max()) < 1e-4  # exactly projected out
         if family == "gpt2":
             with pytest.raises(Invalid, match="native"):
-                export_patch(st, a.id, "peft")  # biases + embeddings: PEFT cannot hold both
-        export_patch(st, s.id, "peft")
+                st.patch_transfer.export(a.id, "peft")  # biases + embeddings: PEFT cannot hold both
+        st.patch_transfer.export(s.id, "peft")
     finally:
         st.close()
 

@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from interpretability_workbench.store.features import AnalysedFeature
 from interpretability_workbench.errors import BadRequest, Invalid, NotFound
 from interpretability_workbench.model.hook_map import arch_for, get_module
 from interpretability_workbench.provenance.types import GraphOptions
@@ -107,8 +108,10 @@ def test_downstream_logits_match_unembedding(state, stack):
 
 
 def test_labels_from_feature_analysis(state, pair):
-    state.db.insert("features", {"sae_id": pair.id_a, "idx": pair.A, "label": None, "auto_label": "container size"})
-    state.db.insert("features", {"sae_id": pair.id_b, "idx": pair.B, "label": "len()", "auto_label": "x"})
+    repo = state.features.repo
+    repo.upsert_analysed(pair.id_a, [AnalysedFeature(pair.A, "container size", 0.1, 1.0, 0.5, [], {})])
+    repo.upsert_analysed(pair.id_b, [AnalysedFeature(pair.B, "x", 0.1, 1.0, 0.5, [], {})])
+    repo.set_user_fields(pair.id_b, pair.B, label="len()")
     g = state.provenance.build(pair.id_b, pair.B, depth=1, options=GraphOptions(top_k=3))
     by = {n.id: n.label for n in g.nodes}
     assert by[f"L1/{pair.B}"] == "len()" and by[f"L0/{pair.A}"] == "container size"

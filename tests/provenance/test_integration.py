@@ -21,7 +21,7 @@ def test_default_model_depth_two_correlation(default_lm, tmp_path):
 
     state = WorkbenchState(Settings(home=tmp_path / "home", model="none", device="cpu", dtype="float32"))
     try:
-        state.lm = default_lm
+        state.model.adopt(default_lm)
         ids = [state.saes.register(make_sae(default_lm, f"blocks.{layer}.hook_resid_post", 1024, seed=layer,
                                             arch="topk", k=32), source="imported") for layer in (2, 4, 6)]
         sae = state.saes.get(ids[2]).sae
@@ -38,5 +38,5 @@ def test_default_model_depth_two_correlation(default_lm, tmp_path):
         assert len(v.edges) >= 2
         assert v.correlation is not None and math.isfinite(v.correlation)
     finally:
-        state.lm = None
+        state.model.lm = None
         state.close()

@@ -42,11 +42,11 @@ def test_error_codes(client, state, pair):
     assert get(sae_id=pair.id_b, feature=0, prompt="   ").status_code == 422
     r = get(sae_id=pair.id_a, feature=0)  # nothing registered below layer 0
     assert r.status_code == 400 and "below layer 0" in r.json()["detail"]
-    lm, state.lm = state.lm, None
+    lm, state.model.lm = state.model.lm, None
     try:
         assert get(sae_id=pair.id_b, feature=0).status_code == 400
     finally:
-        state.lm = lm
+        state.model.lm = lm
 
 
 def test_openapi_documents_the_routes(client):

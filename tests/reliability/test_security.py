@@ -7,6 +7,7 @@ import logging
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
+from interpretability_workbench.events import TrainingDone, TrainingProgress
 from interpretability_workbench.server.security import BindError, check_bind
 
 from .conftest import API_KEY
@@ -122,7 +123,7 @@ def test_metrics_prometheus_text(make_client) -> None:
     c.get("/api/health")
     c.get("/api/model")
     c.get("/api/nope")
-    c.app.state.workbench.bus.publish("training_progress", run_id="r", tokens_per_s=1234.5, step=3)
+    c.app.state.workbench.bus.publish(TrainingProgress(run_id="r", total_tokens=100, tokens_per_s=1234.5, step=3))
     text = c.get("/api/metrics").text
     assert 'iwb_http_requests_total{method="GET",route="/api/health",status="200"} 1.0' in text
     assert 'route="<unmatched>",status="404"' in text
@@ -130,7 +131,7 @@ def test_metrics_prometheus_text(make_client) -> None:
     assert "iwb_training_tokens_per_second 1234.5" in text
     assert "iwb_models_loaded 1.0" in text
     assert "iwb_inference_latency_seconds" in text
-    c.app.state.workbench.bus.publish("training_done", run_id="r")
+    c.app.state.workbench.bus.publish(TrainingDone(run_id="r", sae_ids=[]))
     assert "iwb_training_tokens_per_second 0.0" in c.get("/api/metrics").text
 
 

@@ -11,6 +11,8 @@ from contextlib import ExitStack
 import httpx
 from websockets.sync.client import connect
 
+from interpretability_workbench.events import TrainingDone, TrainingProgress
+
 from .conftest import live_server, require_route, training_body
 
 
@@ -40,16 +42,16 @@ def test_vanishing_ws_client_does_not_affect_others(make_app) -> None:
 
         def produce() -> None:
             for i in range(n):
-                state.bus.publish("training_progress", run_id="fake", seq=i, tokens_per_s=1.0)
+                state.bus.publish(TrainingProgress(run_id="fake", total_tokens=n, step=i, tokens_per_s=1.0))
                 if i == n // 4:
                     _vanish(clients[2])
                 time.sleep(0.002)
-            state.bus.publish("training_done", run_id="fake")
+            state.bus.publish(TrainingDone(run_id="fake", sae_ids=[]))
         t = threading.Thread(target=produce)
         t.start()
         for c in clients[:2]:
             msgs = _recv_until(c, lambda m: m["type"] == "training_done")
-            seqs = [m["seq"] for m in msgs if m["type"] == "training_progress"]
+            seqs = [m["step"] for m in msgs if m["type"] == "training_progress"]
             assert seqs == list(range(n))  # nothing lost, nothing reordered
         t.join()
         deadline = time.time() + 10

@@ -21,13 +21,13 @@ def test_default_model_layer6_trains(tmp_path, default_lm):
     (home / "models").symlink_to(DEFAULT_HOME / "models")
     st = WorkbenchState(Settings(home=home, model="default", device="cpu", dtype="float32"))
     try:
-        st.lm = default_lm
+        st.model.adopt(default_lm)
         cfg = TrainingConfig(hook_names=["blocks.6.hook_resid_post"], d_sae=2304, k=32, total_tokens=30_720,
                              batch_size=1024, buffer_tokens=8192, lr=1e-3, eval_tokens=4096, ce_eval_contexts=4,
                              checkpoint_every=0, analyze=False, accelerator="cpu")
         row = st.training.wait(st.training.start(cfg), timeout=600)
-        assert row["status"] == "done", row["error"]
-        m = row["metrics_json"]
+        assert row.status == "done", row.error
+        m = row.metrics
         assert m["held_out_fvu"] < 0.5, m["held_out_fvu"]
         assert m["ce_loss_recovered"] > 0.5, m["ce_loss_recovered"]
         assert m["l0"] == pytest.approx(32, abs=1)

@@ -8,7 +8,7 @@ import threading
 import pytest
 import torch
 
-from interpretability_workbench.events import TRAINING_PROGRESS
+from interpretability_workbench.events import TrainingDone, TrainingProgress
 from interpretability_workbench.training.checkpoint import has_checkpoint
 from interpretability_workbench.training.service import TrainingService
 
@@ -19,8 +19,8 @@ def test_topk_multi_hook_training_converges(state, make_config):
     cfg = make_config(hook_names=["blocks.0.hook_resid_post", "blocks.2.hook_resid_post"])
     run_id = state.training.start(cfg)
     row = state.training.wait(run_id, timeout=300)
-    assert row["status"] == "done", row["error"]
-    m = row["metrics_json"]
+    assert row.status == "done", row.error
+    m = row.metrics
     assert len(m["sae_ids"]) == 2
     for p in m["per_hook"]:
         assert p["held_out_fvu"] < 0.6, p
@@ -29,16 +29,17 @@ def test_topk_multi_hook_training_converges(state, make_config):
         assert p["ce_loss_recovered"] == p["ce_loss_recovered"]  # not NaN
         assert p["kl_with_sae"] >= 0 and p["peak_memory_bytes"] > 0
         assert sum(p["density_histogram"]["counts"]) == cfg.d_sae
-    saes = {r["hook_name"]: r for r in state.saes.list()}
+    saes = {r.hook_name: r for r in state.saes.list()}
     assert set(saes) == set(cfg.hook_names)
     entry = state.saes.get(m["sae_ids"][0])
     assert entry.sae.cfg.normalize_activations == "none"  # scale folded on save
-    prog = [e for e in events if e.type == TRAINING_PROGRESS]
+    prog = [e for e in events if isinstance(e, TrainingProgress)]
     assert prog and {"run_id", "step", "tokens", "total_tokens", "mse", "fvu", "l0", "dead_fraction", "tokens_per_s",
-                     "eta_s", "lr", "peak_memory_bytes"} <= set(prog[-1].data)
-    assert events[-1].type == "training_done"
+                     "eta_s", "lr", "peak_memory_bytes"} <= set(prog[-1].to_dict())
+    assert prog[-1].fvu is not None and prog[-1].step == cfg.total_steps
+    assert isinstance(events[-1], TrainingDone)
     hist = state.training.history(run_id)
-    assert hist and hist[-1]["step"] == cfg.total_steps
+    assert hist and hist[-1].step == cfg.total_steps
 
 
 @pytest.mark.parametrize("arch", ["standard", "batchtopk"])
@@ -46,9 +47,9 @@ def test_other_architectures_train(state, make_config, arch):
     cfg = make_config(architecture=arch, total_tokens=8192, l1_coefficient=0.5, ce_eval_contexts=0,
                       checkpoint_every=0)
     row = state.training.wait(state.training.start(cfg), timeout=300)
-    assert row["status"] == "done", row["error"]
-    assert row["metrics_json"]["held_out_fvu"] < 0.9
-    sae = state.saes.get(row["sae_id"]).sae
+    assert row.status == "done", row.error
+    assert row.metrics["held_out_fvu"] < 0.9
+    sae = state.saes.get(row.sae_id).sae
     if arch == "batchtopk":
         assert float(sae.threshold.min()) > 0  # inference threshold learned
 
@@ -60,8 +61,8 @@ def _start_and_cancel_after(state, cfg, min_step):
     run = {}
 
     def cb(e):
-        if (e.type == TRAINING_PROGRESS and e.data.get("run_id") == run.get("id")
-                and (e.data.get("step") or 0) >= min_step and not got.is_set()):
+        if (isinstance(e, TrainingProgress) and e.run_id == run.get("id")
+                and e.step >= min_step and not got.is_set()):
             got.set()
             state.training.cancel(run["id"])
     remove = state.bus.add_callback(cb)
@@ -77,21 +78,22 @@ def test_cancel_interrupt_and_resume_continue_the_step_count(state, make_config)
     cfg = make_config(total_tokens=16384, checkpoint_every=4, ce_eval_contexts=0, progress_interval_s=0.0)
     run_id = _start_and_cancel_after(state, cfg, 5)
     row = state.training.wait(run_id, timeout=120)
-    assert row["status"] == "cancelled"
+    assert row.status == "cancelled"
     assert has_checkpoint(state.settings.runs_dir / run_id / "checkpoint")
-    stopped_at = row["step"]
+    stopped_at = row.step
     assert 5 <= stopped_at < cfg.total_steps
     # a crash leaves the row 'running': a fresh service (start-up) marks it interrupted
-    state.db.update("runs", {"id": run_id}, {"status": "running"})
-    state.training = TrainingService(state)
-    assert state.training.get(run_id)["status"] == "interrupted"
+    old = state.training
+    old.runs.update(run_id, status="running")
+    state.training = TrainingService(old.runs, state.model, state.saes, state.corpora, state.bus.publish,
+                                     state.patches.original, state.settings.runs_dir)
+    assert state.training.get(run_id).status == "interrupted"
     steps_seen = []
-    state.bus.add_callback(lambda e: steps_seen.append(e.data["step"]) if e.type == TRAINING_PROGRESS
-                           and e.data.get("run_id") == run_id else None)
+    state.bus.on(TrainingProgress, lambda e: steps_seen.append(e.step) if e.run_id == run_id else None)
     state.training.resume(run_id)
     row = state.training.wait(run_id, timeout=300)
-    assert row["status"] == "done", row["error"]
-    assert row["step"] == cfg.total_steps and row["tokens_seen"] == cfg.total_steps * cfg.batch_size
+    assert row.status == "done", row.error
+    assert row.step == cfg.total_steps and row.tokens_seen == cfg.total_steps * cfg.batch_size
     assert min(s for s in steps_seen if s) >= stopped_at  # continued, not restarted
 
 
@@ -103,7 +105,7 @@ def test_memory_does_not_grow_across_runs(state, make_config):
     sizes = []
     for _ in range(3):
         cfg = make_config(total_tokens=4096, ce_eval_contexts=0, checkpoint_every=0, eval_tokens=1024)
-        assert state.training.wait(state.training.start(cfg), timeout=300)["status"] == "done"
+        assert state.training.wait(state.training.start(cfg), timeout=300).status == "done"
         state.saes._cache.clear()
         sizes.append(tensor_bytes())
     assert sizes[2] <= sizes[0] + 4 * 1024 * 1024, sizes

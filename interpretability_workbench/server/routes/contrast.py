@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ...contrast.contrast import contrast
 from ..deps import StateDep
 from ..schemas.common import ERRORS
 from ..schemas.contrast import ContrastFeature, ContrastPatchRequest, ContrastRequest, ContrastResponse
@@ -16,7 +15,7 @@ router = APIRouter(prefix="/api/saes", tags=["contrast"])
 @router.post("/{sae_id}/contrast", response_model=ContrastResponse, responses=ERRORS,
              summary="Rank features by how well they separate positive from negative texts (Cohen's d)")
 def contrast_route(sae_id: str, req: ContrastRequest, state: StateDep) -> ContrastResponse:
-    r = contrast(state, sae_id, req.positive, req.negative, req.position, req.top_n)
+    r = state.contrast.contrast(sae_id, req.positive, req.negative, req.position, req.top_n)
     return ContrastResponse(sae_id=sae_id, hook_name=r.hook_name, n_positive=r.n_positive, n_negative=r.n_negative,
                             features=[ContrastFeature(**f._asdict()) for f in r.features])
 

@@ -13,5 +13,5 @@ router = APIRouter(prefix="/api", tags=["health"])
 
 @router.get("/health", response_model=Health, summary="Liveness and model status")
 async def health(state: StateDep) -> Health:
-    return Health(status="ok", model_status=state.model_status, uptime_s=time.time() - state.started_at,
+    return Health(status="ok", model_status=state.model.status, uptime_s=time.time() - state.started_at,
                   version=__version__)

@@ -6,9 +6,7 @@ from typing import Literal
 from fastapi import APIRouter, Form, Query, UploadFile
 from fastapi.responses import Response
 
-from ...inference.engine import evaluate
 from ...patches.config import PatchConfig
-from ...patches.peft_io import export_patch, import_patch
 from ..deps import StateDep
 from ..schemas.common import ERRORS
 from ..schemas.patches import EvaluateRequest, EvaluateResponse, Patch, PatchCreate, PatchUpdate, TextEffect
@@ -40,7 +38,7 @@ def create_patch(req: PatchCreate, state: StateDep) -> Patch:
 @router.post("/import", response_model=Patch, status_code=201, responses=ERRORS,
              summary="Import a zip: a PEFT LoRA adapter folder (safetensors only) or a native patch export")
 def import_patch_route(state: StateDep, file: UploadFile, name: str | None = Form(None)) -> Patch:
-    return to_wire(state, import_patch(state, file.file.read(), name))
+    return to_wire(state, state.patch_transfer.import_zip(file.file.read(), name))
 
 
 @router.get("/{patch_id}", response_model=Patch, responses=ERRORS, summary="One patch")
@@ -68,7 +66,7 @@ def delete_patch(patch_id: str, state: StateDep) -> Response:
     summary="Export as a PEFT LoRA adapter (weight-delta patches) or natively (every mode; clamp only natively)")
 def export_patch_route(patch_id: str, state: StateDep,
                        format: Literal["peft", "native"] = Query("peft", description="peft or native")) -> Response:
-    ex = export_patch(state, patch_id, format)
+    ex = state.patch_transfer.export(patch_id, format)
     return Response(ex.data, media_type="application/zip",
                     headers={"Content-Disposition": f'attachment; filename="{ex.filename}"', "X-Export-Note": ex.note})
 
@@ -76,8 +74,7 @@ def export_patch_route(patch_id: str, state: StateDep,
 @router.post("/{patch_id}/evaluate", response_model=EvaluateResponse, responses=ERRORS,
              summary="Probability of target tokens before and after the patch, per text and on average")
 def evaluate_patch(patch_id: str, req: EvaluateRequest, state: StateDep) -> EvaluateResponse:
-    state.patches.get(patch_id)
-    ev = evaluate(state, patch_id, req.texts, req.target_tokens)
+    ev = state.inference.evaluate(patch_id, req.texts, req.target_tokens)
     return EvaluateResponse(patch_id=patch_id, results=[TextEffect(**r._asdict()) for r in ev.results],
                             mean_before=ev.mean_before, mean_after=ev.mean_after, target_ids=ev.target_ids,
                             notes=ev.notes)

@@ -7,6 +7,7 @@ from fastapi import APIRouter, UploadFile
 from fastapi.responses import Response
 
 from ...sae.archive import import_zip, zip_folder
+from ...store.saes import SAERecord
 from ..deps import StateDep
 from ..schemas.common import ERRORS
 from ..schemas.saes import SAEDetail, SAEInfo
@@ -14,10 +15,10 @@ from ..schemas.saes import SAEDetail, SAEInfo
 router = APIRouter(prefix="/api/saes", tags=["saes"])
 
 
-def _info(row: dict[str, Any]) -> dict[str, Any]:
-    keys = ("id", "name", "model_id", "hook_name", "layer", "d_in", "d_sae", "architecture", "source", "run_id",
-            "created_at")
-    return {**{k: row.get(k) for k in keys}, "metrics": row.get("metrics_json") or {}}
+def _info(rec: SAERecord) -> dict[str, Any]:
+    return {"id": rec.id, "name": rec.name, "model_id": rec.model_id, "hook_name": rec.hook_name, "layer": rec.layer,
+            "d_in": rec.d_in, "d_sae": rec.d_sae, "architecture": rec.architecture, "source": rec.source,
+            "run_id": rec.run_id, "created_at": rec.created_at, "metrics": rec.metrics}
 
 
 @router.get("", response_model=list[SAEInfo], summary="Registered SAEs (trained and imported)")
@@ -37,13 +38,13 @@ def import_sae(file: UploadFile, state: StateDep) -> SAEInfo:
     data = file.file.read()
     name = (file.filename or "imported").rsplit("/", 1)[-1].removesuffix(".zip") or "imported"
     sae_id = import_zip(state.saes, data, name=name)
-    return SAEInfo(**_info(state.saes.get(sae_id).row))
+    return SAEInfo(**_info(state.saes.row(sae_id)))
 
 
 @router.get("/{sae_id}/export", response_class=Response, responses={**ERRORS, 200: {
     "content": {"application/zip": {}}, "description": "Zip of the SAELens v6 folder."}},
     summary="Download an SAE as a zipped SAELens v6 folder")
 def export_sae(sae_id: str, state: StateDep) -> Response:
-    row = state.saes.get(sae_id).row
-    return Response(zip_folder(row["path"]), media_type="application/zip",
+    rec = state.saes.row(sae_id)
+    return Response(zip_folder(rec.path), media_type="application/zip",
                     headers={"Content-Disposition": f'attachment; filename="{sae_id}.zip"'})

@@ -6,8 +6,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from ...errors import Invalid
-from ...model.hook_map import resolve
-from ...model.hook_names import hook_name
+from ...model.hook_names import expand
+from ...store.runs import RunRecord
 from ...training.config import TrainingConfig
 from ..deps import StateDep
 from ..schemas.common import ERRORS
@@ -21,7 +21,10 @@ def _config(req: TrainingRequest) -> TrainingConfig:
         hooks = [req.hook_name]
     else:
         layers = [req.layer] if req.layer is not None else list(req.layers or [])
-        hooks = [hook_name(layer, req.hook) for layer in layers]
+        try:
+            hooks = expand(layers, req.hook)
+        except ValueError as e:
+            raise Invalid(str(e)) from None
     fields = req.model_dump(exclude={"hook_name", "layer", "layers", "hook"})
     try:
         return TrainingConfig(hook_names=hooks, **fields)
@@ -29,30 +32,20 @@ def _config(req: TrainingRequest) -> TrainingConfig:
         raise Invalid(str(e)) from None
 
 
-def _summary_fields(row: dict[str, Any]) -> dict[str, Any]:
-    cfg = row.get("config_json") or {}
-    metrics = row.get("metrics_json") or {}
+def _summary_fields(rec: RunRecord) -> dict[str, Any]:
+    cfg = rec.config
     return {
-        "id": row["id"], "model_id": row["model_id"], "status": row["status"],
+        "id": rec.id, "model_id": rec.model_id, "status": rec.status,
         "hook_names": cfg.get("hook_names", []), "architecture": cfg.get("architecture", ""),
-        "step": row.get("step") or 0, "tokens_seen": row.get("tokens_seen") or 0,
-        "total_tokens": cfg.get("total_tokens", 0), "created_at": row["created_at"],
-        "updated_at": row["updated_at"], "error": row.get("error"), "sae_ids": metrics.get("sae_ids", []),
+        "step": rec.step, "tokens_seen": rec.tokens_seen, "total_tokens": cfg.get("total_tokens", 0),
+        "created_at": rec.created_at, "updated_at": rec.updated_at, "error": rec.error, "sae_ids": rec.sae_ids,
     }
 
 
 @router.post("", response_model=TrainingStarted, status_code=202, responses=ERRORS,
              summary="Start training SAE(s) in a worker thread; 409 while another run trains")
 def start_training(req: TrainingRequest, state: StateDep) -> TrainingStarted:
-    lm = state.require_model()
-    cfg = _config(req)
-    for h in cfg.hook_names:
-        try:
-            resolve(lm.model, h)
-        except (ValueError, KeyError, IndexError) as e:
-            raise Invalid(f"{h}: {e}; the model has {lm.n_layers} layers") from None
-    state.corpus_path(cfg.corpus)  # 404 for an unknown corpus
-    return TrainingStarted(run_id=state.training.start(cfg), status="queued")
+    return TrainingStarted(run_id=state.training.start(_config(req)), status="queued")
 
 
 @router.get("", response_model=list[RunSummary], summary="Training runs, newest first")
@@ -63,11 +56,10 @@ def list_runs(state: StateDep) -> list[RunSummary]:
 @router.get("/{run_id}", response_model=RunDetail, responses=ERRORS,
             summary="A run: status, config, latest and final metrics, metric history, SAE ids")
 def get_run(run_id: str, state: StateDep) -> RunDetail:
-    row = state.training.get(run_id)
-    hist = [MetricPoint(step=h["step"], tokens=h["tokens"], data=h["data_json"] or {})
-            for h in state.training.history(run_id)]
-    return RunDetail(**_summary_fields(row), config=row.get("config_json") or {}, metrics=row.get("metrics_json"),
-                     latest=hist[-1].data if hist else None, history=hist, checkpoint_path=row.get("checkpoint_path"))
+    rec = state.training.get(run_id)
+    hist = [MetricPoint(step=h.step, tokens=h.tokens, data=h.data) for h in state.training.history(run_id)]
+    return RunDetail(**_summary_fields(rec), config=rec.config, metrics=rec.metrics,
+                     latest=hist[-1].data if hist else None, history=hist, checkpoint_path=rec.checkpoint_path)
 
 
 @router.post("/{run_id}/cancel", response_model=TrainingStarted, status_code=202, responses=ERRORS,

@@ -1,6 +1,8 @@
 """Wire schemas of /api/inference and /api/generate (and the WS `logits` message)."""
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 
@@ -33,7 +35,15 @@ class InferenceResponse(BaseModel):
     patch_ids: list[str] = Field(description="Patches applied for `patched`.")
     n_tokens: int = Field(description="Prompt length in tokens.")
     from_layer: int | None = Field(None, description="Lowest block rerun for the patched result.")
-    latency_ms: float = Field(description="Server compute time.")
+    compute_ms: float = Field(description="Server compute time of this comparison.")
+
+    @classmethod
+    def from_comparison(cls, c: Any) -> "InferenceResponse":
+        """The one serialiser of an ``inference.engine.Comparison`` (REST and the WS ``logits`` message)."""
+        return cls(original=[TokenProb(**t.to_dict()) for t in c.original],
+                   patched=[TokenProb(**t.to_dict()) for t in c.patched],
+                   moved=[TokenMove(**m.to_dict()) for m in c.moved], kl=c.kl, patch_ids=c.patch_ids,
+                   n_tokens=c.n_tokens, from_layer=c.from_layer, compute_ms=c.compute_ms)
 
 
 class GenerateRequest(BaseModel):

@@ -539,6 +539,50 @@ export interface components {
              */
             tokens: string[];
         };
+        /** AnalysisDoneMsg */
+        AnalysisDoneMsg: {
+            /**
+             * Error
+             * @description Why it failed or stopped.
+             * @default null
+             */
+            error?: string | null;
+            /**
+             * N Features
+             * @description Features analysed.
+             */
+            n_features: number;
+            /**
+             * N Tokens
+             * @description Tokens read.
+             */
+            n_tokens: number;
+            /**
+             * Sae Id
+             * @description SAE analysed.
+             */
+            sae_id: string;
+            /**
+             * Seconds
+             * @description Wall time.
+             */
+            seconds: number;
+            /**
+             * Status
+             * @description done | failed | cancelled.
+             */
+            status: string;
+            /**
+             * Ts
+             * @description Unix time the event was made.
+             */
+            ts: number;
+            /**
+             * @description A feature analysis ended. (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "analysis_done";
+        };
         /** AnalysisProgress */
         AnalysisProgress: {
             /**
@@ -556,6 +600,39 @@ export interface components {
              * @description Units in this phase.
              */
             total: number;
+        };
+        /** AnalysisProgressMsg */
+        AnalysisProgressMsg: {
+            /**
+             * Done
+             * @description Units done in this phase.
+             */
+            done: number;
+            /**
+             * Phase
+             * @description activations | windows | weights | saving.
+             */
+            phase: string;
+            /**
+             * Sae Id
+             * @description SAE being analysed.
+             */
+            sae_id: string;
+            /**
+             * Total
+             * @description Units in this phase.
+             */
+            total: number;
+            /**
+             * Ts
+             * @description Unix time the event was made.
+             */
+            ts: number;
+            /**
+             * @description Progress of a feature analysis. (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "analysis_progress";
         };
         /** AnalysisRequest */
         AnalysisRequest: {
@@ -628,6 +705,19 @@ export interface components {
         Body_upload_corpus_api_corpora_post: {
             /** File */
             file: string;
+        };
+        /** CommitStrengthMsg */
+        CommitStrengthMsg: {
+            /**
+             * Patch Id
+             * @description Patch id.
+             */
+            patch_id: string;
+            /**
+             * @description Persist the live strength of a patch (the user settled). (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "commit_strength";
         };
         /** ContextWindow */
         ContextWindow: {
@@ -862,6 +952,25 @@ export interface components {
              * @description Downstream node id.
              */
             target: string;
+        };
+        /** ErrorMsg */
+        ErrorMsg: {
+            /**
+             * Detail
+             * @description What went wrong and what to change.
+             */
+            detail: string;
+            /**
+             * Status
+             * @description The HTTP status the same error has over REST.
+             * @default null
+             */
+            status?: number | null;
+            /**
+             * @description A client message was refused or a live computation failed. (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "error";
         };
         /** ErrorResponse */
         ErrorResponse: {
@@ -1300,6 +1409,20 @@ export interface components {
              */
             version: string;
         };
+        /** HelloMsg */
+        HelloMsg: {
+            /**
+             * Model Status
+             * @description Loading state of the model.
+             * @enum {string}
+             */
+            model_status: "none" | "loading" | "ready" | "error";
+            /**
+             * @description Sent once when the socket opens. (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "hello";
+        };
         /** Histogram */
         Histogram: {
             /**
@@ -1312,6 +1435,44 @@ export interface components {
              * @description n+1 bin edges for n counts (activations: log-spaced, 20 bins a decade).
              */
             edges: number[];
+        };
+        /** HookProgressWire */
+        HookProgressWire: {
+            /**
+             * Aux
+             * @description AuxK loss of the last step (topk), 0 otherwise.
+             * @default null
+             */
+            aux?: number | null;
+            /**
+             * Dead Fraction
+             * @description Latents that have not fired in the dead window.
+             * @default null
+             */
+            dead_fraction?: number | null;
+            /**
+             * Fvu
+             * @description Fraction of variance unexplained of the last step.
+             * @default null
+             */
+            fvu?: number | null;
+            /**
+             * Hook Name
+             * @description Hook the SAE reads.
+             */
+            hook_name: string;
+            /**
+             * L0
+             * @description Mean active latents per token of the last step.
+             * @default null
+             */
+            l0?: number | null;
+            /**
+             * Mse
+             * @description Reconstruction MSE of the last step.
+             * @default null
+             */
+            mse?: number | null;
         };
         /** InferenceRequest */
         InferenceRequest: {
@@ -1335,6 +1496,11 @@ export interface components {
         /** InferenceResponse */
         InferenceResponse: {
             /**
+             * Compute Ms
+             * @description Server compute time of this comparison.
+             */
+            compute_ms: number;
+            /**
              * From Layer
              * @description Lowest block rerun for the patched result.
              */
@@ -1344,11 +1510,6 @@ export interface components {
              * @description KL(original ‖ patched) in nats.
              */
             kl: number;
-            /**
-             * Latency Ms
-             * @description Server compute time.
-             */
-            latency_ms: number;
             /**
              * Moved
              * @description Tokens whose probability moved most (by |Δp|).
@@ -1374,6 +1535,50 @@ export interface components {
              * @description Top-k next tokens with the selected patches on.
              */
             patched: components["schemas"]["TokenProb"][];
+        };
+        /** JobMsg */
+        JobMsg: {
+            /**
+             * Detail
+             * @description A note (the error when failed).
+             * @default null
+             */
+            detail?: string | null;
+            /**
+             * Done
+             * @description Units done.
+             */
+            done: number;
+            /**
+             * Job Id
+             * @description Job id.
+             */
+            job_id: string;
+            /**
+             * Kind
+             * @description What the job does.
+             */
+            kind: string;
+            /**
+             * Status
+             * @description queued | running | done | failed | cancelled.
+             */
+            status: string;
+            /**
+             * Total
+             * @description Units in all.
+             */
+            total: number;
+            /**
+             * Ts
+             * @description Unix time the event was made.
+             */
+            ts: number;
+            /**
+             * @description Progress of a background job. (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "job";
         };
         /** LoadModelRequest */
         LoadModelRequest: {
@@ -1410,6 +1615,75 @@ export interface components {
              * @description Token text.
              */
             token: string;
+        };
+        /** LogitsMsg */
+        LogitsMsg: {
+            /**
+             * Compute Ms
+             * @description Server compute time of this comparison.
+             */
+            compute_ms: number;
+            /**
+             * From Layer
+             * @description Lowest block rerun for the patched result.
+             * @default null
+             */
+            from_layer?: number | null;
+            /**
+             * Kl
+             * @description KL(original ‖ patched) in nats.
+             */
+            kl: number;
+            /**
+             * Latency Ms
+             * @description From the newest client message folded into this result to the result.
+             */
+            latency_ms: number;
+            /**
+             * Moved
+             * @description Tokens whose probability moved most (by |Δp|).
+             */
+            moved: components["schemas"]["TokenMove"][];
+            /**
+             * N Tokens
+             * @description Prompt length in tokens.
+             */
+            n_tokens: number;
+            /**
+             * Original
+             * @description Top-k next tokens of the original model (every patch off).
+             */
+            original: components["schemas"]["TokenProb"][];
+            /**
+             * Patch Ids
+             * @description Patches applied for `patched`.
+             */
+            patch_ids: string[];
+            /**
+             * Patched
+             * @description Top-k next tokens with the patches on.
+             */
+            patched: components["schemas"]["TokenProb"][];
+            /**
+             * Seq
+             * @description Increases with each result on this socket.
+             */
+            seq: number;
+            /**
+             * Text
+             * @description The prompt.
+             */
+            text: string;
+            /**
+             * Top K
+             * @description Tokens listed.
+             */
+            top_k: number;
+            /**
+             * @description Live original vs patched next-token distributions. (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "logits";
         };
         /** MetricPoint */
         MetricPoint: {
@@ -1524,6 +1798,26 @@ export interface components {
              * @description Vocabulary size.
              */
             vocab_size?: number | null;
+        };
+        /** ModelLoadedMsg */
+        ModelLoadedMsg: {
+            /**
+             * Model
+             * @description The model's description (as GET /api/model reports it).
+             */
+            model: {
+                [key: string]: unknown;
+            };
+            /**
+             * Ts
+             * @description Unix time the event was made.
+             */
+            ts: number;
+            /**
+             * @description Another model was loaded. (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "model_loaded";
         };
         /** Neighbour */
         Neighbour: {
@@ -1684,6 +1978,28 @@ export interface components {
              * @description New strength (applied in place).
              */
             strength?: number | null;
+        };
+        /** PingMsg */
+        PingMsg: {
+            /**
+             * @description Ask for a pong. (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "ping";
+        };
+        /** PongMsg */
+        PongMsg: {
+            /**
+             * Model Status
+             * @description Loading state of the model.
+             * @enum {string}
+             */
+            model_status: "none" | "loading" | "ready" | "error";
+            /**
+             * @description Answer to a ping. (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "pong";
         };
         /** ProvenanceEdge */
         ProvenanceEdge: {
@@ -2145,6 +2461,62 @@ export interface components {
              */
             source: string;
         };
+        /** SetPromptMsg */
+        SetPromptMsg: {
+            /**
+             * Text
+             * @description Prompt.
+             */
+            text: string;
+            /**
+             * @description Change the live prompt. (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "set_prompt";
+        };
+        /** SetStrengthMsg */
+        SetStrengthMsg: {
+            /**
+             * Patch Id
+             * @description Patch id.
+             */
+            patch_id: string;
+            /**
+             * Strength
+             * @description New strength.
+             */
+            strength: number;
+            /**
+             * @description Move a patch's strength live (in memory; persisted by commit_strength, PATCH /api/patches/{id} or when the socket closes). (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "set_strength";
+        };
+        /** SubscribeLogitsMsg */
+        SubscribeLogitsMsg: {
+            /**
+             * Patch Ids
+             * @description Patches to apply; null = the enabled patches.
+             * @default null
+             */
+            patch_ids?: string[] | null;
+            /**
+             * Text
+             * @description Prompt.
+             */
+            text: string;
+            /**
+             * Top K
+             * @description Tokens listed.
+             * @default 10
+             */
+            top_k?: number;
+            /**
+             * @description Start (or change) live logits. (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "subscribe_logits";
+        };
         /** TextEffect */
         TextEffect: {
             /**
@@ -2272,6 +2644,192 @@ export interface components {
              * @description Direct logit effect of a unit activation (through the final norm's weight and W_U).
              */
             value: number;
+        };
+        /** TrainingCancelledMsg */
+        TrainingCancelledMsg: {
+            /**
+             * Reason
+             * @description cancelled (by the user) or interrupted (server shutdown).
+             */
+            reason: string;
+            /**
+             * Run Id
+             * @description Run id.
+             */
+            run_id: string;
+            /**
+             * Step
+             * @description Step it stopped at (checkpointed; resumable).
+             */
+            step: number;
+            /**
+             * Tokens
+             * @description Training tokens consumed.
+             */
+            tokens: number;
+            /**
+             * Ts
+             * @description Unix time the event was made.
+             */
+            ts: number;
+            /**
+             * @description A run stopped before its budget. (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "training_cancelled";
+        };
+        /** TrainingDoneMsg */
+        TrainingDoneMsg: {
+            /**
+             * Metrics
+             * @description Final metrics per hook (held_out_fvu, l0, ce_loss_recovered, ...).
+             */
+            metrics: {
+                [key: string]: unknown;
+            }[];
+            /**
+             * Run Id
+             * @description Run id.
+             */
+            run_id: string;
+            /**
+             * Sae Ids
+             * @description SAEs produced, one per hook.
+             */
+            sae_ids: string[];
+            /**
+             * Ts
+             * @description Unix time the event was made.
+             */
+            ts: number;
+            /**
+             * @description A run finished and registered its SAEs. (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "training_done";
+        };
+        /** TrainingFailedMsg */
+        TrainingFailedMsg: {
+            /**
+             * Error
+             * @description Why.
+             */
+            error: string;
+            /**
+             * Run Id
+             * @description Run id.
+             */
+            run_id: string;
+            /**
+             * Ts
+             * @description Unix time the event was made.
+             */
+            ts: number;
+            /**
+             * @description A run failed. (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "training_failed";
+        };
+        /** TrainingProgressMsg */
+        TrainingProgressMsg: {
+            /**
+             * Dead Fraction
+             * @description Mean over hooks of the dead fraction.
+             * @default null
+             */
+            dead_fraction?: number | null;
+            /**
+             * Eta S
+             * @description Estimated seconds left.
+             * @default null
+             */
+            eta_s?: number | null;
+            /**
+             * Fvu
+             * @description Mean over hooks of the last step's FVU.
+             * @default null
+             */
+            fvu?: number | null;
+            /**
+             * L0
+             * @description Mean over hooks of the last step's L0.
+             * @default null
+             */
+            l0?: number | null;
+            /**
+             * Lr
+             * @description Current learning rate.
+             * @default null
+             */
+            lr?: number | null;
+            /**
+             * Mse
+             * @description Mean over hooks of the last step's MSE.
+             * @default null
+             */
+            mse?: number | null;
+            /**
+             * Peak Memory Bytes
+             * @description Peak memory (GPU allocated, else process RSS).
+             */
+            peak_memory_bytes: number;
+            /**
+             * Per Hook
+             * @description The same numbers per hook.
+             */
+            per_hook: components["schemas"]["HookProgressWire"][];
+            /**
+             * Phase
+             * @description starting | filling buffer | training | evaluating.
+             */
+            phase: string;
+            /**
+             * Run Id
+             * @description Run id.
+             */
+            run_id: string;
+            /**
+             * Step
+             * @description Optimiser step.
+             */
+            step: number;
+            /**
+             * Tokens
+             * @description Training tokens consumed so far.
+             */
+            tokens: number;
+            /**
+             * Tokens Per S
+             * @description Training throughput.
+             * @default null
+             */
+            tokens_per_s?: number | null;
+            /**
+             * Tokens Read
+             * @description Activations produced by the model so far (ahead of tokens while the buffer fills).
+             */
+            tokens_read: number;
+            /**
+             * Total Tokens
+             * @description Token budget of the run.
+             */
+            total_tokens: number;
+            /**
+             * Ts
+             * @description Unix time the event was made.
+             */
+            ts: number;
+            /**
+             * @description A training run's latest snapshot. (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "training_progress";
+            /**
+             * World Size
+             * @description Processes training together (DDP).
+             */
+            world_size: number;
         };
         /**
          * TrainingRequest
@@ -2441,6 +2999,16 @@ export interface components {
              */
             status: string;
         };
+        /** UnsubscribeLogitsMsg */
+        UnsubscribeLogitsMsg: {
+            /**
+             * @description Stop live logits. (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "unsubscribe_logits";
+        };
+        WsClientMessage: components["schemas"]["PingMsg"] | components["schemas"]["SubscribeLogitsMsg"] | components["schemas"]["SetPromptMsg"] | components["schemas"]["SetStrengthMsg"] | components["schemas"]["CommitStrengthMsg"] | components["schemas"]["UnsubscribeLogitsMsg"];
+        WsServerMessage: components["schemas"]["HelloMsg"] | components["schemas"]["PongMsg"] | components["schemas"]["ErrorMsg"] | components["schemas"]["LogitsMsg"] | components["schemas"]["TrainingProgressMsg"] | components["schemas"]["TrainingDoneMsg"] | components["schemas"]["TrainingFailedMsg"] | components["schemas"]["TrainingCancelledMsg"] | components["schemas"]["AnalysisProgressMsg"] | components["schemas"]["AnalysisDoneMsg"] | components["schemas"]["ModelLoadedMsg"] | components["schemas"]["JobMsg"];
     };
     responses: never;
     parameters: never;

@@ -1,137 +1,41 @@
-import type { ModelStatus, TokenMove, TokenProb } from "../api/types";
+import type { components } from "../api/schema";
 
 /**
- * Server → client messages on /ws, a tagged union on `type`. Every bus event arrives as
- * {type, ts, ...data} (interpretability_workbench/events.py); `hello` on connect, `pong` for `ping`,
- * `logits` from the live-logits worker (server/ws_patches.py). The schema does not describe the socket,
- * so these are written from the producers' publish() calls.
+ * The /ws protocol, both directions. Every type here is GENERATED from the server's OpenAPI document
+ * (`WsServerMessage` / `WsClientMessage`, built from interpretability_workbench/server/schemas/ws.py) into
+ * src/api/schema.d.ts by `npm run gen:api`; nothing is written by hand. src/api/schema.test.ts fails when
+ * schema.d.ts is older than ui/openapi.json, and tests/test_openapi_snapshot.py when that is older than the
+ * server, so a message shape cannot change on the server without the UI's types changing with it.
  */
-interface Base {
-  ts?: number;
-}
-export interface HelloMsg extends Base {
-  type: "hello";
-  model_status: ModelStatus;
-}
-export interface PongMsg extends Base {
-  type: "pong";
-  model_status: ModelStatus;
-}
-/** one hook's live numbers inside a training_progress message */
-export interface HookProgress {
-  hook_name: string;
-  mse: number | null;
-  fvu: number | null;
-  l0: number | null;
-  dead_fraction: number | null;
-}
-export interface TrainingProgressMsg extends Base {
-  type: "training_progress";
-  run_id: string;
-  total_tokens: number;
-  step: number;
-  tokens: number;
-  mse: number | null;
-  fvu: number | null;
-  l0: number | null;
-  dead_fraction: number | null;
-  tokens_per_s: number | null;
-  eta_s: number | null;
-  lr?: number | null;
-  peak_memory_bytes?: number;
-  /** starting | training | evaluating */
-  phase?: string;
-  per_hook?: HookProgress[];
-  tokens_read?: number;
-}
-export interface TrainingDoneMsg extends Base {
-  type: "training_done";
-  run_id: string;
-  sae_ids: string[];
-  metrics?: Record<string, unknown>[] | null;
-}
-export interface TrainingFailedMsg extends Base {
-  type: "training_failed";
-  run_id: string;
-  error: string;
-}
-export interface TrainingCancelledMsg extends Base {
-  type: "training_cancelled";
-  run_id: string;
-  step?: number;
-  tokens?: number;
-  reason?: string;
-}
-export interface AnalysisProgressMsg extends Base {
-  type: "analysis_progress";
-  sae_id: string;
-  /** e.g. activations, logits, saving */
-  phase: string;
-  done: number;
-  total: number;
-}
-export interface AnalysisDoneMsg extends Base {
-  type: "analysis_done";
-  sae_id: string;
-  /** done | failed | cancelled */
-  status: string;
-  error?: string | null;
-  n_features?: number;
-  n_tokens?: number;
-  seconds?: number;
-}
-export interface ModelLoadedMsg extends Base {
-  type: "model_loaded";
-  model: Record<string, unknown>;
-}
-export interface LogitsMsg extends Base {
-  type: "logits";
-  seq: number;
-  text: string;
-  top_k?: number;
-  patch_ids: string[];
-  original: TokenProb[];
-  patched: TokenProb[];
-  moved: TokenMove[];
-  kl: number;
-  from_layer?: number | null;
-  n_tokens?: number;
-  compute_ms?: number;
-  latency_ms?: number;
-}
-export interface JobMsg extends Base {
-  type: "job";
-  job_id?: string;
-  kind?: string;
-  status?: string;
-  detail?: string | null;
-}
-/** the server rejected a client message (e.g. an unknown patch id) or a live computation failed */
-export interface ErrorMsg extends Base {
-  type: "error";
-  detail: unknown;
-  status?: number;
-}
+type S = components["schemas"];
 
-export type ServerMessage =
-  | HelloMsg | PongMsg
-  | TrainingProgressMsg | TrainingDoneMsg | TrainingFailedMsg | TrainingCancelledMsg
-  | AnalysisProgressMsg | AnalysisDoneMsg | ModelLoadedMsg | LogitsMsg | JobMsg | ErrorMsg;
+export type ServerMessage = S["WsServerMessage"];
+export type ClientMessage = S["WsClientMessage"];
 export type ServerMessageType = ServerMessage["type"];
 export type MessageOf<K extends ServerMessageType> = Extract<ServerMessage, { type: K }>;
 
-/** Client → server messages. */
-export type ClientMessage =
-  | { type: "subscribe_logits"; text: string; patch_ids: string[] | null; top_k: number }
-  | { type: "set_strength"; patch_id: string; strength: number }
-  | { type: "set_prompt"; text: string }
-  | { type: "unsubscribe_logits" }
-  | { type: "ping" };
+export type HelloMsg = S["HelloMsg"];
+export type PongMsg = S["PongMsg"];
+export type ErrorMsg = S["ErrorMsg"];
+export type LogitsMsg = S["LogitsMsg"];
+export type TrainingProgressMsg = S["TrainingProgressMsg"];
+export type HookProgress = S["HookProgressWire"];
+export type TrainingDoneMsg = S["TrainingDoneMsg"];
+export type TrainingFailedMsg = S["TrainingFailedMsg"];
+export type TrainingCancelledMsg = S["TrainingCancelledMsg"];
+export type AnalysisProgressMsg = S["AnalysisProgressMsg"];
+export type AnalysisDoneMsg = S["AnalysisDoneMsg"];
+export type ModelLoadedMsg = S["ModelLoadedMsg"];
+export type JobMsg = S["JobMsg"];
 
-const KNOWN: ReadonlySet<string> = new Set<ServerMessageType>([
-  "hello", "pong", "training_progress", "training_done", "training_failed", "training_cancelled",
-  "analysis_progress", "analysis_done", "model_loaded", "logits", "job", "error",
-]);
+/** Every server message type, checked against the generated union in both directions: a type added or
+ * removed on the server is a compile error here until this table follows. */
+const KNOWN_TYPES: { [K in ServerMessageType]: true } = {
+  hello: true, pong: true, error: true, logits: true, training_progress: true, training_done: true,
+  training_failed: true, training_cancelled: true, analysis_progress: true, analysis_done: true,
+  model_loaded: true, job: true,
+};
+const KNOWN: ReadonlySet<string> = new Set(Object.keys(KNOWN_TYPES));
 
 /** Parse one frame; unknown or malformed frames give null (never throw into the socket loop). */
 export function parseServerMessage(raw: unknown): ServerMessage | null {
