@@ -15,7 +15,7 @@ from .config import SAEConfig
 from .model import SparseAutoencoder
 from .saelens_cfg import SAEFormatError, SAELensSpec, apply_folds, read_saelens_cfg
 
-__all__ = ["CFG_NAME", "WEIGHTS_NAME", "SPARSITY_NAME", "SAEFormatError", "load_sae", "save_sae", "to_saelens_cfg"]
+__all__ = ["CFG_NAME", "SPARSITY_NAME", "WEIGHTS_NAME", "SAEFormatError", "load_sae", "save_sae", "to_saelens_cfg"]
 
 CFG_NAME = "cfg.json"
 WEIGHTS_NAME = "sae_weights.safetensors"

@@ -93,8 +93,8 @@ def _matches(text: str, terms: Sequence[str]) -> bool:
 def list_releases(model_id: str | None = None, query: str | None = None, *, index: ReleaseIndex | None = None,
                   cache_dir: str | Path | None = None, supported_only: bool = False) -> list[ReleaseInfo]:
     """Releases for ``model_id`` (any model when None) matching ``query`` (space-separated terms, case
-    insensitive, over release, repo, model and format; a query that only matches some SAE ids or Neuronpedia
-    ids keeps just those SAEs). Hook names, d_sae and architecture are filled in from cfg.json files already in
+    insensitive, over release, repo, model and format; when some terms only match SAE ids, Neuronpedia ids or
+    paths, just those SAEs are kept). Hook names, d_sae and architecture are filled in from cfg.json files already in
     the local Hugging Face cache; ``cached`` says whether an SAE imports offline. Sorted by release name."""
     idx = _index(index)
     terms = (query or "").lower().split()
@@ -106,8 +106,9 @@ def list_releases(model_id: str | None = None, query: str | None = None, *, inde
         if supported_only and not rel.supported:
             continue
         saes = rel.saes
-        if terms and not _matches(" ".join((rel.release, rel.repo_id, rel.model, rel.format)), terms):
-            saes = tuple(s for s in saes if _matches(f"{s.sae_id} {s.neuronpedia_id or ''} {s.path}", terms))
+        about = f"{rel.release} {rel.repo_id} {rel.model} {rel.format}"
+        if terms and not _matches(about, terms):
+            saes = tuple(s for s in saes if _matches(f"{about} {s.sae_id} {s.neuronpedia_id or ''} {s.path}", terms))
             if not saes:
                 continue
         if rel.supported:

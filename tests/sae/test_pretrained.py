@@ -252,9 +252,11 @@ def test_list_releases_filters_and_reads_cached_cfgs(hub, tmp_path, make_sae, ti
     assert (s2.hook_name, s2.d_sae, s2.architecture, s2.cached) == ("blocks.2.hook_resid_post", None, None, False)
     d = rel.to_dict()
     assert d["supported"] and d["links"] == {"model": "x"} and d["saes"][0]["sae_id"] == "blocks.1.hook_resid_post"
-    # a query matching only some SAE ids keeps just those
+    # a query matching only some SAE ids keeps just those (terms may mix release and SAE words)
     (rel,) = list_releases(None, "hook_resid_post blocks.2", index=index)
     assert [s.sae_id for s in rel.saes] == ["blocks.2.hook_resid_post"]
+    (rel,) = list_releases(None, "TINY-RES 1-res", index=index)
+    assert [s.sae_id for s in rel.saes] == ["blocks.1.hook_resid_post"]
     assert [r.release for r in list_releases("google/gemma-2-2b", index=index)] == ["other"]
     assert list_releases(None, "nothing-like-this", index=index) == []
 
@@ -269,7 +271,9 @@ def test_saelens_registry_is_read_and_extra_files_merge(hub):
     assert res_jb.supported and res_jb.repo_id == "jbloom/GPT2-Small-SAEs-Reformatted"
     assert res_jb.saes[8].hook_name == "blocks.8.hook_resid_pre" and res_jb.saes[8].neuronpedia_id == "gpt2-small/8-res-jb"
     assert res_jb.saes[8].cached is False  # nothing of it is in the test's empty cache
-    assert not gpt2["gpt2-small-hook-z-kk"].supported or gpt2["gpt2-small-hook-z-kk"].format == "sae_lens"
+    hook_z = gpt2["gpt2-small-hook-z-kk"]
+    assert hook_z.format == "connor_rob_hook_z" and not hook_z.supported
+    assert "not supported yet: connor_rob_hook_z" in hook_z.to_dict()["unsupported_reason"]
     with pytest.raises(NotFound) as e:  # offline: the real registry entry names the real files
         resolve("gpt2-small-res-jb", "blocks.8.hook_resid_pre", index=index)
     assert "hf download jbloom/GPT2-Small-SAEs-Reformatted blocks.8.hook_resid_pre/cfg.json" in e.value.detail
