@@ -1,8 +1,9 @@
-"""Save/load SAEs as SAELens folders (v6 ``cfg.json`` + ``sae_weights.safetensors``); read pre-v6 cfg too.
-Safetensors only: nothing is ever unpickled."""
+"""Save/load SAEs as SAELens folders (v6 ``cfg.json`` + ``sae_weights.safetensors``); read pre-v6 cfg too
+(how a foreign cfg is interpreted lives in ``saelens_cfg``). Safetensors only: nothing is ever unpickled."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,15 +13,14 @@ from safetensors.torch import load_file, save_file
 from ..store.artifacts import atomic_dir
 from .config import SAEConfig
 from .model import SparseAutoencoder
+from .saelens_cfg import SAEFormatError, SAELensSpec, apply_folds, read_saelens_cfg
+
+__all__ = ["CFG_NAME", "SPARSITY_NAME", "WEIGHTS_NAME", "SAEFormatError", "load_sae", "save_sae", "to_saelens_cfg"]
 
 CFG_NAME = "cfg.json"
 WEIGHTS_NAME = "sae_weights.safetensors"
 SPARSITY_NAME = "sparsity.safetensors"
 IWB_CFG_KEY = "iwb"  # our own fields, nested so SAELens ignores them
-
-
-class SAEFormatError(ValueError):
-    """A folder is not a loadable SAE; the message says why."""
 
 
 def to_saelens_cfg(cfg: SAEConfig) -> dict[str, Any]:
@@ -72,65 +72,70 @@ def save_sae(sae: SparseAutoencoder, folder: str | Path, sparsity: torch.Tensor 
     return folder
 
 
-def _cfg_from_saelens(raw: dict[str, Any]) -> SAEConfig:
-    if IWB_CFG_KEY in raw:  # our own export: full config, but weights are already folded
+def _read_cfg(raw: dict[str, Any], cfg_overrides: Mapping[str, Any] | None,
+              norm_scaling_factor: float | None) -> SAELensSpec:
+    if IWB_CFG_KEY in raw and not cfg_overrides:  # our own export: full config, weights already folded
         d = dict(raw[IWB_CFG_KEY])
         d.update(normalize_activations="none", norm_scale=1.0)
-        return SAEConfig.from_dict(d)
-    meta = raw.get("metadata") or {}
-    # pre-v6 cfg: metadata fields at the top level
-    get = lambda k, default=None: meta.get(k, raw.get(k, default))  # noqa: E731
-    arch = raw.get("architecture", "standard")
-    if arch == "gated":
-        raise SAEFormatError("gated SAEs are not supported; export as standard, topk or jumprelu")
-    if raw.get("normalize_activations", "none") not in ("none", None):
-        raise SAEFormatError(
-            f"normalize_activations={raw['normalize_activations']!r} needs a dataset statistic SAELens keeps "
-            "outside the folder; fold the scale into the weights before importing")
-    try:
-        d_in, d_sae = int(raw["d_in"]), int(raw["d_sae"])
-    except (KeyError, TypeError, ValueError):
-        raise SAEFormatError("cfg.json needs integer d_in and d_sae") from None
-    k = raw.get("k")
-    if arch == "topk" and not k:
-        act_kwargs = raw.get("activation_fn_kwargs") or {}
-        k = act_kwargs.get("k")
-    return SAEConfig(
-        d_in=d_in, d_sae=d_sae, architecture=arch, k=int(k) if k else None,
-        hook_name=str(get("hook_name", "")), model_id=str(get("model_name", "")),
-        model_revision=get("model_revision"), model_class_name=str(get("model_class_name", "") or ""),
-        context_size=int(get("context_size", 128) or 128), dataset_path=str(get("dataset_path", "") or ""),
-        apply_b_dec_to_input=bool(raw.get("apply_b_dec_to_input", True)),
-    )
+        return SAELensSpec(SAEConfig.from_dict(d), False, None)
+    return read_saelens_cfg(raw, cfg_overrides, norm_scaling_factor)
 
 
-def load_sae(folder: str | Path, device: str | torch.device = "cpu") -> SparseAutoencoder:
-    folder = Path(folder)
-    cfg_path, w_path = folder / CFG_NAME, folder / WEIGHTS_NAME
-    if not cfg_path.is_file() or not w_path.is_file():
-        raise SAEFormatError(f"{folder} is not an SAE folder: it needs {CFG_NAME} and {WEIGHTS_NAME}")
-    try:
-        raw = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as e:
-        raise SAEFormatError(f"{CFG_NAME} is not valid JSON: {e.msg}") from None
-    try:
-        cfg = _cfg_from_saelens(raw)
-    except (TypeError, ValueError) as e:
-        raise SAEFormatError(f"{CFG_NAME}: {e}") from None
-    try:
-        w = load_file(str(w_path))
-    except Exception as e:  # noqa: BLE001 - safetensors raises its own error type
-        raise SAEFormatError(f"{WEIGHTS_NAME} is not a valid safetensors file: {e}") from None
+def _check_weights(w: dict[str, torch.Tensor], cfg: SAEConfig) -> None:
     expect = {"W_enc": (cfg.d_in, cfg.d_sae), "W_dec": (cfg.d_sae, cfg.d_in), "b_enc": (cfg.d_sae,), "b_dec": (cfg.d_in,)}
     for key, shape in expect.items():
         if key not in w:
             raise SAEFormatError(f"{WEIGHTS_NAME} lacks {key}")
         if tuple(w[key].shape) != shape:
             raise SAEFormatError(f"{key} has shape {tuple(w[key].shape)}, cfg.json says {shape}")
+    if cfg.architecture in ("jumprelu", "batchtopk"):
+        if "threshold" not in w:
+            raise SAEFormatError(f"a {cfg.architecture} SAE needs a per-latent threshold in {WEIGHTS_NAME}")
+        if w["threshold"].numel() not in (1, cfg.d_sae):
+            raise SAEFormatError(f"threshold has shape {tuple(w['threshold'].shape)}, expected ({cfg.d_sae},)")
+    scale = w.get("scaling_factor", w.get("finetuning_scaling_factor"))
+    if scale is not None and not torch.equal(scale.float(), torch.ones_like(scale, dtype=torch.float32)):
+        raise SAEFormatError("not supported yet: a finetuning scaling factor on the latents (scaling_factor != 1)")
+    for key in ("W_enc", "W_dec", "b_enc", "b_dec", "threshold"):
+        if key in w and not bool(torch.isfinite(w[key]).all()):
+            raise SAEFormatError(f"{key} holds NaN or infinite values")
+
+
+def load_sae(folder: str | Path, device: str | torch.device = "cpu", *,
+             cfg_overrides: Mapping[str, Any] | None = None,
+             norm_scaling_factor: float | None = None) -> SparseAutoencoder:
+    """Load a SAELens folder (ours or SAELens's, v6 or pre-v6) into float32 weights on ``device``.
+
+    ``cfg_overrides`` are applied over cfg.json (and its metadata) as SAELens's registry does;
+    ``norm_scaling_factor`` is the dataset constant for ``normalize_activations='expected_average_only_in'``.
+    Normalisation and decoder-norm rescaling are folded into the weights (see ``saelens_cfg``)."""
+    folder = Path(folder)
+    cfg_path, w_path = folder / CFG_NAME, folder / WEIGHTS_NAME
+    if not cfg_path.is_file() or not w_path.is_file():
+        raise SAEFormatError(f"{folder} is not an SAE folder: it needs {CFG_NAME} and {WEIGHTS_NAME}")
+    try:
+        raw = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SAEFormatError(f"{CFG_NAME} is not valid JSON: {e}") from None
+    if not isinstance(raw, dict):
+        raise SAEFormatError(f"{CFG_NAME} must hold a JSON object")
+    try:
+        spec = _read_cfg(raw, cfg_overrides, norm_scaling_factor)
+    except SAEFormatError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise SAEFormatError(f"{CFG_NAME}: {e}") from None
+    cfg = spec.cfg
+    try:
+        w = load_file(str(w_path))
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error type
+        raise SAEFormatError(f"{WEIGHTS_NAME} is not a valid safetensors file: {e}") from None
+    _check_weights(w, cfg)
     sae = SparseAutoencoder(cfg)
     with torch.no_grad():
-        for key in expect:
+        for key in ("W_enc", "W_dec", "b_enc", "b_dec"):
             getattr(sae, key).copy_(w[key].float())
         if "threshold" in w:
-            sae.threshold.copy_(w["threshold"].float())
+            sae.threshold.copy_(w["threshold"].float().reshape(-1).expand(cfg.d_sae))
+    apply_folds(sae, spec)
     return sae.to(device)

@@ -32,7 +32,7 @@ class SparseAutoencoder(nn.Module):
         self.b_enc = nn.Parameter(torch.zeros(d_sae))
         self.W_dec = nn.Parameter(torch.empty(d_sae, d_in))
         self.b_dec = nn.Parameter(torch.zeros(d_in))
-        # jumprelu/batchtopk inference threshold (per latent); 0 means plain ReLU
+        # jumprelu/batchtopk inference threshold per latent, compared with the pre-activation; 0 = plain ReLU
         self.register_buffer("threshold", torch.zeros(d_sae))
         self.reset_parameters()
 
@@ -69,7 +69,9 @@ class SparseAutoencoder(nn.Module):
             vals, idx = pre.topk(self.cfg.k, dim=-1)  # type: ignore[arg-type]
             return torch.zeros_like(pre).scatter_(-1, idx, vals.relu())
         if arch in ("jumprelu", "batchtopk"):
-            return pre * (pre > self.threshold)
+            # SAELens's JumpReLU: ReLU, then zero every latent whose pre-activation is <= its threshold
+            # (a negative threshold never lets a negative pre-activation through)
+            return pre.relu() * (pre > self.threshold)
         return pre.relu()
 
     def encode(self, x: Tensor) -> Tensor:
