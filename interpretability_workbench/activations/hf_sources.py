@@ -44,7 +44,8 @@ class SavedDatasetSource(CorpusSource):
         try:
             ds: Any = datasets.load_from_disk(str(path))
         except Exception as e:  # noqa: BLE001 - datasets raises several types for broken folders
-            raise SourceError(f"{path} is not a readable datasets folder ({e}); re-create it with save_to_disk") from None
+            raise SourceError(f"{path} is not a readable datasets folder ({e}); "
+                              "re-create it with save_to_disk") from None
         if isinstance(ds, datasets.DatasetDict):
             if spec.split not in ds:
                 raise SourceError(f"{path} has no split {spec.split!r} (splits: {', '.join(ds)}); set split")
@@ -80,7 +81,8 @@ def resolve_hub_snapshot(spec: SourceSpec) -> Path:
         return Path(snapshot_download(spec.location, repo_type="dataset", revision=spec.revision,
                                       cache_dir=spec.cache_dir, local_files_only=True))
     except HFValidationError as e:
-        raise SourceError(f"{spec.location!r} is neither an existing path nor a hub dataset id 'owner/name' ({e})") from None
+        raise SourceError(f"{spec.location!r} is neither an existing path nor a hub dataset id "
+                          f"'owner/name' ({e})") from None
     except LocalEntryNotFoundError:
         rev = f" at revision {spec.revision!r}" if spec.revision else ""
         raise SourceError(f"dataset {spec.location!r}{rev} is not in the local Hugging Face cache ({cache}) and "

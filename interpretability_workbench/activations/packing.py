@@ -73,7 +73,8 @@ class PackerState:
                        origin=Position.from_dict(d["origin"]), contexts=int(d["contexts"]),
                        context_size=int(d["context_size"]), held_out_contexts=int(d["held_out_contexts"]))
         except (KeyError, TypeError, ValueError) as e:
-            raise SourceError(f"the stored packer state is unreadable ({e}); restart the run without resuming") from None
+            raise SourceError(f"the stored packer state is unreadable ({e}); "
+                              "restart the run without resuming") from None
 
 
 class HeldOut(NamedTuple):
@@ -257,7 +258,8 @@ class ContextPacker:
 
         def flush() -> Iterator[tuple[Position, Position, list[int]]]:
             nonlocal before
-            ids = self.tokenizer([t for _, t in pending], add_special_tokens=False)["input_ids"]  # type: ignore[operator]
+            texts = [t for _, t in pending]
+            ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]  # type: ignore[operator]
             for (after, _), doc in zip(pending, ids):
                 doc = list(doc)
                 if self.eos is not None:
@@ -297,5 +299,6 @@ class ContextPacker:
             if passes is not None and epoch >= passes:
                 return
             if not got_doc and pos == origin:
-                raise SourceError("no documents follow the held-out slice; hold out fewer tokens or use a larger corpus")
+                raise SourceError("no documents follow the held-out slice; hold out fewer tokens "
+                                  "or use a larger corpus")
             pos, skip = origin, 0

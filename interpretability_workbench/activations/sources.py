@@ -19,7 +19,7 @@ from .readers import FILE_FORMATS, FileShardsSource, corpus_suffix, format_of, l
 from .source_types import (START, CorpusExhausted, CorpusSource, Position, ScanItem, SourceError, SourceInfo,
                            SourceSpec)
 
-__all__ = ["CorpusExhausted", "CorpusSource", "CountProgress", "FILE_FORMATS", "Position", "ScanItem",
+__all__ = ["FILE_FORMATS", "START", "CorpusExhausted", "CorpusSource", "CountProgress", "Position", "ScanItem",
            "SourceError", "SourceInfo", "SourceSpec", "TokenCount", "contexts_available", "corpus_suffix",
            "count_tokens", "format_of", "list_shards", "open_source"]
 

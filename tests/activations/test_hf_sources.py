@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from interpretability_workbench.activations.source_types import START
 from interpretability_workbench.activations.sources import Position, SourceError, SourceSpec, open_source
 
 from .conftest import write_jsonl, write_parquet
@@ -47,7 +48,7 @@ def hub_cache(root: Path, repo: str, files: dict[str, Path], *, ref: str = "main
     return snap
 
 
-def read_all(src, start: Position = Position()) -> list[tuple[Position, str]]:
+def read_all(src, start: Position = START) -> list[tuple[Position, str]]:
     return list(src.iter_documents(start))
 
 
@@ -129,7 +130,8 @@ def test_hub_dataset_jsonl_with_a_card_config_and_text_field(tmp_path: Path, doc
 def test_hub_dataset_not_cached_says_how_to_get_it(tmp_path: Path) -> None:
     cache = tmp_path / "hub"
     cache.mkdir()
-    with pytest.raises(SourceError, match="'acme/absent' is not in the local Hugging Face cache .*nothing is downloaded"):
+    with pytest.raises(SourceError, match="'acme/absent' is not in the local Hugging Face cache .*nothing is "
+                                          "downloaded"):
         open_source(SourceSpec("acme/absent", cache_dir=str(cache)))
     src_dir = tmp_path / "src"
     src_dir.mkdir()

@@ -13,6 +13,7 @@ import pytest
 from interpretability_workbench.activations import readers
 from interpretability_workbench.activations.corpus import CorpusError, load_texts, make_contexts
 from interpretability_workbench.activations.corpus import count_tokens as count_all
+from interpretability_workbench.activations.source_types import START
 from interpretability_workbench.activations.sources import (Position, SourceError, SourceSpec, contexts_available,
                                                             corpus_suffix, count_tokens, format_of, open_source)
 
@@ -40,7 +41,7 @@ def make_source(kind: str, root: Path, docs: list[str]) -> tuple[Path, list[str]
     return write_jsonl(root / f"c.{kind}", docs, blank_every=5), docs
 
 
-def read_all(src, start: Position = Position()) -> list[tuple[Position, str]]:
+def read_all(src, start: Position = START) -> list[tuple[Position, str]]:
     return list(src.iter_documents(start))
 
 
@@ -117,7 +118,8 @@ def test_text_field_is_configurable(tmp_path: Path, docs: list[str]) -> None:
     q = write_parquet(tmp_path / "c.parquet", docs[:5], field="body")
     assert [t for _, t in read_all(open_source(SourceSpec(str(j), text_field="content")))] == docs[:5]
     assert [t for _, t in read_all(open_source(q, text_field="body"))] == docs[:5]
-    with pytest.raises(SourceError, match=r"line 1 has no string field 'text' \(fields: 'id', 'content'\); set text_field"):
+    with pytest.raises(SourceError, match=r"line 1 has no string field 'text' \(fields: 'id', 'content'\); "
+                                          "set text_field"):
         read_all(open_source(j))
     with pytest.raises(SourceError, match=r"no column 'text' \(columns: id, body\); set text_field"):
         open_source(q)
