@@ -187,6 +187,16 @@ class ContextPacker:
                 "epochs, lower the token budget, or use a larger corpus")
         return self._commit(rows)
 
+    def take_upto(self, n: int) -> Tensor:
+        """Up to ``n`` next training contexts ``[m context_size]``; fewer (maybe none) only when the
+        allowed passes ended."""
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        rows = self._pull(n)
+        if len(rows) < n:
+            self._gen = None
+        return self._commit(rows)
+
     def batches(self, batch_contexts: int, limit: int | None = None) -> Iterator[Tensor]:
         """Batches of ``batch_contexts`` contexts until ``limit`` more contexts were produced (the last batch
         may be smaller; ``CorpusExhausted`` if the allowed passes end first); with ``limit`` None, until
@@ -203,11 +213,10 @@ class ContextPacker:
                 yield self.take(want)
                 left -= want
                 continue
-            rows = self._pull(batch_contexts)
-            if rows:
-                yield self._commit(rows)
-            if len(rows) < batch_contexts:
-                self._gen = None
+            got = self.take_upto(batch_contexts)
+            if got.shape[0]:
+                yield got
+            if got.shape[0] < batch_contexts:
                 return
 
     def report(self) -> PackReport:
