@@ -151,9 +151,9 @@ class FileShardsSource(CorpusSource):
         fmt, field, label = self.formats[i], self.spec.text_field, self._label(i)
         stream, raw = self._open_stream(i, fmt)
         try:
-            self._seek(stream, raw, pos.byte)
             line_no, offset = pos.row, pos.byte
             try:
+                self._seek(stream, raw, pos.byte)  # compressed: decodes up to the offset again
                 for line in stream:
                     line_no += 1
                     offset += len(line)

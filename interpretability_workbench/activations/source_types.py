@@ -99,9 +99,10 @@ class SourceInfo:
     location: str
     """The resolved path (or the hub id) that was opened."""
     shards: list[str] = field(default_factory=list)
-    """The shard files in reading order, relative to ``location`` (one entry for a single file)."""
+    """The shard files in reading order, relative to ``location`` (one entry for a single file); for
+    'datasets' its Arrow files, for 'hub' every file of the cached snapshot (all splits)."""
     size_bytes: int = 0
-    """Bytes on disk of all shards (compressed size for compressed files)."""
+    """Bytes on disk of those files (compressed size for compressed files)."""
     n_docs: int | None = None
     """Rows when known without reading the text (Parquet metadata, ``datasets`` length); None for text
     streams. Rows with empty text count here but are skipped when reading."""
