@@ -13,6 +13,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from ..model.tokenize import bos_id
+
 SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".parquet")
 DEFAULT_CORPUS_NAME = "default"
 
@@ -72,14 +74,14 @@ def make_contexts(
 ) -> Tensor:
     """Concatenate documents (separated by the EOS token) and cut them into ``[n_ctx ctx]`` contexts.
 
-    Every context starts with the BOS token when the tokenizer has one. Position 0 of each context is
-    an attention sink with outlier norms; training and metrics exclude it (see ``store``).
+    Every context starts with the BOS token when the tokenizer has one (the rule of ``model/tokenize.py``).
+    Position 0 of each context is an attention sink with outlier norms; training and metrics exclude it.
     """
     if context_size < 2:
         raise CorpusError("context_size must be at least 2")
     if not texts:
         raise CorpusError("corpus contains no text")
-    bos = getattr(tokenizer, "bos_token_id", None)
+    bos = bos_id(tokenizer)
     eos = getattr(tokenizer, "eos_token_id", None)
     body = context_size - (1 if bos is not None else 0)
     stream: list[int] = []

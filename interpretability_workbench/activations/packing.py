@@ -22,6 +22,7 @@ from typing import Any, Iterator, NamedTuple
 import torch
 from torch import Tensor
 
+from ..model.tokenize import bos_id
 from .source_types import START, CorpusExhausted, CorpusSource, Position, SourceError
 
 
@@ -125,7 +126,7 @@ class ContextPacker:
         self.source, self.tokenizer = source, tokenizer
         self.context_size, self.held_out_contexts = context_size, held_out_contexts
         self.epochs, self.tokenize_batch = epochs, tokenize_batch
-        self.bos: int | None = getattr(tokenizer, "bos_token_id", None)
+        self.bos: int | None = bos_id(tokenizer)
         self.eos: int | None = getattr(tokenizer, "eos_token_id", None)
         self.body = context_size - (1 if self.bos is not None else 0)
         self._held_out: HeldOut | None = None

@@ -2,7 +2,8 @@
 
 Per text the SAE's feature activations at its hook (original model: every patch off) are reduced to
 samples by ``position``: ``last`` (the last token), ``max`` (max over tokens) or ``all`` (every token is
-a sample). Position 0 is skipped when the SAE excluded it in training (attention-sink outliers).
+a sample). Texts become model input by the rule of ``model/tokenize.py``; position 0 (the BOS or attention
+sink) is never a sample.
 Features are ranked by Cohen's d = (mean₊ − mean₋) / pooled std (+ eps), largest first.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ..errors import Invalid
 from ..model.handle import ModelHandle
 from ..model.hooks import run_with_cache
 from ..model.loader import LoadedModel
-from ..model.tokenize import encode_prompt
+from ..model.tokenize import encode_text
 from ..sae.model import SparseAutoencoder
 from ..sae.registry import SAERegistry
 from ..store.features import FeatureLabel
@@ -58,15 +59,13 @@ def feature_samples(lm: LoadedModel, sae: SparseAutoencoder, texts: list[str], p
                     scope: AbstractContextManager[Any], max_tokens: int | None) -> Tensor:
     """``[n_samples d_sae]`` SAE activations of ``texts`` reduced by ``position`` (original model)."""
     hook = sae.cfg.hook_name
-    skip_first = 1 if sae.cfg.exclude_first_position else 0
     rows = []
     for text in texts:
-        ids = encode_prompt(lm, text, max_tokens)
+        inp = encode_text(lm, text, max_tokens)
+        inp.reported()  # 422 for a text with nothing after position 0
         with scope:
-            act = run_with_cache(lm.model, ids, [hook]).cache[hook][0]  # [pos d_model]
-        if act.shape[0] > skip_first:
-            act = act[skip_first:]
-        f = sae.encode(act.float())  # [pos d_sae]
+            act = run_with_cache(lm.model, inp.ids, [hook]).cache[hook][0]  # [pos d_model]
+        f = sae.encode(act[inp.first:].float())  # [pos-first d_sae]
         if position == "last":
             rows.append(f[-1:])
         elif position == "max":

@@ -1,8 +1,7 @@
 """Which features fire on each token of a user's text, and how strongly.
 
-The text is tokenized as the analysis contexts are: the BOS token (when the tokenizer has one) goes
-first, and that position — the attention sink — is not reported. Without a BOS token every position is
-reported, including position 0, whose activations are outliers the SAE was not trained on.
+The text becomes model input by the one rule of ``model/tokenize.py`` (BOS first when the tokenizer has
+one, as in training); position 0 — the BOS, or the attention sink when there is none — is not reported.
 """
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ from typing import Any, NamedTuple
 import torch
 
 from ..errors import Invalid
-from ..model.tokenize import encode_prompt
+from ..model.tokenize import encode_text
 from ..model.hooks import run_with_cache
 from ..model.loader import LoadedModel
 from ..sae.model import SparseAutoencoder
@@ -26,6 +25,7 @@ class TextActivations(NamedTuple):
     per_token: list[list[dict[str, Any]]]
     """Token-major: for each token its ``top_k`` firing features {index, label, value}, strongest first."""
     bos_excluded: bool
+    """Whether a BOS token was prepended (position 0, never reported, is the BOS rather than a text token)."""
 
 
 @torch.no_grad()
@@ -40,18 +40,13 @@ def text_activations(lm: LoadedModel, sae: SparseAutoencoder, text: str, *, top_
         bad = [f for f in features if not 0 <= f < d_sae]
         if bad:
             raise Invalid(f"features {bad[:5]} out of range: SAE has features 0..{d_sae - 1}")
-    ids = encode_prompt(lm, text, max_tokens)  # [1 pos]
-    bos = getattr(lm.tokenizer, "bos_token_id", None)
-    bos_excluded = bos is not None
-    if bos is not None and int(ids[0, 0]) != bos:
-        ids = torch.cat([torch.full((1, 1), bos, dtype=ids.dtype, device=ids.device), ids], dim=1)
+    inp = encode_text(lm, text, max_tokens)
+    tok_ids = inp.reported().tolist()
     with lock if lock is not None else nullcontext():
-        res = run_with_cache(lm.model, ids, [sae.cfg.hook_name])
+        res = run_with_cache(lm.model, inp.ids, [sae.cfg.hook_name])
     a = res.cache[sae.cfg.hook_name][0]  # [pos d_model]
-    start = 1 if bos_excluded else 0
-    x = a[start:].to(sae.W_enc.device, torch.float32)
+    x = a[inp.first:].to(sae.W_enc.device, torch.float32)
     f = sae.encode(x)  # [pos d_sae]
-    tok_ids = ids[0, start:].tolist()
     if vocab is not None:
         tokens = [vocab[t] if t < len(vocab) else "" for t in tok_ids]
     else:
@@ -70,4 +65,4 @@ def text_activations(lm: LoadedModel, sae: SparseAutoencoder, text: str, *, top_
              for j, (i, m) in enumerate(zip(chosen, mx))]
     if features is None:
         feats.sort(key=lambda e: -e["max"])
-    return TextActivations(tokens, tok_ids, feats, per_token, bos_excluded)
+    return TextActivations(tokens, tok_ids, feats, per_token, inp.has_bos)

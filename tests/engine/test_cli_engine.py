@@ -21,7 +21,7 @@ def test_infer_json_matches_plain_forward(tiny_llama_dir, tmp_path, monkeypatch,
     assert main(["infer", "--model", str(tiny_llama_dir), "--text", "import os", "--top-k", "5", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     lm = load_model(str(tiny_llama_dir))
-    ids = lm.tokenizer("import os", return_tensors="pt").input_ids
+    ids = torch.tensor([[lm.tokenizer.bos_token_id] + lm.tokenizer("import os", add_special_tokens=False).input_ids])
     probs = lm.model(ids).logits[0, -1].softmax(-1)
     top = probs.topk(5)
     assert [t["id"] for t in out["original"]] == top.indices.tolist()

@@ -30,7 +30,8 @@ def test_paris_first_and_equal_to_plain_transformers(default_lm):
     folder = default_lm.model.config._name_or_path
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     tok = AutoTokenizer.from_pretrained(folder)
-    ids = tok("The capital of France is", return_tensors="pt").input_ids
+    # the workbench's one input rule: the tokenizer's BOS first, then the text's tokens
+    ids = torch.tensor([[tok.bos_token_id] + tok("The capital of France is", add_special_tokens=False).input_ids])
     with torch.no_grad():
         probs = model(ids).logits[0, -1].float().softmax(-1)
     for t in top:

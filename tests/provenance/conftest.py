@@ -22,8 +22,8 @@ def make_sae(lm, hook: str, d_sae: int, *, seed: int, arch: str = "standard", k:
 
 
 def activations(lm, text: str, hook: str) -> torch.Tensor:
-    """``[pos d_model]`` at ``hook`` on ``text``."""
-    ids = lm.tokenizer(text, return_tensors="pt")["input_ids"]
+    """``[pos d_model]`` at ``hook`` on ``text`` (BOS first, as every endpoint feeds text; computed by hand)."""
+    ids = torch.tensor([[lm.tokenizer.bos_token_id] + lm.tokenizer(text, add_special_tokens=False)["input_ids"]])
     return run_with_cache(lm.model, ids, [hook]).cache[hook][0]
 
 

@@ -25,7 +25,7 @@ def test_default_model_depth_two_correlation(default_lm, tmp_path):
         ids = [state.saes.register(make_sae(default_lm, f"blocks.{layer}.hook_resid_post", 1024, seed=layer,
                                             arch="topk", k=32), source="imported") for layer in (2, 4, 6)]
         sae = state.saes.get(ids[2]).sae
-        toks = default_lm.tokenizer(PROMPT, return_tensors="pt")["input_ids"]
+        toks = torch.tensor([[default_lm.tokenizer.bos_token_id] + default_lm.tokenizer(PROMPT, add_special_tokens=False)["input_ids"]])
         with torch.no_grad():
             x = run_with_cache(default_lm.model, toks, ["blocks.6.hook_resid_post"]).cache["blocks.6.hook_resid_post"][0]
             feature = int(sae.encode(x)[1:].sum(0).argmax())
