@@ -9,16 +9,26 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 import httpx
 import torch
 
 from ...model.loader import LoadedModel
-from .errors import (ChatError, ChatProtocolError, ChatRateLimited, ChatRefused, ChatServerError, ChatTimeout,
-                     ChatUnauthorized, ChatUnavailable, PromptTooLong)
+from .errors import (
+    ChatError,
+    ChatProtocolError,
+    ChatRateLimited,
+    ChatRefused,
+    ChatServerError,
+    ChatTimeout,
+    ChatUnauthorized,
+    ChatUnavailable,
+    PromptTooLong,
+)
 from .prompts import Message
 
 
@@ -29,9 +39,19 @@ class ChatClient(Protocol):
         """Recorded beside every explanation/score, e.g. ``local:HuggingFaceTB/SmolLM2-135M-Instruct``."""
         ...
 
+    @property
+    def supports_prefill(self) -> bool:
+        """Whether a trailing assistant message is continued (the reply then holds only the continuation).
+        Small local models follow the reply format far better when its start is written for them."""
+        ...
+
     def complete(self, messages: Sequence[Message], *, max_tokens: int) -> str:
         """The assistant's reply to ``messages`` (at most ``max_tokens`` new tokens)."""
         ...
+
+
+def supports_prefill(client: object) -> bool:
+    return bool(getattr(client, "supports_prefill", False))
 
 
 # local ------------------------------------------------------------------------------------------------------
@@ -40,7 +60,7 @@ class LocalChat:
     """Chat with a loaded ``transformers`` causal LM, in-process.
 
     The tokenizer's chat template is used when it has one, else a plain ``System:/User:/Assistant:``
-    prompt. Decoding is greedy (``temperature=0``) or sampled with a fixed seed, so replies are
+    prompt; a trailing assistant message is continued (prefill). Decoding is greedy (``temperature=0``) or sampled with a fixed seed, so replies are
     reproducible. Generation runs under ``lock`` (the model lock shared with hooks and analyses).
     """
 
@@ -63,16 +83,23 @@ class LocalChat:
         return f"local:{self.lm.model_id}"
 
     @property
+    def supports_prefill(self) -> bool:
+        return True
+
+    @property
     def uses_chat_template(self) -> bool:
         return bool(getattr(self.lm.tokenizer, "chat_template", None))
 
     def prompt_text(self, messages: Sequence[Message]) -> str:
+        if not messages:
+            raise ValueError("a chat needs at least one message")
         tok = self.lm.tokenizer
+        prefill = messages[-1].role == "assistant"
         if self.uses_chat_template:
             return tok.apply_chat_template([m.to_dict() for m in messages], tokenize=False,  # type: ignore[attr-defined]
-                                           add_generation_prompt=True)
+                                           add_generation_prompt=not prefill, continue_final_message=prefill)
         parts = [f"{m.role.capitalize()}: {m.content}" for m in messages]
-        return "\n\n".join(parts) + "\n\nAssistant:"
+        return "\n\n".join(parts) if prefill else "\n\n".join(parts) + "\n\nAssistant:"
 
     def prompt_ids(self, messages: Sequence[Message]) -> torch.Tensor:
         """``[1 prompt]`` token ids (the chat template carries its own special tokens; a plain prompt gets
@@ -103,7 +130,9 @@ class LocalChat:
         gen = GenerationConfig(max_new_tokens=max_tokens, do_sample=sample,
                                temperature=self.temperature if sample else None, top_p=None, top_k=None,
                                eos_token_id=eos, pad_token_id=pad if pad is not None else eos)
-        with self.lock, torch.random.fork_rng(devices=[]):
+        dev = self.lm.device
+        cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
+        with self.lock, torch.random.fork_rng(devices=cuda):  # seeded sampling leaves the global RNGs alone
             torch.manual_seed(self.seed)
             out = model.generate(input_ids=ids.to(self.lm.device),  # type: ignore[operator]
                                  attention_mask=torch.ones_like(ids).to(self.lm.device), generation_config=gen)
@@ -134,8 +163,10 @@ class OpenAIChat:
 
     def __init__(self, url: str, model: str, api_key: str | None = None, *, timeout_s: float = 60.0,
                  max_retries: int = 2, backoff_s: float = 1.0, max_backoff_s: float = 30.0,
-                 temperature: float = 0.0, seed: int | None = 0,
+                 temperature: float = 0.0, seed: int | None = 0, prefill: bool = False,
                  sleep: Callable[[float], None] = time.sleep) -> None:
+        """``prefill``: the server continues a trailing assistant message (llama.cpp's server does; vLLM
+        needs ``continue_final_message``; hosted APIs mostly do not). ``sleep`` waits between retries."""
         if not model:
             raise ValueError("an endpoint model name is required; set IWB_EXPLAINER_MODEL")
         if timeout_s <= 0 or max_retries < 0 or backoff_s < 0:
@@ -148,6 +179,7 @@ class OpenAIChat:
         self.max_backoff_s = max_backoff_s
         self.temperature = temperature
         self.seed = seed
+        self.prefill = prefill
         self._sleep = sleep
         headers = {"Content-Type": "application/json"}
         if api_key:
@@ -158,10 +190,14 @@ class OpenAIChat:
     def name(self) -> str:
         return f"openai:{self.model}@{urlsplit(self.url).netloc}"
 
+    @property
+    def supports_prefill(self) -> bool:
+        return self.prefill
+
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "OpenAIChat":
+    def __enter__(self) -> OpenAIChat:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -11,14 +11,27 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Collection, Iterable, NamedTuple
+from typing import Any, NamedTuple
 
 from ...errors import WorkbenchError
-from .clients import ChatClient
+from .clients import ChatClient, supports_prefill
 from .errors import NotEnoughExamples, error_kind
-from .examples import Example, FeatureExamples, feature_rng, pick_negatives, split_activating
-from .prompts import PROMPT_VERSION, explainer_messages, parse_explanation
+from .examples import (
+    Example,
+    FeatureExamples,
+    feature_rng,
+    pick_negatives,
+    split_activating,
+)
+from .prompts import (
+    EXPLANATION_PREFIX,
+    PROMPT_VERSION,
+    explainer_messages,
+    parse_explanation,
+    prefilled,
+)
 from .scoring import Scorer
 
 log = logging.getLogger(__name__)
@@ -56,8 +69,11 @@ class Explainer:
         return self.client.name
 
     def explain(self, examples: list[Example], max_activation: float) -> str:
-        messages = explainer_messages(examples, max_activation, self.mark_threshold)
-        return parse_explanation(self.client.complete(messages, max_tokens=self.max_tokens))
+        """The explanation of the feature active in ``examples``. When the client supports prefill, the
+        reply is started with ``[EXPLANATION]:`` for the model (small models then keep to the format)."""
+        prefix = EXPLANATION_PREFIX if supports_prefill(self.client) else ""
+        messages = prefilled(explainer_messages(examples, max_activation, self.mark_threshold), prefix)
+        return parse_explanation(prefix + self.client.complete(messages, max_tokens=self.max_tokens))
 
 
 @dataclass
@@ -121,7 +137,7 @@ class ExplanationRecord:
                 raise ValueError(f"{name} must be a balanced accuracy in [0, 1], got {v}")
 
     @classmethod
-    def from_result(cls, r: ExplanationResult, created_at: float | None = None) -> "ExplanationRecord":
+    def from_result(cls, r: ExplanationResult, created_at: float | None = None) -> ExplanationRecord:
         return cls(r.index, r.explanation, r.explainer_name, r.prompt_version, r.detection, r.fuzzing,
                    r.scorer_name, r.error, r.error_kind, time.time() if created_at is None else created_at)
 
@@ -129,7 +145,7 @@ class ExplanationRecord:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ExplanationRecord":
+    def from_dict(cls, d: dict[str, Any]) -> ExplanationRecord:
         names = cls.__dataclass_fields__.keys()
         return cls(**{k: v for k, v in d.items() if k in names})
 

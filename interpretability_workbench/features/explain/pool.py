@@ -46,7 +46,7 @@ class ContextPool:
 
     @classmethod
     def from_dense(cls, ids: Tensor, acts: Tensor, vocab: list[str], context_index: Tensor | None = None
-                   ) -> "ContextPool":
+                   ) -> ContextPool:
         """From dense activations ``acts [n ctx d_sae]`` (position 0 is ignored)."""
         a = acts.clone()
         a[:, 0] = 0

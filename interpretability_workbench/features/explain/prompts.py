@@ -12,14 +12,19 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 from .errors import MalformedReply
 from .examples import Example
 
 PROMPT_VERSION = "iwb-explain-1"
 MARK_OPEN, MARK_CLOSE = "<<", ">>"
+EXPLANATION_PREFIX = "[EXPLANATION]:"
+"""Written for the explainer when its client continues a trailing assistant message (prefill)."""
+JUDGEMENT_PREFIX = "["
+"""Written for the scorer likewise."""
 MAX_EXPLANATION_CHARS = 400
 """A longer 'explanation' means the model ignored the format."""
 
@@ -41,6 +46,11 @@ class Message:
 
     def to_dict(self) -> dict[str, str]:
         return {"role": self.role, "content": self.content}
+
+
+def prefilled(messages: list[Message], prefix: str) -> list[Message]:
+    """``messages`` plus an assistant message starting the reply (nothing added for an empty prefix)."""
+    return [*messages, Message("assistant", prefix)] if prefix else list(messages)
 
 
 # rendering ----------------------------------------------------------------------------------------------
@@ -124,7 +134,9 @@ def parse_explanation(reply: str) -> str:
     found = _EXPLANATION.findall(reply or "")
     if not found:
         raise MalformedReply(f"the explainer's reply has no '[EXPLANATION]:' line: {_excerpt(reply)}", reply)
-    text = found[-1].strip().strip("*_").strip().strip('"').strip()
+    text = found[-1].strip().strip("*_").strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":  # a phrase quoted as a whole
+        text = text[1:-1].strip()
     if not text:
         raise MalformedReply("the explainer's '[EXPLANATION]:' line is empty", reply)
     if len(text) > MAX_EXPLANATION_CHARS:

@@ -15,14 +15,23 @@ list of 0/1 judgements. The score is balanced accuracy over all judgements, so a
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Literal, NamedTuple, Sequence
+from typing import Literal, NamedTuple
 
-from .clients import ChatClient
+from .clients import ChatClient, supports_prefill
 from .errors import ChatError, MalformedReply, NotEnoughExamples
 from .examples import Example
-from .prompts import (detection_messages, fuzzing_messages, marked_positions, parse_judgements, render_marked,
-                      render_plain)
+from .prompts import (
+    JUDGEMENT_PREFIX,
+    detection_messages,
+    fuzzing_messages,
+    marked_positions,
+    parse_judgements,
+    prefilled,
+    render_marked,
+    render_plain,
+)
 
 ScoreKind = Literal["detection", "fuzzing"]
 
@@ -132,20 +141,25 @@ class Scorer:
     def classify(self, kind: ScoreKind, explanation: str, samples: list[Sample]) -> Score:
         """Show ``samples`` in batches, collect the judgements, score them."""
         build = detection_messages if kind == "detection" else fuzzing_messages
+        prefix = JUDGEMENT_PREFIX if supports_prefill(self.client) else ""
         n = self.config.n_examples_shown
         judgements: list[int | None] = []
         failed = 0
+        last: ChatError | MalformedReply | None = None
         for lo in range(0, len(samples), n):
             batch = samples[lo: lo + n]
             try:
-                reply = self.client.complete(build(explanation, [s.text for s in batch]),
-                                             max_tokens=self.config.max_tokens)
+                messages = prefilled(build(explanation, [s.text for s in batch]), prefix)
+                reply = prefix + self.client.complete(messages, max_tokens=self.config.max_tokens)
                 judgements.extend(parse_judgements(reply, len(batch)))
-            except (ChatError, MalformedReply):
+            except (ChatError, MalformedReply) as e:
                 failed += 1
                 if failed > self.config.max_failed_batches:
                     raise
+                last = e
                 judgements.extend([None] * len(batch))
+        if last is not None and all(j is None for j in judgements):
+            raise last  # every request failed: the error is the score
         return Score(balanced_accuracy(judgements, [s.truth for s in samples]), samples, judgements, failed)
 
 

@@ -42,13 +42,14 @@ def rule_judgement(system: str, explanation: str, excerpt: str) -> int:
 
 
 def rule_reply(messages: list[dict[str, str]]) -> str:
-    system, user = messages[0]["content"], messages[-1]["content"]
+    system = messages[0]["content"]
+    user = [m for m in messages if m["role"] == "user"][-1]["content"]  # a prefilled reply start is ignored
     if "[EXPLANATION]" in system:
         spans = Counter(s.strip() for s in re.findall(r"<<(.*?)>>", user))
         word = spans.most_common(1)[0][0] if spans else "nothing"
         return f'Most marked tokens are the same word.\n[EXPLANATION]: the word "{word}"'
-    explanation = re.search(r"^Explanation: (.*)$", user, re.M).group(1)  # type: ignore[union-attr]
-    excerpts = re.findall(r"^Excerpt \d+: (.*)$", user, re.M)
+    explanation = re.search(r"^Explanation: (.*)$", user, re.MULTILINE).group(1)  # type: ignore[union-attr]
+    excerpts = re.findall(r"^Excerpt \d+: (.*)$", user, re.MULTILINE)
     return json.dumps([rule_judgement(system, explanation, e) for e in excerpts])
 
 
@@ -98,7 +99,7 @@ def _handler(ctrl: ChatServer) -> type[BaseHTTPRequestHandler]:
             headers = {"Retry-After": ctrl.retry_after} if status == 429 else None
             self._send(status, json.dumps({"error": {"message": message, "type": "test"}}).encode(), headers)
 
-        def do_POST(self) -> None:  # noqa: N802 - http.server API
+        def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             body = json.loads(raw)
             ctrl.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
@@ -196,7 +197,10 @@ def tiny_sae(tiny_lm):
 @pytest.fixture(scope="session")
 def tiny_analysis(tiny_lm, tiny_sae, tiny_contexts, tiny_vocab):
     """Stored-row shape (``run_analysis`` rows: ``data_json``, ``max_act``) for every feature."""
-    from interpretability_workbench.features.analysis import AnalysisConfig, run_analysis
+    from interpretability_workbench.features.analysis import (
+        AnalysisConfig,
+        run_analysis,
+    )
 
     cfg = AnalysisConfig(n_top=6, n_quantiles=5, examples_per_quantile=2, window_before=6, window_after=3)
     return run_analysis(tiny_lm, tiny_sae, tiny_contexts, tiny_vocab, cfg)

@@ -10,10 +10,20 @@ import threading
 import pytest
 import torch
 
-from interpretability_workbench.features.explain import (ChatProtocolError, ChatRateLimited, ChatRefused,
-                                                         ChatServerError, ChatTimeout, ChatUnauthorized,
-                                                         ChatUnavailable, LocalChat, Message, OpenAIChat,
-                                                         PromptTooLong, chat_completions_url)
+from interpretability_workbench.features.explain import (
+    ChatProtocolError,
+    ChatRateLimited,
+    ChatRefused,
+    ChatServerError,
+    ChatTimeout,
+    ChatUnauthorized,
+    ChatUnavailable,
+    LocalChat,
+    Message,
+    OpenAIChat,
+    PromptTooLong,
+    chat_completions_url,
+)
 
 MESSAGES = [Message("system", "You describe features."), Message("user", "Excerpt 1: the <<cat>> sat")]
 
@@ -66,6 +76,24 @@ def test_local_chat_template(tiny_lm, tiny_llama_dir):
     assert chat.prompt_ids(MESSAGES)[0].tolist() == ids  # the template's text only, no BOS added
     assert chat.complete(MESSAGES, max_tokens=8) == tok.decode(greedy(tiny_lm.model, ids, 8, tok.eos_token_id),
                                                                skip_special_tokens=True)
+
+
+def test_local_prefill_continues_the_reply(tiny_lm, tiny_llama_dir, tiny_chat: LocalChat):
+    from transformers import AutoTokenizer
+
+    pre = [*MESSAGES, Message("assistant", "[EXPLANATION]:")]
+    assert tiny_chat.supports_prefill
+    text = tiny_chat.prompt_text(pre)
+    assert text.endswith("User: Excerpt 1: the <<cat>> sat\n\nAssistant: [EXPLANATION]:")
+    ids = tiny_chat.prompt_ids(pre)[0].tolist()
+    tok = tiny_lm.tokenizer
+    assert tiny_chat.complete(pre, max_tokens=6) == tok.decode(greedy(tiny_lm.model, ids, 6, tok.eos_token_id),
+                                                               skip_special_tokens=True)
+    tok = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    tok.chat_template = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+                         "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+    chat = LocalChat(dataclasses.replace(tiny_lm, tokenizer=tok), max_context=1024)
+    assert chat.prompt_text(pre).endswith("<|user|>Excerpt 1: the <<cat>> sat\n<|assistant|>[EXPLANATION]:")
 
 
 def test_local_sampling_is_seeded(tiny_lm):

@@ -7,10 +7,18 @@ import random
 import pytest
 import torch
 
-from interpretability_workbench.features.explain import (ContextPool, Example, FeatureExamples, examples_from_row,
-                                                         feature_rng, gather_feature_examples,
-                                                         hard_negative_examples, non_activating_examples,
-                                                         pick_negatives, split_activating)
+from interpretability_workbench.features.explain import (
+    ContextPool,
+    Example,
+    FeatureExamples,
+    examples_from_row,
+    feature_rng,
+    gather_feature_examples,
+    hard_negative_examples,
+    non_activating_examples,
+    pick_negatives,
+    split_activating,
+)
 from interpretability_workbench.features.explain.examples import by_decile, decile
 
 from .synth import word_feature
@@ -72,7 +80,7 @@ def test_decile_boundaries():
 def test_split_is_disjoint_covers_deciles_and_is_seeded():
     fe = word_feature(0, " cat", n_activating=20)  # peaks at 0.5, 1.0, ... 10: two examples per decile
     split = split_activating(fe.activating, fe.max_activation, n_explain=50, n_score=50, rng=random.Random(1))
-    ids = lambda exs: {id(e) for e in exs}  # noqa: E731
+    ids = lambda exs: {id(e) for e in exs}
     assert not ids(split.explain) & ids(split.score)
     assert ids(split.explain) | ids(split.score) == ids(fe.activating)
     for part in split:

@@ -7,11 +7,22 @@ import re
 
 import pytest
 
-from interpretability_workbench.features.explain import (PROMPT_VERSION, Example, MalformedReply, parse_explanation,
-                                                         parse_judgements, split_activating)
+from interpretability_workbench.features.explain import (
+    PROMPT_VERSION,
+    Example,
+    MalformedReply,
+    parse_explanation,
+    parse_judgements,
+    split_activating,
+)
 from interpretability_workbench.features.explain.examples import decile
-from interpretability_workbench.features.explain.prompts import (detection_messages, explainer_messages,
-                                                                 fuzzing_messages, render_marked, strength)
+from interpretability_workbench.features.explain.prompts import (
+    detection_messages,
+    explainer_messages,
+    fuzzing_messages,
+    render_marked,
+    strength,
+)
 
 from .synth import word_feature
 
@@ -65,7 +76,7 @@ def test_explainer_prompt_covers_deciles_of_the_split():
     fe = word_feature(0, " cat", n_activating=20)
     split = split_activating(fe.activating, fe.max_activation, n_explain=10, n_score=10, rng=random.Random(0))
     _, user = explainer_messages(split.explain, fe.max_activation)
-    shown = re.findall(r"^Excerpt \d+: (.*)$", user.content, re.M)
+    shown = re.findall(r"^Excerpt \d+: (.*)$", user.content, re.MULTILINE)
     assert shown == [render_marked(e.tokens, [a > 0 for a in e.activations]) for e in split.explain]
     strengths = [int(s) for s in re.findall(r'"cat" (\d+)', user.content)]
     assert sorted(strengths) == sorted({decile(e, 10.0) + 1 for e in fe.activating})  # 1..10, one per decile
@@ -93,6 +104,8 @@ def test_scorer_prompts_number_excerpts_and_ask_for_n():
     ("[EXPLANATION]: the word cat", "the word cat"),
     ("The marks are on animals.\nSo:\n[EXPLANATION]:   animal nouns, mostly 'cat'  ", "animal nouns, mostly 'cat'"),
     ('[explanation]: "quoted phrase"', "quoted phrase"),
+    ('[EXPLANATION]: the word "cat"', 'the word "cat"'),
+    ("[EXPLANATION]: 'it'", "it"),
     ("**[EXPLANATION]:** bold markdown", "bold markdown"),
     ("[EXPLANATION]: first\n[EXPLANATION]: second wins", "second wins"),
 ])

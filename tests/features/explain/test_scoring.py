@@ -7,10 +7,23 @@ import re
 
 import pytest
 
-from interpretability_workbench.features.explain import (ChatRefused, NotEnoughExamples, OpenAIChat, Scorer,
-                                                         ScoringConfig, balanced_accuracy)
-from interpretability_workbench.features.explain.prompts import DETECTION_SYSTEM, FUZZING_SYSTEM, render_plain
-from interpretability_workbench.features.explain.scoring import detection_samples, fuzzing_samples
+from interpretability_workbench.features.explain import (
+    ChatRefused,
+    NotEnoughExamples,
+    OpenAIChat,
+    Scorer,
+    ScoringConfig,
+    balanced_accuracy,
+)
+from interpretability_workbench.features.explain.prompts import (
+    DETECTION_SYSTEM,
+    FUZZING_SYSTEM,
+    render_plain,
+)
+from interpretability_workbench.features.explain.scoring import (
+    detection_samples,
+    fuzzing_samples,
+)
 
 from .conftest import rule_judgement
 from .synth import word_feature
@@ -92,7 +105,7 @@ def test_scorer_protocol_with_rule_server(chat_server):
     # 16 samples in batches of 4
     assert n_det == 4 and len(chat_server.requests) == 8
     for req in chat_server.requests:
-        assert len(re.findall(r"^Excerpt \d+:", req["body"]["messages"][1]["content"], re.M)) == 4
+        assert len(re.findall(r"^Excerpt \d+:", req["body"]["messages"][1]["content"], re.MULTILINE)) == 4
     # the judgements line up with the samples they were asked about
     assert det.judgements == [rule_judgement(DETECTION_SYSTEM, explanation, s.text) for s in det.samples]
     assert fuzz.judgements == [rule_judgement(FUZZING_SYSTEM, explanation, s.text) for s in fuzz.samples]
@@ -119,6 +132,11 @@ def test_failed_batches_fail_the_score_or_are_left_out(chat_server):
     assert None not in score.judgements[4:]
     assert score.balanced_accuracy == pytest.approx(_expected(score._replace(
         samples=score.samples[4:]), DETECTION_SYSTEM, 'the word "cat"'))
+    # when every request fails, the score fails with the endpoint's error even within the allowance
+    chat_server.mode = "status"
+    with OpenAIChat(chat_server.url, "rule", max_retries=0) as client, pytest.raises(ChatRefused):
+        Scorer(client, ScoringConfig(n_examples_shown=8, max_failed_batches=5)).detection(
+            "x", fe.activating[:7], negatives, rng=random.Random(0))
 
 
 def test_scorer_needs_both_classes(tiny_chat):
