@@ -60,8 +60,10 @@ class LocalChat:
     """Chat with a loaded ``transformers`` causal LM, in-process.
 
     The tokenizer's chat template is used when it has one, else a plain ``System:/User:/Assistant:``
-    prompt; a trailing assistant message is continued (prefill). Decoding is greedy (``temperature=0``) or sampled with a fixed seed, so replies are
-    reproducible. Generation runs under ``lock`` (the model lock shared with hooks and analyses).
+    prompt; a trailing assistant message is continued (prefill). Decoding is greedy (``temperature=0``)
+    or sampled with a fixed seed, so replies are reproducible. Generation stops at the model's
+    end-of-turn tokens (its generation config's ``eos_token_id``, else the tokenizer's) and runs under
+    ``lock`` (the model lock shared with hooks and analyses).
     """
 
     def __init__(self, lm: LoadedModel, *, lock: Any = None, temperature: float = 0.0, seed: int = 0,
@@ -124,12 +126,16 @@ class LocalChat:
                                 f"model's context of {self.max_context}; show fewer or shorter examples, or "
                                 f"use a model with a longer context")
         tok, model = self.lm.tokenizer, self.lm.model
-        eos = getattr(tok, "eos_token_id", None)
+        eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)  # int or list (end of turn)
+        if eos is None:
+            eos = getattr(tok, "eos_token_id", None)
         pad = getattr(tok, "pad_token_id", None)
+        if pad is None:
+            pad = eos[0] if isinstance(eos, list) and eos else eos
         sample = self.temperature > 0
         gen = GenerationConfig(max_new_tokens=max_tokens, do_sample=sample,
                                temperature=self.temperature if sample else None, top_p=None, top_k=None,
-                               eos_token_id=eos, pad_token_id=pad if pad is not None else eos)
+                               eos_token_id=eos, pad_token_id=pad)
         dev = self.lm.device
         cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
         with self.lock, torch.random.fork_rng(devices=cuda):  # seeded sampling leaves the global RNGs alone
