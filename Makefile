@@ -12,7 +12,7 @@ UI_STAMP := ui/node_modules/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup run test test-py test-ui test-e2e ui model bench clean browser
+.PHONY: setup run test test-py test-ui test-e2e screenshots ui model bench clean browser
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -57,6 +57,11 @@ E2E_PORT ?= 8765
 test-e2e: setup browser
 	cd ui && E2E_SERVER_CMD='$(BIN)/python ui/e2e/serve_tiny.py --port $(E2E_PORT) --model tiny' \
 		E2E_BASE_URL=http://127.0.0.1:$(E2E_PORT) E2E_MODEL='{work}/tiny-llama' npm run e2e
+
+# the same browser suite, copying its screenshots into docs/screenshots when every step passes
+screenshots: setup browser
+	cd ui && E2E_SERVER_CMD='$(BIN)/python ui/e2e/serve_tiny.py --port $(E2E_PORT) --model tiny' \
+		E2E_BASE_URL=http://127.0.0.1:$(E2E_PORT) E2E_MODEL='{work}/tiny-llama' E2E_DOCS_DIR=../docs/screenshots npm run e2e
 
 test: setup browser
 	$(MAKE) test-py

@@ -7,8 +7,8 @@
 //                    restart step. Unset: a fresh temp folder, removed at the end. Exported to the server command.
 //   E2E_MODEL        model to load on the Model page (default "default"); "{work}" stands for E2E_WORK_DIR
 //   E2E_LAYERS, E2E_D_SAE, E2E_K, E2E_TOKENS, E2E_BATCH, E2E_TRAIN_TIMEOUT_S   the small SAEs to train (one run)
-//   E2E_DOCS_DIR     where the screenshots are copied when every step passes (default docs/screenshots;
-//                    "none" to skip)
+//   E2E_DOCS_DIR     where the screenshots are copied when every step passes (default "none": tests write
+//                    only under ui/test-results/; `make screenshots` sets it to docs/screenshots)
 //   E2E_ONLY         comma-separated step names to run (debugging; later steps need earlier state)
 //   CHROMIUM_PATH    default /usr/bin/chromium
 // Screenshots, server log and a JSON report go to ui/test-results/.
@@ -101,7 +101,7 @@ async function main() {
   await writeFile(join(outDir, "e2e-report.json"), JSON.stringify({ baseUrl: cfg.baseUrl, results }, null, 2));
   const n = (s) => results.filter((r) => r.status === s).length;
   if (ownWork) await rm(workDir, { recursive: true, force: true });
-  const docsDir = env.E2E_DOCS_DIR ?? resolve(uiDir, "..", "docs", "screenshots");
+  const docsDir = env.E2E_DOCS_DIR && env.E2E_DOCS_DIR !== "none" ? resolve(uiDir, env.E2E_DOCS_DIR) : "none";
   if (n("failed") === 0 && n("skipped") === 0 && docsDir !== "none") {
     await mkdir(docsDir, { recursive: true });
     const shots = (await readdir(outDir)).filter((f) => /^\d\d-.*\.png$/.test(f));
