@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="'auto' (CUDA if available, else CPU), 'cpu', 'cuda', 'cuda:1', ...")
     dtype: str = Field("auto", description="'auto' (bf16 on CUDA, fp32 on CPU), 'float32', 'bfloat16', 'float16'.")
     quantization: Literal["none", "8bit", "4bit"] = Field("none", description="Load weights in 8 or 4 bit through bitsandbytes (CUDA only).")
+    allow_downloads: bool = Field(False, description="Let the workbench download models from the Hugging Face hub; off: hub ids load from the local cache only and fail at once when missing.")
     host: str = Field("127.0.0.1", description="Address the server binds.")
     port: int = Field(8000, description="Port the server binds.")
     api_key: str | None = Field(None, description="API key; required whenever the server binds a non-loopback address.")

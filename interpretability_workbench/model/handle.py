@@ -33,6 +33,8 @@ class LoadDefaults:
     quantization: str = "none"
     cache_dir: Path | None = None
     """Where GGUF weights are dequantized once (the workspace's model cache)."""
+    allow_downloads: bool = False
+    """Hub ids may be downloaded (else they load from the local Hugging Face cache only)."""
 
 
 class ModelHandle:
@@ -69,7 +71,7 @@ class ModelHandle:
         self.status, self.requested, self.error = "loading", name, None
         try:
             lm = self._loader(name, device=device or d.device, dtype=dtype or d.dtype, cache_dir=d.cache_dir,
-                              quantization=quantization or d.quantization)
+                              quantization=quantization or d.quantization, allow_downloads=d.allow_downloads)
         except ModelLoadError as e:
             self._failed(str(e))
             raise BadRequest(str(e)) from None

