@@ -53,3 +53,27 @@ def test_layer6_steer_live_path_equals_full_forward(default_state):
         full = forward_last_logits(lm.model, encode_prompt(lm, text))[0]
     assert torch.allclose(patched, full, atol=1e-4)
     st.patches.delete(p.id)
+
+
+@pytest.mark.parametrize("mode,strength,features", [("ablate", 1.0, [3, 7, 11]), ("scale", 3.0, [3, 7]),
+                                                    ("steer", 20.0, [3])])
+def test_peft_round_trip_on_the_default_model(default_state, tmp_path, mode, strength, features):
+    """SmolLM2 ties its embeddings and unembedding: an ablation edits the embedding (a lora_embedding delta)
+    while the unembedding must stay the original. Reloaded in PEFT, the adapter gives the workbench's
+    patched logits (fp32, 1e-4)."""
+    from tests.patches.conftest import peft_roundtrip_diff
+
+    st = default_state
+    lm = st.lm
+    assert lm.model.config.tie_word_embeddings
+    sae = SparseAutoencoder(SAEConfig(d_in=lm.d_model, d_sae=64, hook_name="blocks.6.hook_resid_post",
+                                      model_id=lm.model_id, k=8))
+    sae.reset_parameters(seed=1)
+    sid = st.saes.register(sae, source="imported")
+    p = st.patches.create(sae_id=sid, features=features, mode=mode, strength=strength, enabled=False)
+    try:
+        texts = ["The capital of France is", "def read(path):\n    return open(path).read()"]
+        diff, moved = peft_roundtrip_diff(st, p.id, lm.model.name_or_path, tmp_path, texts)
+        assert diff <= 1e-4 and moved > 1e-3, (mode, diff, moved)
+    finally:
+        st.patches.delete(p.id)

@@ -11,7 +11,7 @@ from interpretability_workbench.errors import Invalid, NotFound
 from interpretability_workbench.model.tokenize import encode_prompt
 from interpretability_workbench.model.hooks import forward_last_logits, run_with_cache
 
-from .conftest import PROMPTS, make_sae
+from .conftest import PROMPTS, make_sae, peft_roundtrip_diff
 
 
 def _logits(state, text, patch_ids):
@@ -202,10 +202,17 @@ def test_other_families_live_path_and_ablation(tmp_path, tiny_model_dirs, family
         with st.patches.using([a.id]):
             x = run_with_cache(st.lm.model, encode_prompt(st.lm, PROMPTS[0]), [hook]).cache[hook][0]
         assert float((x @ sae.W_dec[[3, 4]].T).abs().max()) < 1e-4  # exactly projected out
-        if family == "gpt2":
-            with pytest.raises(Invalid, match="native"):
-                st.patch_transfer.export(a.id, "peft")  # biases + embeddings: PEFT cannot hold both
-        st.patch_transfer.export(s.id, "peft")
+        # PEFT reload where PEFT can hold the delta: a resid_post ablation on these biased models needs a
+        # lora_bias on the embedding too, which PEFT has not; steer (a lora_B.bias on a Linear / Conv1D)
+        # and an ablation at mlp_out (one biased writer) it can
+        with pytest.raises(Invalid, match="native"):
+            st.patch_transfer.export(a.id, "peft")
+        diff, moved = peft_roundtrip_diff(st, s.id, tiny_model_dirs[family], tmp_path / "steer")
+        assert diff <= 1e-4 and moved > 1e-3, (family, diff, moved)
+        mid, _ = make_sae(st, layer=1, kind="mlp_out", seed=3)
+        m = st.patches.create(sae_id=mid, features=[1, 2], mode="ablate", enabled=False)
+        diff, moved = peft_roundtrip_diff(st, m.id, tiny_model_dirs[family], tmp_path / "mlp")
+        assert diff <= 1e-4 and moved > 1e-3, (family, diff, moved)
     finally:
         st.close()
 
