@@ -35,11 +35,12 @@ export function applyServerMessage(client: QueryClient, msg: ServerMessage): voi
       invalidate(queryKeys.runs.all());
       invalidate(queryKeys.saes());
       return;
-    case "analysis_progress":
-      client.setQueryData<AnalysisStatus>(queryKeys.sae.analysis(msg.sae_id), (s) =>
-        s && s.status !== "running" ? { ...s, status: "running" } : s,
-      );
+    case "analysis_progress": {
+      const key = queryKeys.sae.analysis(msg.sae_id);
+      const status = client.getQueryData<AnalysisStatus>(key);
+      if (status && status.status !== "running") client.setQueryData<AnalysisStatus>(key, { ...status, status: "running" });
       return;
+    }
     case "analysis_done":
       invalidate(queryKeys.sae.analysis(msg.sae_id));
       if (msg.status === "done") {
