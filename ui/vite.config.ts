@@ -22,5 +22,7 @@ export default defineConfig({
     setupFiles: ["./src/test/setup.ts"],
     include: ["src/**/*.test.{ts,tsx}"],
     css: false,
+    // the longest page flows take 5-7 s on a loaded two-core machine (vitest's default limit is 5 s)
+    testTimeout: 20_000,
   },
 });

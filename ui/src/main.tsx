@@ -2,18 +2,20 @@ import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { BrowserRouter } from "react-router";
 import { App } from "./App";
-import { SocketProvider } from "./ws/context";
+import { AppProviders } from "./AppProviders";
+import { createQueryClient } from "./api/queryClient";
 import { WorkbenchSocket } from "./ws/socket";
 import "./styles.css";
 
 const socket = new WorkbenchSocket();
+const queryClient = createQueryClient();
 
 createRoot(document.getElementById("root")!).render(
   <StrictMode>
     <BrowserRouter>
-      <SocketProvider socket={socket}>
+      <AppProviders client={queryClient} socket={socket}>
         <App />
-      </SocketProvider>
+      </AppProviders>
     </BrowserRouter>
   </StrictMode>,
 );

@@ -52,3 +52,8 @@ export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
 }
+
+/** errorMessage of a query's or mutation's error; null when there is none (what <ErrorMessage> takes). */
+export function errorText(err: unknown): string | null {
+  return err == null ? null : errorMessage(err);
+}

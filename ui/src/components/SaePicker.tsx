@@ -1,5 +1,5 @@
-import { api } from "../api/endpoints";
-import { useAsync } from "../api/useAsync";
+import { errorText } from "../api/errors";
+import { useSaes } from "../api/queries";
 import type { SaeInfo } from "../api/types";
 import { ErrorMessage } from "./Status";
 
@@ -8,15 +8,13 @@ export function SaePicker({
   value,
   onChange,
   id = "sae-picker",
-  reloadKey = 0,
 }: {
   value: string | null | undefined;
   onChange: (saeId: string, sae: SaeInfo | undefined) => void;
   id?: string;
-  /** change it to reload the list (e.g. after an import) */
-  reloadKey?: number;
 }) {
-  const saes = useAsync(() => api.listSaes(), [reloadKey]);
+  // the list follows the cache: an import or a finished training run invalidates it
+  const saes = useSaes();
   const list = saes.data ?? [];
   return (
     <div className="field">
@@ -24,11 +22,11 @@ export function SaePicker({
       <select
         id={id}
         value={value ?? ""}
-        disabled={saes.loading && !saes.data}
+        disabled={saes.isPending}
         onChange={(e) => onChange(e.target.value, list.find((s) => s.id === e.target.value))}
       >
         <option value="" disabled>
-          {saes.loading && !saes.data ? "Loading SAEs…" : list.length ? "Choose an SAE" : "No SAEs yet — train one"}
+          {saes.isPending ? "Loading SAEs…" : list.length ? "Choose an SAE" : "No SAEs yet — train one"}
         </option>
         {list.map((s) => (
           <option key={s.id} value={s.id}>
@@ -36,7 +34,7 @@ export function SaePicker({
           </option>
         ))}
       </select>
-      <ErrorMessage error={saes.error} onRetry={saes.reload} />
+      <ErrorMessage error={errorText(saes.error)} onRetry={() => void saes.refetch()} />
     </div>
   );
 }

@@ -1,4 +1,5 @@
 import type { ReactNode } from "react";
+import { errorText } from "../api/errors";
 
 export function Loading({ what = "Loading" }: { what?: string }) {
   return (
@@ -22,19 +23,19 @@ export function ErrorMessage({ error, onRetry }: { error: string | null | undefi
   );
 }
 
-/** Loading / error / content for one async resource; keeps stale content visible while reloading. */
+/** Loading / error / content for one query (useQuery's result); keeps stale content visible while refetching. */
 export function AsyncBlock<T>({
-  state,
+  query,
   what,
   children,
 }: {
-  state: { data: T | undefined; error: string | null; loading: boolean; reload: () => void };
+  query: { data: T | undefined; error: unknown; isPending: boolean; refetch: () => unknown };
   what?: string;
   children: (data: T) => ReactNode;
 }) {
-  if (state.error) return <ErrorMessage error={state.error} onRetry={state.reload} />;
-  if (state.data === undefined) return state.loading ? <Loading what={what} /> : null;
-  return <>{children(state.data)}</>;
+  if (query.error) return <ErrorMessage error={errorText(query.error)} onRetry={() => void query.refetch()} />;
+  if (query.data === undefined) return query.isPending ? <Loading what={what} /> : null;
+  return <>{children(query.data)}</>;
 }
 
 export function ProgressBar({ value, label }: { value: number | null; label: string }) {

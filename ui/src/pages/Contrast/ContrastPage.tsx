@@ -1,7 +1,7 @@
 import { useState } from "react";
 import { useSearchParams } from "react-router";
-import { api } from "../../api/endpoints";
-import { useAction } from "../../api/useAsync";
+import { errorText } from "../../api/errors";
+import { useContrast, useContrastPatch } from "../../api/mutations";
 import type { ContrastPosition, ContrastResponse, Patch, PatchMode } from "../../api/types";
 import { SaePicker } from "../../components/SaePicker";
 import { ErrorMessage } from "../../components/Status";
@@ -47,20 +47,22 @@ export function ContrastPage() {
   const [mode, setMode] = useState<PatchMode>("ablate");
   const [strength, setStrength] = useState(DEFAULT_STRENGTH.ablate);
   const [patch, setPatch] = useState<Patch | null>(null);
-  const run = useAction();
-  const create = useAction();
+  const run = useContrast();
+  const create = useContrastPatch();
 
   return (
     <div className="page contrast-page">
       <h1>Contrast</h1>
-      <form className="card" aria-label="Contrast two prompt sets" onSubmit={async (e) => {
+      <form className="card" aria-label="Contrast two prompt sets" onSubmit={(e) => {
         e.preventDefault();
-        const r = await run.run(() => api.contrast(saeId!, { positive: lines(pos), negative: lines(neg), position, top_n: topN }));
-        if (r) {
-          setRes(r);
-          setSelected(new Set());
-          setPatch(null);
-        }
+        const body = { positive: lines(pos), negative: lines(neg), position, top_n: topN };
+        run.mutate({ saeId: saeId!, body }, {
+          onSuccess: (r) => {
+            setRes(r);
+            setSelected(new Set());
+            setPatch(null);
+          },
+        });
       }}>
         <SaePicker id="contrast-sae" value={saeId} onChange={setSaeId} />
         <div className="two-col">
@@ -76,11 +78,11 @@ export function ContrastPage() {
           </select>
           <label htmlFor="c-topn">Top N</label>
           <input id="c-topn" type="number" min={1} max={500} className="num" value={topN} onChange={(e) => setTopN(Number(e.target.value))} />
-          <button type="submit" disabled={run.busy || !saeId || !lines(pos).length || !lines(neg).length}>
-            {run.busy ? "Contrasting…" : "Contrast"}
+          <button type="submit" disabled={run.isPending || !saeId || !lines(pos).length || !lines(neg).length}>
+            {run.isPending ? "Contrasting…" : "Contrast"}
           </button>
         </div>
-        <ErrorMessage error={run.error} />
+        <ErrorMessage error={errorText(run.error)} />
       </form>
       {res && saeId && (
         <section className="card" aria-labelledby="ranked-h">
@@ -103,15 +105,13 @@ export function ContrastPage() {
             <button type="button" onClick={() => setSelected(new Set(res.features.filter((f) => f.mean_diff > 0).map((f) => f.index)))}>
               Select all with positive difference
             </button>
-            <button type="button" disabled={create.busy || selected.size === 0} onClick={async () => {
+            <button type="button" disabled={create.isPending || selected.size === 0} onClick={() => {
               const features = res.features.map((f) => f.index).filter((i) => selected.has(i));
-              const p = await create.run(() => api.contrastPatch(saeId, {
-                features, mode, strength, name: `contrast ${mode} ×${features.length}`,
-              }));
-              if (p) setPatch(p);
-            }}>{create.busy ? "Creating…" : `Create patch from selection (${selected.size})`}</button>
+              const body = { features, mode, strength, name: `contrast ${mode} ×${features.length}` };
+              create.mutate({ saeId, body }, { onSuccess: setPatch });
+            }}>{create.isPending ? "Creating…" : `Create patch from selection (${selected.size})`}</button>
           </div>
-          <ErrorMessage error={create.error} />
+          <ErrorMessage error={errorText(create.error)} />
         </section>
       )}
       {patch && <EffectCheck key={patch.id} patch={patch} positive={lines(pos)} negative={lines(neg)} />}

@@ -1,6 +1,6 @@
 import { useState } from "react";
-import { api } from "../../api/endpoints";
-import { useAction } from "../../api/useAsync";
+import { errorText } from "../../api/errors";
+import { useEvaluatePatch } from "../../api/mutations";
 import type { EvaluateResponse, Patch } from "../../api/types";
 import { ErrorMessage } from "../../components/Status";
 import { fmt } from "../../charts/useWidth";
@@ -35,7 +35,7 @@ function BeforeAfter({ title, r }: { title: string; r: EvaluateResponse }) {
 export function EffectCheck({ patch, positive, negative }: { patch: Patch; positive: string[]; negative: string[] }) {
   const [targets, setTargets] = useState("");
   const [res, setRes] = useState<{ pos: EvaluateResponse; neg: EvaluateResponse } | null>(null);
-  const act = useAction();
+  const act = useEvaluatePatch();
   const target_tokens = targets.split(",").map((t) => t.trim().replace(/\\s/g, " ")).filter((t) => t.length > 0);
   return (
     <section className="card" aria-labelledby="effect-h">
@@ -47,18 +47,12 @@ export function EffectCheck({ patch, positive, negative }: { patch: Patch; posit
       <div className="row">
         <label htmlFor="targets">Target tokens (comma-separated; \s for a leading space)</label>
         <input id="targets" value={targets} onChange={(e) => setTargets(e.target.value)} placeholder="\sYes, \sNo" />
-        <button type="button" disabled={act.busy || target_tokens.length === 0} onClick={async () => {
-          const r = await act.run(async () => {
-            const [pos, neg] = await Promise.all([
-              api.evaluatePatch(patch.id, { texts: positive, target_tokens }),
-              api.evaluatePatch(patch.id, { texts: negative, target_tokens }),
-            ]);
-            return { pos, neg };
-          });
-          if (r) setRes(r);
-        }}>{act.busy ? "Evaluating…" : "Evaluate"}</button>
+        <button type="button" disabled={act.isPending || target_tokens.length === 0} onClick={() => {
+          const requests = [{ texts: positive, target_tokens }, { texts: negative, target_tokens }];
+          act.mutate({ patchId: patch.id, requests }, { onSuccess: ([pos, neg]) => setRes({ pos, neg }) });
+        }}>{act.isPending ? "Evaluating…" : "Evaluate"}</button>
       </div>
-      <ErrorMessage error={act.error} />
+      <ErrorMessage error={errorText(act.error)} />
       {res && [...new Set([...res.pos.notes, ...res.neg.notes])].map((n) => <p key={n} className="muted small">{n}</p>)}
       {res && (
         <div className="two-col">

@@ -1,9 +1,7 @@
 import { useState } from "react";
 import { Link, useParams } from "react-router";
-import { api } from "../../api/endpoints";
-import { useAsync } from "../../api/useAsync";
+import { useFeature } from "../../api/queries";
 import type { Context, FeatureDetail, Neighbour } from "../../api/types";
-import { useResync } from "../../ws/context";
 import { AsyncBlock } from "../../components/Status";
 import { TokenHighlight } from "../../charts/TokenHighlight/TokenHighlight";
 import { Histogram } from "../../charts/Histogram/Histogram";
@@ -16,19 +14,18 @@ import { TryText } from "./TryText";
 export function FeatureDetailPage() {
   const { saeId = "", index = "" } = useParams();
   const idx = Number(index);
-  const feature = useAsync(() => api.getFeature(saeId, idx), [saeId, idx]);
-  useResync(feature.reload);
+  const feature = useFeature(saeId, idx);
   return (
     <div className="page feature-detail">
       <p><Link to={`/features/${encodeURIComponent(saeId)}`}>← All features</Link></p>
-      <AsyncBlock state={feature} what="Loading feature">
-        {(f) => <Detail saeId={saeId} f={f} onSaved={feature.setData} />}
+      <AsyncBlock query={feature} what="Loading feature">
+        {(f) => <Detail saeId={saeId} f={f} />}
       </AsyncBlock>
     </div>
   );
 }
 
-function Detail({ saeId, f, onSaved }: { saeId: string; f: FeatureDetail; onSaved: (f: FeatureDetail) => void }) {
+function Detail({ saeId, f }: { saeId: string; f: FeatureDetail }) {
   const [hl, setHl] = useState<string | null>(null);
   const highlight = hl ? new Set([hl]) : undefined;
   const q = `sae=${encodeURIComponent(saeId)}`;
@@ -51,7 +48,7 @@ function Detail({ saeId, f, onSaved }: { saeId: string; f: FeatureDetail; onSave
           (start it on the <Link to={`/features/${encodeURIComponent(saeId)}`}>features page</Link>).
         </p>
       )}
-      <FeatureEditor saeId={saeId} f={f} onSaved={onSaved} />
+      <FeatureEditor saeId={saeId} f={f} />
       <div className="two-col">
         <section className="card" aria-labelledby="ctx-h">
           <h2 id="ctx-h">Top contexts</h2>

@@ -1,8 +1,9 @@
 import { useState } from "react";
-import { api } from "../../api/endpoints";
-import { useAction, useAsync } from "../../api/useAsync";
+import { errorText } from "../../api/errors";
+import { useStartAnalysis } from "../../api/mutations";
+import { useAnalysisStatus } from "../../api/queries";
 import type { AnalysisStatus } from "../../api/types";
-import { useResync, useServerMessages } from "../../ws/context";
+import { useServerMessages } from "../../ws/context";
 import { ErrorMessage, ProgressBar } from "../../components/Status";
 
 interface Live {
@@ -13,34 +14,28 @@ interface Live {
 
 /**
  * The feature analysis of one SAE: its status (GET .../analysis), a button to (re)run it (POST .../analysis),
- * and live progress from analysis_progress messages. Calls `onDone` when an analysis finishes.
+ * and live progress from analysis_progress messages. The cached status follows the socket (socketSync.ts:
+ * analysis_progress marks it running, analysis_done reloads it and, when done, the SAE's features).
  */
-export function AnalysisPanel({ saeId, onDone }: { saeId: string; onDone: () => void }) {
-  const status = useAsync(() => api.analysisStatus(saeId), [saeId]);
-  const start = useAction();
+export function AnalysisPanel({ saeId }: { saeId: string }) {
+  const status = useAnalysisStatus(saeId);
+  const start = useStartAnalysis(saeId);
   const [live, setLive] = useState<Live | null>(null);
   const [nTokens, setNTokens] = useState("");
 
-  useResync(() => status.reload());
   useServerMessages("analysis_progress", (m) => {
-    if (m.sae_id !== saeId) return;
-    setLive({ phase: m.phase, done: m.done, total: m.total });
-    if (status.data && status.data.status !== "running") status.setData({ ...status.data, status: "running" });
+    if (m.sae_id === saeId) setLive({ phase: m.phase, done: m.done, total: m.total });
   });
   useServerMessages("analysis_done", (m) => {
-    if (m.sae_id !== saeId) return;
-    setLive(null);
-    status.reload();
-    if (m.status === "done") onDone();
+    if (m.sae_id === saeId) setLive(null);
   });
 
   const s: AnalysisStatus | undefined = status.data;
   const running = s?.status === "running" || live != null;
   const prog = live ?? (s?.progress ? { phase: s.progress.phase, done: s.progress.done, total: s.progress.total } : null);
-  const run = async () => {
+  const run = () => {
     const n = nTokens.trim() ? Number(nTokens) : null;
-    const res = await start.run(() => api.startAnalysis(saeId, n ? { n_tokens: n } : null));
-    if (res) status.setData(res);
+    start.mutate(n ? { n_tokens: n } : null);
   };
 
   return (
@@ -54,7 +49,7 @@ export function AnalysisPanel({ saeId, onDone }: { saeId: string; onDone: () => 
             <label htmlFor="an-tokens" className="small">Tokens</label>
             <input id="an-tokens" type="number" min={1} placeholder="server default" value={nTokens}
               onChange={(e) => setNTokens(e.target.value)} style={{ width: "9em" }} />
-            <button type="button" onClick={run} disabled={start.busy}>
+            <button type="button" onClick={run} disabled={start.isPending}>
               {s?.status === "done" ? "Re-run analysis" : "Run analysis"}
             </button>
           </>
@@ -67,7 +62,7 @@ export function AnalysisPanel({ saeId, onDone }: { saeId: string; onDone: () => 
         </>
       )}
       {s?.error && s.status !== "running" && <ErrorMessage error={`Analysis ${s.status}: ${s.error}`} />}
-      <ErrorMessage error={status.error ?? start.error} onRetry={status.error ? status.reload : undefined} />
+      <ErrorMessage error={errorText(status.error ?? start.error)} onRetry={status.error ? () => void status.refetch() : undefined} />
     </div>
   );
 }

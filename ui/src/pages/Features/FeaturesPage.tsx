@@ -1,7 +1,6 @@
 import { useEffect, useMemo, useRef, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router";
 import type { FeatureSort, FeatureSummary } from "../../api/types";
-import { useResync } from "../../ws/context";
 import { SaePicker } from "../../components/SaePicker";
 import { ErrorMessage, Loading } from "../../components/Status";
 import { AnalysisPanel } from "./AnalysisPanel";
@@ -29,8 +28,6 @@ export function FeaturesPage() {
   const [starredOnly, setStarredOnly] = useState(false);
   const [hideDead, setHideDead] = useState(false);
   const [selected, setSelected] = useState(0);
-  const [tick, setTick] = useState(0);
-  const [imported, setImported] = useState(0);
   const searchRef = useRef<HTMLInputElement>(null);
 
   useEffect(() => {
@@ -39,8 +36,8 @@ export function FeaturesPage() {
   }, [search]);
 
   const sort = `${desc ? "-" : ""}${sortKey}` as FeatureSort;
-  const list = useFeatureList(saeId, sort, q, tick);
-  useResync(() => setTick((t) => t + 1));
+  // reloads (reconnect, finished analysis, label edits) come through the query cache
+  const list = useFeatureList(saeId, sort, q);
 
   const rows = useMemo(() => {
     const lo = minDensity === "" ? -Infinity : Number(minDensity);
@@ -111,14 +108,11 @@ export function FeaturesPage() {
   return (
     <div className="page features-page">
       <h1>Features</h1>
-      <SaePicker value={saeId} reloadKey={imported} onChange={(id) => nav(`/features/${encodeURIComponent(id)}`)} />
-      <SaeTransfer saeId={saeId} onImported={(sae) => {
-        setImported((n) => n + 1);
-        nav(`/features/${encodeURIComponent(sae.id)}`);
-      }} />
+      <SaePicker value={saeId} onChange={(id) => nav(`/features/${encodeURIComponent(id)}`)} />
+      <SaeTransfer saeId={saeId} onImported={(sae) => nav(`/features/${encodeURIComponent(sae.id)}`)} />
       {saeId && (
         <>
-          <AnalysisPanel saeId={saeId} onDone={() => setTick((t) => t + 1)} />
+          <AnalysisPanel saeId={saeId} />
           <div className="toolbar" role="search">
             <div className="field">
               <label htmlFor="f-search">Search (label or token) <kbd>/</kbd></label>
@@ -139,7 +133,7 @@ export function FeaturesPage() {
             {rows.length.toLocaleString()} shown{list.total != null ? ` of ${list.total.toLocaleString()}` : ""}
             {list.loading ? " (loading…)" : ""} · <kbd>j</kbd>/<kbd>k</kbd> move, <kbd>Enter</kbd> opens
           </p>
-          <ErrorMessage error={list.error} onRetry={() => setTick((t) => t + 1)} />
+          <ErrorMessage error={list.error} onRetry={list.retry} />
           {list.loading && list.rows.length === 0 ? (
             <Loading what="Loading features" />
           ) : (

@@ -1,4 +1,5 @@
-import { useEffect, useRef, useState, type ReactNode } from "react";
+import { useCallback, useEffect, useRef, type ReactNode } from "react";
+import { observeElementRect, useVirtualizer, type Rect, type Virtualizer } from "@tanstack/react-virtual";
 
 export interface Column<T> {
   key: string;
@@ -22,34 +23,45 @@ interface Props<T> {
   overscan?: number;
 }
 
-/** Fixed-row-height virtualised table: only the visible rows (+ overscan) are in the DOM. */
+/**
+ * Fixed-row-height virtualised table (TanStack Virtual): only the visible rows (+ overscan) are in the DOM, with
+ * spacer rows above and below standing in for the rest, so the scrollbar covers the whole list. The header row
+ * is sticky inside the scroller and as tall as a row: the rows start below it, and scrolling to a row keeps it
+ * clear of the header.
+ */
 export function VirtualTable<T>({
   rows, columns, rowKey, rowHeight = 32, height = 520, selected, onSelect, onOpen, label, overscan = 8,
 }: Props<T>) {
   const scroller = useRef<HTMLDivElement>(null);
-  const [scrollTop, setScrollTop] = useState(0);
-  const start = Math.max(0, Math.floor(scrollTop / rowHeight) - overscan);
-  const end = Math.min(rows.length, Math.ceil((scrollTop + height) / rowHeight) + overscan);
+  // The scroller's height is fixed by its style; where layout reports none (jsdom, a hidden tab) use that height.
+  const observeRect = useCallback(
+    (instance: Virtualizer<HTMLDivElement, Element>, cb: (rect: Rect) => void) =>
+      observeElementRect(instance, (rect) => cb(rect.height > 0 ? rect : { ...rect, height })),
+    [height],
+  );
+  const virtualizer = useVirtualizer({
+    count: rows.length,
+    getScrollElement: () => scroller.current,
+    estimateSize: () => rowHeight,
+    overscan,
+    paddingStart: rowHeight,
+    scrollPaddingStart: rowHeight,
+    initialRect: { width: 0, height },
+    observeElementRect: observeRect,
+    useFlushSync: false,
+  });
 
-  // keep the keyboard selection in view
+  // keep the keyboard selection in view (an empty list has nothing to scroll to)
   useEffect(() => {
-    const el = scroller.current;
-    if (!el || selected < 0) return;
-    const top = selected * rowHeight;
-    const header = rowHeight;
-    if (top < el.scrollTop) el.scrollTop = top;
-    else if (top + rowHeight + header > el.scrollTop + height) el.scrollTop = top + rowHeight + header - height;
-    setScrollTop(el.scrollTop);
-  }, [selected, rowHeight, height]);
+    if (selected >= 0) virtualizer.scrollToIndex(selected, { align: "auto" });
+  }, [selected, virtualizer]);
+
+  const items = virtualizer.getVirtualItems();
+  const top = items.length ? items[0].start - rowHeight : 0;
+  const bottom = items.length ? virtualizer.getTotalSize() - items[items.length - 1].end : 0;
 
   return (
-    <div
-      ref={scroller}
-      className="vtable"
-      style={{ height, overflowY: "auto" }}
-      onScroll={(e) => setScrollTop(e.currentTarget.scrollTop)}
-      data-testid="vtable"
-    >
+    <div ref={scroller} className="vtable" style={{ height, overflowY: "auto" }} data-testid="vtable">
       <table className="table" aria-label={label} aria-rowcount={rows.length + 1}>
         <thead>
           <tr>
@@ -61,9 +73,9 @@ export function VirtualTable<T>({
           </tr>
         </thead>
         <tbody>
-          {start > 0 && <tr aria-hidden="true" style={{ height: start * rowHeight }} />}
-          {rows.slice(start, end).map((row, j) => {
-            const i = start + j;
+          {top > 0 && <tr aria-hidden="true" style={{ height: top }} />}
+          {items.map(({ index: i }) => {
+            const row = rows[i];
             return (
               <tr
                 key={rowKey(row)}
@@ -81,7 +93,7 @@ export function VirtualTable<T>({
               </tr>
             );
           })}
-          {end < rows.length && <tr aria-hidden="true" style={{ height: (rows.length - end) * rowHeight }} />}
+          {bottom > 0 && <tr aria-hidden="true" style={{ height: bottom }} />}
         </tbody>
       </table>
     </div>

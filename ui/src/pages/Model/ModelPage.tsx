@@ -1,42 +1,33 @@
 import { useState } from "react";
-import { api } from "../../api/endpoints";
-import { useAction, useAsync } from "../../api/useAsync";
+import { errorText } from "../../api/errors";
+import { useLoadModel } from "../../api/mutations";
+import { useHealth, useModel } from "../../api/queries";
 import type { ModelInfo } from "../../api/types";
-import { useResync, useServerMessages } from "../../ws/context";
 import { ErrorMessage, Loading, formatBytes } from "../../components/Status";
 
-/** Load the default model, a hub id or a local path; show status, device, dtype and memory. */
+/**
+ * Load the default model, a hub id or a local path; show status, device, dtype and memory. A load started
+ * elsewhere (another tab, the server's startup) shows through the cache: model_loaded and a `hello` whose model
+ * status differs from the cached one reload it (socketSync.ts).
+ */
 export function ModelPage() {
-  const model = useAsync(() => api.getModel(), []);
-  const health = useAsync(() => api.health(), []);
-  const load = useAction();
+  const model = useModel();
+  const health = useHealth();
+  const load = useLoadModel();
   const [name, setName] = useState("default");
   const [device, setDevice] = useState("");
   const [dtype, setDtype] = useState("");
 
-  useResync(() => {
-    model.reload();
-    health.reload();
-  });
-  // a load started elsewhere (another tab, the server's startup) finishes
-  useServerMessages("model_loaded", () => model.reload());
-  useServerMessages("hello", (m) => {
-    if (model.data && m.model_status !== model.data.status) model.reload();
-  });
-
-  const submit = async (e: React.FormEvent) => {
+  const submit = (e: React.FormEvent) => {
     e.preventDefault();
-    model.setData(model.data ? { ...model.data, status: "loading", requested: name.trim() } : undefined);
-    const info = await load.run(() => api.loadModel({ name: name.trim(), device: device || null, dtype: dtype || null }));
-    if (info) model.setData(info);
-    else model.reload();
+    load.mutate({ name: name.trim(), device: device || null, dtype: dtype || null });
   };
 
   return (
     <section aria-labelledby="model-h">
       <h1 id="model-h">Model</h1>
       <p className="muted" data-testid="health">
-        Server: {health.error ? <span className="bad">{health.error}</span> : (health.data ? `${health.data.status} · v${health.data.version}` : "…")}
+        Server: {health.error ? <span className="bad">{errorText(health.error)}</span> : (health.data ? `${health.data.status} · v${health.data.version}` : "…")}
       </p>
       <form className="card form-grid" onSubmit={submit} aria-label="Load a model">
         <div className="field">
@@ -66,15 +57,15 @@ export function ModelPage() {
             <option value="float16">float16</option>
           </select>
         </div>
-        <button type="submit" disabled={load.busy || !name.trim()}>
-          {load.busy ? "Loading model…" : "Load"}
+        <button type="submit" disabled={load.isPending || !name.trim()}>
+          {load.isPending ? "Loading model…" : "Load"}
         </button>
-        <ErrorMessage error={load.error} />
+        <ErrorMessage error={errorText(load.error)} />
       </form>
       <div className="card" data-testid="model-info" data-status={model.data?.status}>
         <h2>Loaded model</h2>
         {model.error ? (
-          <ErrorMessage error={model.error} onRetry={model.reload} />
+          <ErrorMessage error={errorText(model.error)} onRetry={() => void model.refetch()} />
         ) : model.data === undefined ? (
           <Loading what="Loading model status" />
         ) : (

@@ -1,9 +1,8 @@
 import { useEffect, useMemo, useRef, useState } from "react";
 import { useSearchParams } from "react-router";
-import { api } from "../../api/endpoints";
-import { formatDetail } from "../../api/errors";
-import { useAction, useAsync } from "../../api/useAsync";
-import type { Patch } from "../../api/types";
+import { errorText, formatDetail } from "../../api/errors";
+import { useInference } from "../../api/mutations";
+import { usePatches } from "../../api/queries";
 import { useConnectionStatus, useResync, useServerMessages, useSocket } from "../../ws/context";
 import { ErrorMessage, Loading } from "../../components/Status";
 import { PatchForm } from "./PatchForm";
@@ -15,13 +14,13 @@ export function PatchConsolePage() {
   const [params] = useSearchParams();
   const socket = useSocket();
   const status = useConnectionStatus();
-  const patches = useAsync(() => api.listPatches(), []);
+  const patches = usePatches();
   const [text, setText] = useState("The capital of France is");
   const [topK, setTopK] = useState(10);
   const [result, setResult] = useState<LogitsView | null>(null);
   const [latency, setLatency] = useState<number | null>(null);
-  const infer = useAction();
-  const list = patches.data ?? [];
+  const infer = useInference();
+  const list = useMemo(() => patches.data ?? [], [patches.data]);
   const enabledIds = useMemo(() => list.filter((p) => p.enabled).map((p) => p.id), [list]);
   const subscribed = useRef<{ ids: string; topK: number } | null>(null);
   const lastSeq = useRef(0);
@@ -53,26 +52,21 @@ export function PatchConsolePage() {
     lastSeq.current = 0;
     if (text.trim()) socket.send({ type: "subscribe_logits", text, patch_ids: enabledIds, top_k: topK });
   };
-  useResync(() => {
-    patches.reload();
-    resubscribe();
-  });
+  // after a reconnect or a model load the cached patches reload (socketSync.ts); the live logits are asked for again
+  useResync(resubscribe);
   // the server rejected a live request (no model yet, unknown patch, bad prompt): say so until the next result
   useServerMessages("error", (m) => setLiveError(formatDetail(m.detail)));
   // a model that finishes loading after we subscribed (e.g. right after a server restart): ask again
-  useServerMessages("model_loaded", () => {
-    patches.reload();
-    resubscribe();
-  });
+  useServerMessages("model_loaded", resubscribe);
 
-  const replace = (p: Patch) => patches.setData(list.map((x) => (x.id === p.id ? p : x)));
-  const runRest = async () => {
+  const runRest = () => {
     const t0 = performance.now();
-    const r = await infer.run(() => api.inference({ text, top_k: topK, patch_ids: enabledIds }));
-    if (r) {
-      setResult(r);
-      setLatency(performance.now() - t0);
-    }
+    infer.mutate({ text, top_k: topK, patch_ids: enabledIds }, {
+      onSuccess: (r) => {
+        setResult(r);
+        setLatency(performance.now() - t0);
+      },
+    });
   };
 
   return (
@@ -80,16 +74,9 @@ export function PatchConsolePage() {
       <h1>Patch console</h1>
       <div className="two-col">
         <div>
-          <PatchForm
-            initialSae={params.get("sae")}
-            initialFeatures={params.get("features") ?? ""}
-            onCreated={(p) => patches.setData([...list, p])}
-          />
-          <ErrorMessage error={patches.error} onRetry={patches.reload} />
-          {patches.loading && !patches.data ? <Loading what="Loading patches" /> : (
-            <PatchList patches={list} onChange={replace} onImported={(p) => patches.setData([...list, p])}
-              onDelete={(id) => patches.setData(list.filter((x) => x.id !== id))} />
-          )}
+          <PatchForm initialSae={params.get("sae")} initialFeatures={params.get("features") ?? ""} />
+          <ErrorMessage error={errorText(patches.error)} onRetry={() => void patches.refetch()} />
+          {patches.isPending ? <Loading what="Loading patches" /> : <PatchList patches={list} />}
         </div>
         <div>
           <section className="card" aria-labelledby="prompt-h">
@@ -99,12 +86,12 @@ export function PatchConsolePage() {
             <div className="row">
               <label htmlFor="topk">Top-k</label>
               <input id="topk" type="number" min={1} max={50} value={topK} className="num" onChange={(e) => setTopK(Number(e.target.value))} />
-              <button type="button" onClick={runRest} disabled={infer.busy || !text.trim()}>
-                {infer.busy ? "Running…" : "Compare now"}
+              <button type="button" onClick={runRest} disabled={infer.isPending || !text.trim()}>
+                {infer.isPending ? "Running…" : "Compare now"}
               </button>
               <span className="muted small">{status === "open" ? "live updates on" : "live updates paused (offline)"}</span>
             </div>
-            <ErrorMessage error={infer.error} />
+            <ErrorMessage error={errorText(infer.error)} />
             <ErrorMessage error={liveError && `Live update failed: ${liveError}`} />
             {result ? <LiveLogits result={result} latencyMs={latency} /> : <p className="muted">Edit the prompt or press “Compare now”.</p>}
           </section>

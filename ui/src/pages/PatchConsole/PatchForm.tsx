@@ -1,7 +1,7 @@
 import { useState } from "react";
-import { api } from "../../api/endpoints";
-import { useAction } from "../../api/useAsync";
-import type { Patch, PatchMode } from "../../api/types";
+import { errorText } from "../../api/errors";
+import { useCreatePatch } from "../../api/mutations";
+import type { PatchMode } from "../../api/types";
 import { SaePicker } from "../../components/SaePicker";
 import { ErrorMessage } from "../../components/Status";
 
@@ -34,24 +34,32 @@ export function parseFeatureList(s: string): number[] {
   return [...new Set(out)];
 }
 
-/** Create a patch (POST /api/patches) on one or several features of an SAE. */
-export function PatchForm({ initialSae, initialFeatures, onCreated }: { initialSae: string | null; initialFeatures: string; onCreated: (p: Patch) => void }) {
+/** Create a patch (POST /api/patches) on one or several features of an SAE; the cached patch list gains it. */
+export function PatchForm({ initialSae, initialFeatures }: { initialSae: string | null; initialFeatures: string }) {
   const [saeId, setSaeId] = useState<string | null>(initialSae);
   const [features, setFeatures] = useState(initialFeatures);
   const [mode, setMode] = useState<PatchMode>("ablate");
   const [strength, setStrength] = useState(DEFAULT_STRENGTH.ablate);
   const [name, setName] = useState("");
-  const create = useAction();
+  const create = useCreatePatch();
+  // a feature list that does not parse never reaches the server
+  const [inputError, setInputError] = useState<string | null>(null);
   return (
     <form
       className="card form-grid"
       aria-label="Create a patch"
-      onSubmit={async (e) => {
+      onSubmit={(e) => {
         e.preventDefault();
-        const p = await create.run(async () =>
-          api.createPatch({ sae_id: saeId!, features: parseFeatureList(features), mode, strength, name: name || undefined, enabled: true }),
-        );
-        if (p) onCreated(p);
+        let parsed: number[];
+        try {
+          parsed = parseFeatureList(features);
+        } catch (err) {
+          create.reset();
+          setInputError(errorText(err));
+          return;
+        }
+        setInputError(null);
+        create.mutate({ sae_id: saeId!, features: parsed, mode, strength, name: name || undefined, enabled: true });
       }}
     >
       <h2>New patch</h2>
@@ -72,8 +80,8 @@ export function PatchForm({ initialSae, initialFeatures, onCreated }: { initialS
         <label htmlFor="patch-name">Name (optional)</label>
         <input id="patch-name" value={name} onChange={(e) => setName(e.target.value)} />
       </div>
-      <button type="submit" disabled={create.busy || !saeId}>{create.busy ? "Creating…" : "Create patch"}</button>
-      <ErrorMessage error={create.error} />
+      <button type="submit" disabled={create.isPending || !saeId}>{create.isPending ? "Creating…" : "Create patch"}</button>
+      <ErrorMessage error={inputError ?? errorText(create.error)} />
     </form>
   );
 }

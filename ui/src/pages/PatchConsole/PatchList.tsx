@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from "react";
-import { api, downloadBlob } from "../../api/endpoints";
-import { useAction } from "../../api/useAsync";
+import { errorText } from "../../api/errors";
+import { useDeletePatch, useExportPatch, useImportPatch, useUpdatePatch } from "../../api/mutations";
 import type { Patch } from "../../api/types";
 import { useSocket } from "../../ws/context";
 import { ErrorMessage } from "../../components/Status";
@@ -13,10 +13,19 @@ export const RANGE: Record<Patch["mode"], [number, number, number]> = {
   adapter: [0, 2, 0.05],
 };
 
-/** One patch: enable toggle, live strength slider (WS set_strength; persisted by PATCH when idle), export, delete. */
-function PatchRow({ p, onChange, onDelete }: { p: Patch; onChange: (p: Patch) => void; onDelete: (id: string) => void }) {
+/**
+ * One patch: enable toggle, live strength slider (WS set_strength; persisted by PATCH when idle), export, delete.
+ * Each answer updates the cached patch list; the row shows the error of the last action it started.
+ */
+function PatchRow({ p }: { p: Patch }) {
   const socket = useSocket();
-  const act = useAction();
+  const update = useUpdatePatch();
+  const remove = useDeletePatch();
+  const exp = useExportPatch();
+  const ops = [update, remove, exp];
+  const busy = ops.some((o) => o.isPending);
+  const error = errorText(ops.find((o) => o.error)?.error);
+  const clearErrors = () => ops.forEach((o) => o.reset());
   const [strength, setStrength] = useState(p.strength);
   const persist = useRef<ReturnType<typeof setTimeout> | null>(null);
   useEffect(() => setStrength(p.strength), [p.strength]);
@@ -27,19 +36,19 @@ function PatchRow({ p, onChange, onDelete }: { p: Patch; onChange: (p: Patch) =>
     setStrength(v);
     socket.send({ type: "set_strength", patch_id: p.id, strength: v });
     if (persist.current) clearTimeout(persist.current);
-    persist.current = setTimeout(async () => {
-      const r = await act.run(() => api.updatePatch(p.id, { strength: v }));
-      if (r) onChange(r);
+    persist.current = setTimeout(() => {
+      clearErrors();
+      update.mutate({ id: p.id, body: { strength: v } });
     }, 500);
   };
   const id = `strength-${p.id}`;
   return (
     <li className="patch-row" data-testid="patch-row" data-patch-id={p.id}>
       <label className="check">
-        <input type="checkbox" checked={p.enabled} disabled={act.busy}
-          onChange={async (e) => {
-            const r = await act.run(() => api.updatePatch(p.id, { enabled: e.target.checked }));
-            if (r) onChange(r);
+        <input type="checkbox" checked={p.enabled} disabled={busy}
+          onChange={(e) => {
+            clearErrors();
+            update.mutate({ id: p.id, body: { enabled: e.target.checked } });
           }} />
         <strong>{p.name}</strong>
       </label>
@@ -56,53 +65,48 @@ function PatchRow({ p, onChange, onDelete }: { p: Patch; onChange: (p: Patch) =>
           onChange={(e) => move(Number(e.target.value))} />
       </div>
       <div className="row">
-        <button type="button" onClick={() => act.run(async () => {
-          const { blob, filename } = await api.exportPatch(p.id, "peft");
-          downloadBlob(blob, filename);
-        })} disabled={!p.exportable_as_peft}
+        <button type="button" onClick={() => {
+          clearErrors();
+          exp.mutate({ id: p.id, format: "peft" });
+        }} disabled={!p.exportable_as_peft}
           title={p.exportable_as_peft ? undefined : "not an exact weight delta (clamp): export the native format"}>
           Export PEFT
         </button>
-        <button type="button" onClick={() => act.run(async () => {
-          const { blob, filename } = await api.exportPatch(p.id, "native");
-          downloadBlob(blob, filename);
-        })}>Export native</button>
-        <button type="button" className="danger" onClick={async () => {
-          if (await act.run(() => api.deletePatch(p.id).then(() => true))) onDelete(p.id);
+        <button type="button" onClick={() => {
+          clearErrors();
+          exp.mutate({ id: p.id, format: "native" });
+        }}>Export native</button>
+        <button type="button" className="danger" onClick={() => {
+          clearErrors();
+          remove.mutate(p.id);
         }}>Delete</button>
       </div>
-      <ErrorMessage error={act.error} />
+      <ErrorMessage error={error} />
     </li>
   );
 }
 
-export function PatchList({ patches, onChange, onDelete, onImported }: {
-  patches: Patch[];
-  onChange: (p: Patch) => void;
-  onDelete: (id: string) => void;
-  onImported: (p: Patch) => void;
-}) {
-  const imp = useAction();
+/** The patches, one row each, and the adapter import (POST /api/patches/import adds to the cached list). */
+export function PatchList({ patches }: { patches: Patch[] }) {
+  const imp = useImportPatch();
   const file = useRef<HTMLInputElement>(null);
   return (
     <section className="card" aria-labelledby="patches-h">
       <h2 id="patches-h">Patches</h2>
       {patches.length === 0 ? <p className="muted">No patches yet.</p> : (
         <ul className="patch-list">
-          {patches.map((p) => <PatchRow key={p.id} p={p} onChange={onChange} onDelete={onDelete} />)}
+          {patches.map((p) => <PatchRow key={p.id} p={p} />)}
         </ul>
       )}
       <div className="row">
         <label htmlFor="patch-import">Import adapter (.zip)</label>
         <input id="patch-import" ref={file} type="file" accept=".zip,.json,.safetensors" />
-        <button type="button" disabled={imp.busy} onClick={async () => {
+        <button type="button" disabled={imp.isPending} onClick={() => {
           const f = file.current?.files?.[0];
-          if (!f) return;
-          const p = await imp.run(() => api.importPatch(f));
-          if (p) onImported(p);
-        }}>{imp.busy ? "Importing…" : "Import"}</button>
+          if (f) imp.mutate(f);
+        }}>{imp.isPending ? "Importing…" : "Import"}</button>
       </div>
-      <ErrorMessage error={imp.error} />
+      <ErrorMessage error={errorText(imp.error)} />
     </section>
   );
 }

@@ -1,8 +1,9 @@
 import { useMemo, useState } from "react";
 import { useNavigate, useSearchParams } from "react-router";
 import * as d3 from "d3";
-import { api, downloadBlob } from "../../api/endpoints";
-import { useAction } from "../../api/useAsync";
+import { downloadBlob } from "../../api/endpoints";
+import { errorText } from "../../api/errors";
+import { useProvenance } from "../../api/mutations";
 import type { ProvenanceGraphData } from "../../api/types";
 import { SaePicker } from "../../components/SaePicker";
 import { ErrorMessage } from "../../components/Status";
@@ -19,20 +20,19 @@ export function ProvenancePage() {
   const [prompt, setPrompt] = useState("");
   const [graph, setGraph] = useState<ProvenanceGraphData | null>(null);
   const [threshold, setThreshold] = useState(0);
-  const load = useAction();
+  const load = useProvenance();
   const maxW = useMemo(() => d3.max(graph?.edges ?? [], (e) => Math.abs(e.weight)) ?? 0, [graph]);
 
-  const submit = async (e: React.FormEvent) => {
+  const submit = (e: React.FormEvent) => {
     e.preventDefault();
     if (!saeId) return;
     setParams({ sae: saeId, feature }, { replace: true });
-    const g = await load.run(() =>
-      api.provenance({ sae_id: saeId, feature: Number(feature), depth, top_k: topK, prompt: prompt || undefined }),
-    );
-    if (g) {
-      setGraph(g);
-      setThreshold(0);
-    }
+    load.mutate({ sae_id: saeId, feature: Number(feature), depth, top_k: topK, prompt: prompt || undefined }, {
+      onSuccess: (g) => {
+        setGraph(g);
+        setThreshold(0);
+      },
+    });
   };
 
   return (
@@ -56,8 +56,8 @@ export function ProvenancePage() {
           <label htmlFor="prov-prompt">Prompt (optional: adds attribution and validation)</label>
           <input id="prov-prompt" value={prompt} onChange={(e) => setPrompt(e.target.value)} />
         </div>
-        <button type="submit" disabled={load.busy || !saeId || feature === ""}>{load.busy ? "Tracing…" : "Trace"}</button>
-        <ErrorMessage error={load.error} />
+        <button type="submit" disabled={load.isPending || !saeId || feature === ""}>{load.isPending ? "Tracing…" : "Trace"}</button>
+        <ErrorMessage error={errorText(load.error)} />
       </form>
       {graph && (
         <section className="card" aria-labelledby="graph-h">

@@ -1,6 +1,7 @@
 import { useRef, useState } from "react";
-import { api } from "../../api/endpoints";
-import { useAction, useAsync } from "../../api/useAsync";
+import { errorText } from "../../api/errors";
+import { useStartTraining, useUploadCorpus } from "../../api/mutations";
+import { useCorpora } from "../../api/queries";
 import type { Architecture, HookKind, TrainingRequest } from "../../api/types";
 import { ErrorMessage } from "../../components/Status";
 import { parseLayers } from "./trainData";
@@ -22,9 +23,9 @@ interface FormState {
 
 /** Start a training run (POST /api/training); corpus upload via POST /api/corpora. */
 export function TrainForm({ nLayers, onStarted }: { nLayers: number | null; onStarted: (runId: string) => void }) {
-  const corpora = useAsync(() => api.listCorpora(), []);
-  const start = useAction();
-  const upload = useAction();
+  const corpora = useCorpora();
+  const start = useStartTraining();
+  const upload = useUploadCorpus();
   const fileRef = useRef<HTMLInputElement>(null);
   const [f, setF] = useState<FormState>({
     layers: "6", hook: "resid_post", architecture: "topk", d_sae: 4608, k: 32, l1_coefficient: 5,
@@ -34,7 +35,7 @@ export function TrainForm({ nLayers, onStarted }: { nLayers: number | null; onSt
   const usesK = f.architecture === "topk" || f.architecture === "batchtopk";
   const layerSpec = parseLayers(f.layers);
 
-  const submit = async (e: React.FormEvent) => {
+  const submit = (e: React.FormEvent) => {
     e.preventDefault();
     if (!layerSpec) return;
     const body: TrainingRequest = {
@@ -42,19 +43,18 @@ export function TrainForm({ nLayers, onStarted }: { nLayers: number | null; onSt
       batch_size: f.batch_size, corpus: f.corpus,
       ...(usesK ? { k: f.k } : { l1_coefficient: f.l1_coefficient }),
     };
-    const res = await start.run(() => api.startTraining(body));
-    if (res) onStarted(res.run_id);
+    start.mutate(body, { onSuccess: (res) => onStarted(res.run_id) });
   };
 
-  const onUpload = async () => {
+  const onUpload = () => {
     const file = fileRef.current?.files?.[0];
     if (!file) return;
-    const c = await upload.run(() => api.uploadCorpus(file));
-    if (c) {
-      corpora.reload();
-      set("corpus", c.id);
-      if (fileRef.current) fileRef.current.value = "";
-    }
+    upload.mutate(file, {
+      onSuccess: (c) => {
+        set("corpus", c.id);
+        if (fileRef.current) fileRef.current.value = "";
+      },
+    });
   };
 
   const num = (k: "d_sae" | "k" | "l1_coefficient" | "total_tokens" | "batch_size") =>
@@ -119,14 +119,14 @@ export function TrainForm({ nLayers, onStarted }: { nLayers: number | null; onSt
         <label htmlFor="t-upload">Upload corpus (.txt, .jsonl, .parquet)</label>
         <span className="row">
           <input id="t-upload" ref={fileRef} type="file" accept=".txt,.jsonl,.parquet" />
-          <button type="button" onClick={onUpload} disabled={upload.busy}>
-            {upload.busy ? "Uploading…" : "Upload"}
+          <button type="button" onClick={onUpload} disabled={upload.isPending}>
+            {upload.isPending ? "Uploading…" : "Upload"}
           </button>
         </span>
       </div>
-      <ErrorMessage error={corpora.error ?? upload.error} />
-      <button type="submit" disabled={start.busy || !layerSpec}>{start.busy ? "Starting…" : "Start training"}</button>
-      <ErrorMessage error={start.error} />
+      <ErrorMessage error={errorText(corpora.error ?? upload.error)} />
+      <button type="submit" disabled={start.isPending || !layerSpec}>{start.isPending ? "Starting…" : "Start training"}</button>
+      <ErrorMessage error={errorText(start.error)} />
     </form>
   );
 }

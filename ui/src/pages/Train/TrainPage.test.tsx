@@ -39,6 +39,28 @@ describe("TrainPage", () => {
     expect(screen.getByTestId("run-stats")).toHaveTextContent("ETA 8s");
   });
 
+  it("reloads the run list and the run when the socket says the run finished", async () => {
+    let now: TrainingRunDetail = run;
+    const { calls } = stubFetch({
+      "GET /api/model": () => [200, { status: "ready", n_layers: 2 }],
+      "GET /api/corpora": () => [200, []],
+      "GET /api/training": () => [200, [now]],
+      "GET /api/training/r1": () => [200, now],
+    });
+    const { ws } = renderPage(<TrainPage />, { path: "/train", route: "/train" });
+    act(() => ws().serverOpen());
+    expect(await screen.findByTestId("run-view")).toHaveAttribute("data-status", "running");
+    expect(screen.queryByTestId("final-metrics")).toBeNull();
+    const lists = calls.filter((c) => c.url.pathname === "/api/training").length;
+    now = { ...run, status: "done", sae_ids: ["s9"], metrics: { held_out_fvu: 0.125, l0: 4, dead_fraction: 0 } };
+    act(() => ws().serverSend({ type: "training_done", run_id: "r1", sae_ids: ["s9"] }));
+    await waitFor(() => expect(screen.getByTestId("run-view")).toHaveAttribute("data-status", "done"));
+    expect(screen.getByTestId("final-metrics")).toHaveTextContent("0.125");
+    expect(screen.getByTestId("sae-link")).toHaveAttribute("href", "/features/s9");
+    expect(calls.filter((c) => c.url.pathname === "/api/training").length).toBe(lists + 1);
+    expect(screen.getAllByTestId("run-row")[0]).toHaveTextContent("done");
+  });
+
   it("sends several layers as a list", () => {
     expect(parseLayers("3")).toEqual({ layer: 3 });
     expect(parseLayers("0, 1,2")).toEqual({ layers: [0, 1, 2] });

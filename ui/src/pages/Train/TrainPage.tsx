@@ -1,7 +1,8 @@
 import { useMemo, useState } from "react";
-import { api } from "../../api/endpoints";
-import { useAction, useAsync } from "../../api/useAsync";
-import type { TrainingProgress, TrainingRun } from "../../api/types";
+import { errorText } from "../../api/errors";
+import { useRunAction } from "../../api/mutations";
+import { useModel, useRun, useRuns } from "../../api/queries";
+import type { TrainingProgress } from "../../api/types";
 import { useResync, useServerMessages } from "../../ws/context";
 import { ErrorMessage, Loading } from "../../components/Status";
 import { TrainForm } from "./TrainForm";
@@ -14,17 +15,22 @@ interface Live {
   points: ChartPoint[];
 }
 
-const newestFirst = (runs: TrainingRun[]) => [...runs].sort((a, b) => b.created_at - a.created_at);
-
+/**
+ * Start runs, follow the current one live, browse the history. The run list and the run's detail are REST
+ * answers in the query cache (socketSync.ts reloads them when a run starts, leaves the queue or ends); the live
+ * progress and chart points between those answers come from training_progress messages and live here.
+ */
 export function TrainPage() {
-  const model = useAsync(() => api.getModel().catch(() => null), []);
-  const runs = useAsync(async () => newestFirst(await api.listRuns()), []);
+  // without the model the form still works; it just cannot say how many layers there are
+  const model = useModel();
+  const runs = useRuns();
   const [chosen, setChosen] = useState<string | null>(null);
   const current =
     chosen ?? runs.data?.find((r) => r.status === "running")?.id ?? runs.data?.[0]?.id ?? null;
-  const detail = useAsync(() => api.getRun(current!), [current], current != null);
+  const detail = useRun(current);
   const [live, setLive] = useState<Record<string, Live>>({});
-  const action = useAction();
+  const cancel = useRunAction("cancel");
+  const resume = useRunAction("resume");
 
   useServerMessages("training_progress", (m) => {
     const { point, progress } = fromMessage(m);
@@ -33,22 +39,9 @@ export function TrainPage() {
       const points = old.length && old[old.length - 1].step === point.step ? old : [...old, point];
       return { ...prev, [m.run_id]: { progress, points } };
     });
-    const known = runs.data?.find((r) => r.id === m.run_id);
-    if (!known) runs.reload();
-    else if (m.run_id === current && detail.data && detail.data.status === "queued") detail.reload();
   });
-  const finished = (runId: string) => {
-    runs.reload();
-    if (runId === current) detail.reload();
-  };
-  useServerMessages("training_done", (m) => finished(m.run_id));
-  useServerMessages("training_failed", (m) => finished(m.run_id));
-  useServerMessages("training_cancelled", (m) => finished(m.run_id));
-  useResync(() => {
-    setLive({});
-    runs.reload();
-    if (current) detail.reload();
-  });
+  // progress sent while the socket was down is lost: the reloaded REST state replaces it
+  useResync(() => setLive({}));
 
   const run = (detail.data?.id === current ? detail.data : undefined) ?? runs.data?.find((r) => r.id === current);
   const history = useMemo(() => {
@@ -71,40 +64,27 @@ export function TrainPage() {
     [runs.data, live],
   );
 
-  const act = async (fn: (id: string) => Promise<unknown>) => {
-    if (!current) return;
-    await action.run(() => fn(current));
-    runs.reload();
-    detail.reload();
-  };
-
   return (
     <div className="page train-page">
       <h1>Train</h1>
-      <TrainForm
-        nLayers={model.data?.n_layers ?? null}
-        onStarted={(id) => {
-          setChosen(id);
-          runs.reload();
-        }}
-      />
+      <TrainForm nLayers={model.data?.n_layers ?? null} onStarted={setChosen} />
       {shownRun && progress ? (
         <RunView
           run={shownRun}
           progress={progress}
           history={history}
-          busy={action.busy}
-          error={action.error ?? detail.error}
-          onCancel={() => act(api.cancelRun)}
-          onResume={() => act(api.resumeRun)}
+          busy={cancel.isPending || resume.isPending}
+          error={errorText(cancel.error ?? resume.error ?? detail.error)}
+          onCancel={() => current && cancel.mutate(current)}
+          onResume={() => current && resume.mutate(current)}
         />
-      ) : current && detail.loading ? (
+      ) : current && detail.isPending ? (
         <Loading what="Loading run" />
       ) : null}
       <section className="card" aria-labelledby="hist-h">
         <h2 id="hist-h">Run history</h2>
-        <ErrorMessage error={runs.error} onRetry={runs.reload} />
-        {runs.data ? <RunHistory runs={historyRows} selected={current} onSelect={setChosen} /> : runs.loading && <Loading what="Loading runs" />}
+        <ErrorMessage error={errorText(runs.error)} onRetry={() => void runs.refetch()} />
+        {runs.data ? <RunHistory runs={historyRows} selected={current} onSelect={setChosen} /> : runs.isPending && <Loading what="Loading runs" />}
       </section>
     </div>
   );

@@ -1,0 +1,195 @@
+import { useMutation, useQueryClient, type QueryClient } from "@tanstack/react-query";
+import { api, downloadBlob } from "./endpoints";
+import { queryKeys } from "./queryKeys";
+import type * as T from "./types";
+
+/**
+ * Everything the pages ask the server to do, one hook per action (TanStack Query mutations: `isPending` while
+ * it runs, `error` until the next try; never retried). A mutation writes the server's answer into the cache
+ * where it is the new state of a cached resource, and invalidates the keys whose server state it changed.
+ *
+ * Computations the user asks for (inference, generation, contrast, provenance, effect checks, activations on
+ * a text) are mutations too: they run when asked, are not cached, and change no other key.
+ */
+
+/** Replace one patch in the cached list with the server's answer. */
+function putPatch(qc: QueryClient, p: T.Patch) {
+  qc.setQueryData<T.Patch[]>(queryKeys.patches(), (list) => list?.map((x) => (x.id === p.id ? p : x)));
+}
+
+/** Add a new patch to the cached list at once, then ask the server for the list it keeps. */
+function addPatch(qc: QueryClient, p: T.Patch) {
+  qc.setQueryData<T.Patch[]>(queryKeys.patches(), (list) => (list ? [...list.filter((x) => x.id !== p.id), p] : list));
+  return qc.invalidateQueries({ queryKey: queryKeys.patches() });
+}
+
+// ---------- model, corpora ----------
+
+/** POST /api/model: the cached model shows "loading" while it runs, the server's answer after. */
+export function useLoadModel() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (body: T.LoadModelRequest) => api.loadModel(body),
+    onMutate: async (body) => {
+      await qc.cancelQueries({ queryKey: queryKeys.model() });
+      qc.setQueryData<T.ModelInfo>(queryKeys.model(), (m) => (m ? { ...m, status: "loading", requested: body.name } : m));
+    },
+    onSuccess: (info) => {
+      qc.setQueryData(queryKeys.model(), info);
+      // which patches apply and what the health line says depend on the model
+      void qc.invalidateQueries({ queryKey: queryKeys.health() });
+      void qc.invalidateQueries({ queryKey: queryKeys.patches() });
+    },
+    onError: () => qc.invalidateQueries({ queryKey: queryKeys.model() }),
+  });
+}
+
+export function useUploadCorpus() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (file: File) => api.uploadCorpus(file),
+    onSuccess: () => qc.invalidateQueries({ queryKey: queryKeys.corpora() }),
+  });
+}
+
+// ---------- training ----------
+
+export function useStartTraining() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (body: T.TrainingRequest) => api.startTraining(body),
+    onSuccess: () => qc.invalidateQueries({ queryKey: queryKeys.runs.list() }),
+  });
+}
+
+/** Cancel or resume a run; the run list and its detail are read again either way. */
+export function useRunAction(action: "cancel" | "resume") {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (runId: string) => (action === "cancel" ? api.cancelRun(runId) : api.resumeRun(runId)),
+    onSettled: () => qc.invalidateQueries({ queryKey: queryKeys.runs.all() }),
+  });
+}
+
+// ---------- SAEs, analysis, features ----------
+
+export function useImportSae() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (file: File) => api.importSae(file),
+    onSuccess: () => qc.invalidateQueries({ queryKey: queryKeys.saes() }),
+  });
+}
+
+/** GET /api/saes/{id}/export, saved through the browser's download. */
+export function useExportSae() {
+  return useMutation({
+    mutationFn: async (saeId: string) => {
+      const { blob, filename } = await api.exportSae(saeId);
+      downloadBlob(blob, filename);
+    },
+  });
+}
+
+export function useStartAnalysis(saeId: string) {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (body: T.AnalysisRequest | null) => api.startAnalysis(saeId, body),
+    onSuccess: (status) => qc.setQueryData(queryKeys.sae.analysis(saeId), status),
+  });
+}
+
+/** PATCH a feature's label, notes or star: the detail takes the answer, the listings (labels, stars) reload. */
+export function useUpdateFeature(saeId: string) {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: ({ index, body }: { index: number; body: T.FeatureUpdate }) => api.updateFeature(saeId, index, body),
+    onSuccess: (f) => {
+      qc.setQueryData(queryKeys.sae.feature(saeId, f.index), f);
+      return qc.invalidateQueries({ queryKey: queryKeys.sae.featureLists(saeId) });
+    },
+  });
+}
+
+export function useActivations(saeId: string) {
+  return useMutation({ mutationFn: (body: T.ActivationsRequest) => api.activations(saeId, body) });
+}
+
+export function useContrast() {
+  return useMutation({
+    mutationFn: ({ saeId, body }: { saeId: string; body: T.ContrastRequest }) => api.contrast(saeId, body),
+  });
+}
+
+/** One patch over the chosen contrast features; the patch list gains it. */
+export function useContrastPatch() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: ({ saeId, body }: { saeId: string; body: T.ContrastPatchRequest }) => api.contrastPatch(saeId, body),
+    onSuccess: (p) => addPatch(qc, p),
+  });
+}
+
+// ---------- patches ----------
+
+export function useCreatePatch() {
+  const qc = useQueryClient();
+  return useMutation({ mutationFn: (body: T.PatchCreate) => api.createPatch(body), onSuccess: (p) => addPatch(qc, p) });
+}
+
+/** PATCH one patch (enable, strength): its answer replaces it in the list; the others do not change. */
+export function useUpdatePatch() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: ({ id, body }: { id: string; body: T.PatchUpdate }) => api.updatePatch(id, body),
+    onSuccess: (p) => putPatch(qc, p),
+  });
+}
+
+export function useDeletePatch() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (id: string) => api.deletePatch(id),
+    onSuccess: (_void, id) => {
+      qc.setQueryData<T.Patch[]>(queryKeys.patches(), (list) => list?.filter((x) => x.id !== id));
+      return qc.invalidateQueries({ queryKey: queryKeys.patches() });
+    },
+  });
+}
+
+export function useImportPatch() {
+  const qc = useQueryClient();
+  return useMutation({ mutationFn: (file: File) => api.importPatch(file), onSuccess: (p) => addPatch(qc, p) });
+}
+
+/** GET /api/patches/{id}/export in PEFT or the native format, saved through the browser's download. */
+export function useExportPatch() {
+  return useMutation({
+    mutationFn: async ({ id, format }: { id: string; format: "peft" | "native" }) => {
+      const { blob, filename } = await api.exportPatch(id, format);
+      downloadBlob(blob, filename);
+    },
+  });
+}
+
+/** Evaluate one patch on several text sets at once; the answers come back in the order of `requests`. */
+export function useEvaluatePatch() {
+  return useMutation({
+    mutationFn: ({ patchId, requests }: { patchId: string; requests: T.EvaluateRequest[] }) =>
+      Promise.all(requests.map((body) => api.evaluatePatch(patchId, body))),
+  });
+}
+
+// ---------- inference, provenance ----------
+
+export function useInference() {
+  return useMutation({ mutationFn: (body: T.InferenceRequest) => api.inference(body) });
+}
+
+export function useGenerate() {
+  return useMutation({ mutationFn: (body: T.GenerateRequest) => api.generate(body) });
+}
+
+export function useProvenance() {
+  return useMutation({ mutationFn: (q: T.ProvenanceQuery) => api.provenance(q) });
+}

@@ -1,0 +1,81 @@
+import { useInfiniteQuery, useQuery } from "@tanstack/react-query";
+import { api } from "./endpoints";
+import { queryKeys } from "./queryKeys";
+import type { FeatureSort, TrainingRun } from "./types";
+
+/**
+ * Server state the pages read, one hook per resource (TanStack Query). The cache is kept current by the
+ * mutations in mutations.ts (they write or invalidate the keys they change) and by socketSync.ts (server
+ * events and reconnects). Errors are ApiError / TypeError: show them with errorText().
+ *
+ * Resources that change while a page shows them without a server event per change (a running training run, a
+ * running analysis) are never fresh (staleTime 0): a page that mounts asks the server again, as it did before
+ * the cache, and the socket streams the rest. Everything else uses the client's default staleTime.
+ */
+
+export function useHealth() {
+  return useQuery({ queryKey: queryKeys.health(), queryFn: () => api.health() });
+}
+
+export function useModel() {
+  return useQuery({ queryKey: queryKeys.model(), queryFn: () => api.getModel() });
+}
+
+export function useCorpora() {
+  return useQuery({ queryKey: queryKeys.corpora(), queryFn: () => api.listCorpora() });
+}
+
+const newestFirst = (runs: TrainingRun[]) => [...runs].sort((a, b) => b.created_at - a.created_at);
+
+/** All training runs, newest first (the cache keeps the server's order). */
+export function useRuns() {
+  return useQuery({ queryKey: queryKeys.runs.list(), queryFn: () => api.listRuns(), select: newestFirst, staleTime: 0 });
+}
+
+/** One run with its config, metrics and metric history; idle while `runId` is null. */
+export function useRun(runId: string | null) {
+  return useQuery({
+    queryKey: queryKeys.runs.detail(runId ?? ""),
+    queryFn: () => api.getRun(runId!),
+    enabled: runId != null,
+    staleTime: 0,
+  });
+}
+
+export function useSaes() {
+  return useQuery({ queryKey: queryKeys.saes(), queryFn: () => api.listSaes() });
+}
+
+export function useAnalysisStatus(saeId: string) {
+  return useQuery({ queryKey: queryKeys.sae.analysis(saeId), queryFn: () => api.analysisStatus(saeId), staleTime: 0 });
+}
+
+/** the server caps a page at 500 */
+export const FEATURE_PAGE = 500;
+
+/**
+ * The features of an SAE for one (sort, q), as an infinite query of pages of FEATURE_PAGE
+ * (GET .../features?offset&limit&sort&q). Idle while `saeId` is undefined. `hasNextPage` is false once a page
+ * reaches `total` or comes back empty.
+ */
+export function useFeaturePages(saeId: string | undefined, sort: FeatureSort, q: string) {
+  return useInfiniteQuery({
+    queryKey: queryKeys.sae.featureList(saeId ?? "", sort, q),
+    queryFn: ({ pageParam, signal }) =>
+      api.listFeatures(saeId!, { offset: pageParam, limit: FEATURE_PAGE, sort, q: q || undefined }, signal),
+    initialPageParam: 0,
+    getNextPageParam: (last, _all, lastOffset) => {
+      const next = lastOffset + last.items.length;
+      return last.items.length === 0 || next >= last.total ? undefined : next;
+    },
+    enabled: !!saeId,
+  });
+}
+
+export function useFeature(saeId: string, index: number) {
+  return useQuery({ queryKey: queryKeys.sae.feature(saeId, index), queryFn: () => api.getFeature(saeId, index) });
+}
+
+export function usePatches() {
+  return useQuery({ queryKey: queryKeys.patches(), queryFn: () => api.listPatches() });
+}

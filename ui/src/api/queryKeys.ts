@@ -1,0 +1,39 @@
+import type { FeatureSort } from "./types";
+
+/**
+ * Every TanStack Query key of the app, one function per resource, so that invalidation (after a mutation, on a
+ * WebSocket event, after a reconnect) names the same keys the hooks in queries.ts read.
+ *
+ * Keys are hierarchical: invalidating a prefix invalidates everything under it. The roots are separate on
+ * purpose: `["saes"]` is the SAE list only, while everything about one SAE lives under `["sae", id]`, so a new
+ * SAE (training_done) does not refetch every feature page, and a finished analysis does not refetch the list.
+ */
+export const queryKeys = {
+  health: () => ["health"] as const,
+  model: () => ["model"] as const,
+  corpora: () => ["corpora"] as const,
+
+  runs: {
+    /** the run list and every run detail */
+    all: () => ["runs"] as const,
+    list: () => ["runs", "list"] as const,
+    detail: (runId: string) => ["runs", "detail", runId] as const,
+  },
+
+  /** the list of registered SAEs (trained and imported) */
+  saes: () => ["saes"] as const,
+
+  sae: {
+    /** everything about one SAE: analysis status, feature pages, feature details */
+    all: (saeId: string) => ["sae", saeId] as const,
+    analysis: (saeId: string) => ["sae", saeId, "analysis"] as const,
+    /** every (sort, q) listing of the SAE's features */
+    featureLists: (saeId: string) => ["sae", saeId, "features"] as const,
+    featureList: (saeId: string, sort: FeatureSort, q: string) => ["sae", saeId, "features", { sort, q }] as const,
+    /** every feature detail of the SAE */
+    features: (saeId: string) => ["sae", saeId, "feature"] as const,
+    feature: (saeId: string, index: number) => ["sae", saeId, "feature", index] as const,
+  },
+
+  patches: () => ["patches"] as const,
+};

@@ -1,0 +1,86 @@
+import { useEffect } from "react";
+import { useQueryClient, type QueryClient } from "@tanstack/react-query";
+import { useSocket } from "../ws/context";
+import type { WorkbenchSocket } from "../ws/socket";
+import type { ServerMessage } from "../ws/messages";
+import { queryKeys } from "./queryKeys";
+import type { AnalysisStatus, ModelInfo, TrainingRun, TrainingRunDetail } from "./types";
+
+/**
+ * What each server event changes in the query cache. Invalidation marks the keys stale and refetches those a
+ * mounted component reads; the others are read again when a page next mounts.
+ *
+ * - training_progress: the run list when it does not know the run yet; the run's detail while it says "queued"
+ *   (the live numbers themselves stay in the Train page: the socket streams them, the cache holds REST answers)
+ * - training_done / _failed / _cancelled: the run list, every run detail, the SAE list (a run registers SAEs)
+ * - analysis_progress: the SAE's cached analysis status says "running"
+ * - analysis_done: the SAE's analysis status; when it finished ("done") also its feature listings and details
+ * - model_loaded: the model, the health line, the SAE list and the patches (which apply to the new model)
+ * - hello (every connect): the model, when the server's model status differs from the cached one
+ */
+export function applyServerMessage(client: QueryClient, msg: ServerMessage): void {
+  // a stream of events may arrive while a refetch runs: let it finish instead of restarting it each time
+  const invalidate = (queryKey: readonly unknown[]) => void client.invalidateQueries({ queryKey }, { cancelRefetch: false });
+  switch (msg.type) {
+    case "training_progress": {
+      const runs = client.getQueryData<TrainingRun[]>(queryKeys.runs.list());
+      if (!runs?.some((r) => r.id === msg.run_id)) invalidate(queryKeys.runs.list());
+      const detail = client.getQueryData<TrainingRunDetail>(queryKeys.runs.detail(msg.run_id));
+      if (detail?.status === "queued") invalidate(queryKeys.runs.detail(msg.run_id));
+      return;
+    }
+    case "training_done":
+    case "training_failed":
+    case "training_cancelled":
+      invalidate(queryKeys.runs.all());
+      invalidate(queryKeys.saes());
+      return;
+    case "analysis_progress": {
+      const key = queryKeys.sae.analysis(msg.sae_id);
+      const status = client.getQueryData<AnalysisStatus>(key);
+      if (status && status.status !== "running") client.setQueryData<AnalysisStatus>(key, { ...status, status: "running" });
+      return;
+    }
+    case "analysis_done":
+      invalidate(queryKeys.sae.analysis(msg.sae_id));
+      if (msg.status === "done") {
+        invalidate(queryKeys.sae.featureLists(msg.sae_id));
+        invalidate(queryKeys.sae.features(msg.sae_id));
+      }
+      return;
+    case "model_loaded":
+      invalidate(queryKeys.model());
+      invalidate(queryKeys.health());
+      invalidate(queryKeys.saes());
+      invalidate(queryKeys.patches());
+      return;
+    case "hello": {
+      const model = client.getQueryData<ModelInfo>(queryKeys.model());
+      if (model && model.status !== msg.model_status) invalidate(queryKeys.model());
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+/**
+ * Keep `client` in step with `socket`: each server message goes through applyServerMessage, and after every
+ * reconnect every query is invalidated (anything may have changed while the socket was down). Returns the
+ * function that stops it.
+ */
+export function syncQueriesWithSocket(socket: WorkbenchSocket, client: QueryClient): () => void {
+  const offMessages = socket.subscribe((msg) => applyServerMessage(client, msg));
+  const offResync = socket.onResync(() => void client.invalidateQueries());
+  return () => {
+    offMessages();
+    offResync();
+  };
+}
+
+/** syncQueriesWithSocket for the provided socket and QueryClient, for the lifetime of the calling component. */
+export function useSocketQuerySync(): void {
+  const socket = useSocket();
+  const client = useQueryClient();
+  useEffect(() => syncQueriesWithSocket(socket, client), [socket, client]);
+}
