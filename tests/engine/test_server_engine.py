@@ -1,6 +1,9 @@
 import io
 import json
 
+import pytest
+
+from interpretability_workbench.errors import NoModelError
 from interpretability_workbench.events import JobProgress
 
 
@@ -65,11 +68,12 @@ def test_no_model_loaded_gives_400(settings):
     st = WorkbenchState(settings)
     with TestClient(create_app(settings, st, load_model=False)) as c:
         assert c.get("/api/model").json()["status"] == "none"
+        r = c.post("/api/inference", json={"text": "hello"})
+        assert r.status_code == 400 and "POST /api/model" in r.json()["detail"]
     st.close()
-    try:
+    with pytest.raises(NoModelError) as e:
         st.require_model()
-    except Exception as e:  # noqa: BLE001
-        assert getattr(e, "status_code", None) == 400 and "POST /api/model" in e.detail
+    assert e.value.status_code == 400 and "POST /api/model" in e.value.detail
 
 
 def test_websocket_hello_ping_and_events(client, state):

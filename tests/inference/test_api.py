@@ -7,6 +7,9 @@ import zipfile
 import pytest
 from fastapi.testclient import TestClient
 
+from interpretability_workbench.model.hooks import forward_last_logits
+from interpretability_workbench.model.tokenize import encode_prompt
+
 from .conftest import PROMPTS, make_sae
 
 
@@ -77,10 +80,24 @@ def test_patch_crud_export_import_evaluate(client, state):
     assert r3.status_code == 201 and r3.json()["mode"] == "ablate" and r3.json()["sae_id"] == sid
     bad = client.post("/api/patches/import", files={"file": ("x.zip", b"not a zip", "application/zip")})
     assert bad.status_code == 422
+    client.patch(f"/api/patches/{p['id']}", json={"strength": 1.0})
     ev = client.post(f"/api/patches/{p['id']}/evaluate", json={"texts": PROMPTS[:2], "target_tokens": [" the", 5]})
     assert ev.status_code == 200, ev.text
     e = ev.json()
-    assert len(e["results"]) == 2 and len(e["target_ids"]) == 2 and 0 <= e["mean_before"] <= 1
+    assert len(e["results"]) == 2 and len(e["target_ids"]) == 2
+    # independent computation: full forwards of the original and the patched model, summed target probability
+    lm = state.lm
+    the = lm.tokenizer(" the", add_special_tokens=False)["input_ids"][0]
+    assert e["target_ids"] == [the, 5]
+    for text, res in zip(PROMPTS[:2], e["results"]):
+        ids = encode_prompt(lm, text)
+        with state.patches.using([]):
+            before = forward_last_logits(lm.model, ids)[0].softmax(-1)[[the, 5]].sum()
+        with state.patches.using([p["id"]]):
+            after = forward_last_logits(lm.model, ids)[0].softmax(-1)[[the, 5]].sum()
+        assert res["before"] == pytest.approx(float(before), abs=1e-6)
+        assert res["after"] == pytest.approx(float(after), abs=1e-6)
+    assert e["mean_before"] == pytest.approx(sum(r["before"] for r in e["results"]) / 2, abs=1e-9)
     assert client.delete(f"/api/patches/{p['id']}").status_code == 204
     assert client.get(f"/api/patches/{p['id']}").status_code == 404
 
@@ -101,7 +118,14 @@ def test_ws_live_logits(client, state, steer_patch):
         m = _next_logits(ws)
         assert m["type"] == "logits" and m["seq"] > first["seq"]
         assert m["kl"] == pytest.approx(0.0, abs=1e-9) and m["original"] == first["original"]
-        assert state.patches.get(steer_patch).strength == 0.0
+        assert state.patches.get(steer_patch).strength == 0.0  # live, in memory
+        stored = {c["id"]: c["strength"] for c in state.patches.repo.list()}
+        assert stored[steer_patch] != 0.0  # a slider tick does not write the database
+        ws.send_json({"type": "commit_strength", "patch_id": steer_patch})
+        ws.send_json({"type": "ping"})
+        while ws.receive_json()["type"] != "pong":
+            pass
+        assert {c["id"]: c["strength"] for c in state.patches.repo.list()}[steer_patch] == 0.0
         ws.send_json({"type": "set_strength", "patch_id": "patch_nope", "strength": 1.0})
         err = _next_logits(ws)
         assert err["type"] == "error" and err["status"] == 404
