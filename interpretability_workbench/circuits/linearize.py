@@ -43,8 +43,9 @@ class FrozenStats:
 
 
 class _Controller:
-    def __init__(self, mode: Mode, stats: FrozenStats, attn_layer: dict[int, int]) -> None:
+    def __init__(self, mode: Mode, norm_mode: Mode, stats: FrozenStats, attn_layer: dict[int, int]) -> None:
         self.mode = mode
+        self.norm_mode = norm_mode
         self.stats = stats
         self.attn_layer = attn_layer
 
@@ -59,11 +60,11 @@ class _Controller:
         return p.detach() if self.mode == "detach" else p
 
     def scale(self, path: str, s: Tensor) -> Tensor:
-        if self.mode == "freeze":
+        if self.norm_mode == "freeze":
             frozen = self.stats.norm_scales[path]
-            return frozen.expand(s.shape[0], *frozen.shape[1:])
+            return frozen.to(s.dtype).expand(s.shape[0], *frozen.shape[1:])
         self.stats.norm_scales[path] = s.detach()
-        return s.detach() if self.mode == "detach" else s
+        return s.detach() if self.norm_mode == "detach" else s
 
 
 _CURRENT: ContextVar[_Controller | None] = ContextVar("iwb_linearize", default=None)
@@ -160,7 +161,7 @@ class _NormHook:
             if b is not None:
                 h = h + b.float()
             new = h.to(actual.dtype)
-        if ctl.mode != "freeze":
+        if ctl.norm_mode != "freeze":
             self._check(new, actual, module)
         return new
 
@@ -196,23 +197,26 @@ def _attention_layers(model: nn.Module) -> dict[int, int]:
 
 @contextmanager
 def linearized(model: nn.Module, mode: Mode = "detach", stats: FrozenStats | None = None,
-               *, freeze_parameters: bool = True) -> Iterator[FrozenStats]:
+               *, norm_mode: Mode | None = None, freeze_parameters: bool = True) -> Iterator[FrozenStats]:
     """Run forwards of ``model`` with patterns and norm scales recorded, detached or frozen (see module doc).
 
+    ``mode`` applies to attention patterns and, unless ``norm_mode`` says otherwise, to norm scales.
     Yields the ``FrozenStats`` being recorded (``record``/``detach``) or replayed (``freeze``). With
     ``freeze_parameters`` the model's parameters stop requiring grad inside the block, so autograd
     records only the paths from the caller's own leaves.
     """
-    if mode not in ("record", "detach", "freeze"):
-        raise ValueError(f"mode must be record, detach or freeze, got {mode!r}")
-    if mode == "freeze" and stats is None:
+    norm_mode = norm_mode or mode
+    for m in (mode, norm_mode):
+        if m not in ("record", "detach", "freeze"):
+            raise ValueError(f"mode must be record, detach or freeze, got {m!r}")
+    if "freeze" in (mode, norm_mode) and stats is None:
         raise ValueError("freeze mode needs the FrozenStats of an earlier recording")
     stats = stats if stats is not None else FrozenStats()
     config = model.config  # type: ignore[attr-defined]
     old_impl = config._attn_implementation
     flags = [(p, p.requires_grad) for p in model.parameters()] if freeze_parameters else []
     handles = []
-    token = _CURRENT.set(_Controller(mode, stats, _attention_layers(model)))
+    token = _CURRENT.set(_Controller(mode, norm_mode, stats, _attention_layers(model)))
     try:
         for path, (mod, kind) in norm_modules(model).items():
             handles.append(mod.register_forward_hook(_NormHook(path, kind)))
