@@ -87,7 +87,7 @@ def _attention(module: nn.Module, query: Tensor, key: Tensor, value: Tensor, att
         scores = torch.tanh(scores / softcap) * softcap
     if attention_mask is not None:
         scores = scores + attention_mask[..., : key.shape[-2]]
-    p = torch.softmax(scores, dim=-1, dtype=torch.float32).to(value.dtype)
+    p = torch.softmax(scores, dim=-1, dtype=torch.promote_types(scores.dtype, torch.float32)).to(value.dtype)
     ctl = _CURRENT.get()
     if ctl is not None:
         p = ctl.pattern(module, p)
@@ -140,14 +140,14 @@ class _NormHook:
             return None
         x = args[0]
         actual = out[0] if isinstance(out, tuple) else out
-        xf = x.float()
+        xf = x.to(torch.promote_types(x.dtype, torch.float32))  # fp32 at least, fp64 kept
         eps = _eps(module)
         if self.kind == "rmsnorm":
-            s = ctl.scale(self.path, torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps))
-            h = xf * s
+            s_true = torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
             if self.gain_offset is None:
-                self.gain_offset = self._find_offset(module, h, actual)
-            w = module.weight.float() + self.gain_offset  # type: ignore[operator]
+                self.gain_offset = self._find_offset(module, xf * s_true, actual)
+            h = xf * ctl.scale(self.path, s_true)
+            w = module.weight.to(xf.dtype) + self.gain_offset  # type: ignore[operator]
             new = (w * h).to(actual.dtype)
         else:
             mu = xf.mean(-1, keepdim=True)
@@ -157,18 +157,18 @@ class _NormHook:
             w = getattr(module, "weight", None)
             b = getattr(module, "bias", None)
             if w is not None:
-                h = h * w.float()
+                h = h * w.to(xf.dtype)
             if b is not None:
-                h = h + b.float()
+                h = h + b.to(xf.dtype)
             new = h.to(actual.dtype)
         if ctl.norm_mode != "freeze":
             self._check(new, actual, module)
         return new
 
     def _find_offset(self, module: nn.Module, h: Tensor, actual: Tensor) -> float:
-        w = module.weight.detach().float()  # type: ignore[union-attr]
+        w = module.weight.detach().to(h.dtype)  # type: ignore[union-attr]
         for offset in (0.0, 1.0):
-            if torch.allclose((w + offset) * h.detach(), actual.detach().float(), atol=1e-4, rtol=1e-3):
+            if torch.allclose((w + offset) * h.detach(), actual.detach().to(h.dtype), atol=1e-4, rtol=1e-3):
                 return offset
         raise Invalid(f"norm {type(module).__name__} ({self.path}) is not an RMSNorm of a supported form")
 
