@@ -146,18 +146,15 @@ class _NormHook:
             s_true = torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
             if self.gain_offset is None:
                 self.gain_offset = self._find_offset(module, xf * s_true, actual)
-            h = xf * ctl.scale(self.path, s_true)
             w = module.weight.to(xf.dtype) + self.gain_offset  # type: ignore[operator]
-            new = (w * h).to(actual.dtype)
+            new = (xf * (w * ctl.scale(self.path, s_true))).to(actual.dtype)  # one multiply in the backward
         else:
             mu = xf.mean(-1, keepdim=True)
             c = xf - mu
             s = ctl.scale(self.path, torch.rsqrt(c.pow(2).mean(-1, keepdim=True) + eps))
-            h = c * s
             w = getattr(module, "weight", None)
             b = getattr(module, "bias", None)
-            if w is not None:
-                h = h * w.to(xf.dtype)
+            h = c * (s if w is None else w.to(xf.dtype) * s)
             if b is not None:
                 h = h + b.to(xf.dtype)
             new = h.to(actual.dtype)

@@ -175,7 +175,7 @@ def active_features(rec: PromptRecord, transcoders: Sequence[Transcoder | None],
 
 @torch.no_grad()
 def replacement_logits(model: nn.Module, transcoders: Transcoders, input_ids: Tensor,
-                       errors: Tensor | None = None) -> Tensor:
+                       errors: Tensor | None = None, attention_mask: Tensor | None = None) -> Tensor:
     """Logits ``[batch pos d_vocab]`` of ``input_ids [batch pos]`` with each MLP that has a transcoder
     replaced by it; ``errors [n_layers pos d_model]`` (from ``active_features`` of the same prompt, with
     ``zero_first_position=False``) are added to the transcoder outputs, which restores the original model."""
@@ -195,7 +195,53 @@ def replacement_logits(model: nn.Module, transcoders: Transcoders, input_ids: Te
     handles = [get_module(block, spec.mlp).register_forward_hook(hook(i, tc))
                for i, (block, tc) in enumerate(zip(get_layers(model), tcs)) if tc is not None]
     try:
-        return model(input_ids=input_ids, use_cache=False).logits
+        return model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
     finally:
         for h in handles:
             h.remove()
+
+
+class ReplacementCE(NamedTuple):
+    clean: float
+    """Next-token cross-entropy of the model (nats per token)."""
+    replaced: float
+    """With every MLP that has a transcoder replaced by it (no error terms)."""
+    ablated: float
+    """With those MLPs' outputs zeroed (the baseline)."""
+    recovered: float
+    """``(ablated - replaced) / (ablated - clean)``: 1 = the transcoders lose nothing, 0 = no better than
+    removing the MLPs."""
+
+
+def _next_token_ce(logits: Tensor, input_ids: Tensor, attention_mask: Tensor | None) -> float:
+    lp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    nll = -lp.gather(-1, input_ids[:, 1:, None])[..., 0]  # [batch pos-1]
+    mask = torch.ones_like(nll) if attention_mask is None else attention_mask[:, 1:].to(nll.dtype)
+    return float((nll * mask).sum() / mask.sum().clamp_min(1))
+
+
+@torch.no_grad()
+def replacement_ce(model: nn.Module, transcoders: Transcoders, input_ids: Tensor,
+                   attention_mask: Tensor | None = None) -> ReplacementCE:
+    """CE loss recovered with every MLP replaced at once, on ``input_ids [batch pos]``."""
+    if input_ids.ndim != 2 or input_ids.shape[1] < 2:
+        raise Invalid("give token ids [batch pos] with at least 2 positions")
+    tcs = layer_transcoders(model, transcoders)
+    spec = arch_for(model)
+    clean = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+    replaced = replacement_logits(model, tcs, input_ids, attention_mask=attention_mask)
+
+    def zero(_m: nn.Module, _a: tuple, out: Any) -> Tensor:
+        return torch.zeros_like(out[0] if isinstance(out, tuple) else out)
+
+    handles = [get_module(b, spec.mlp).register_forward_hook(zero)
+               for b, tc in zip(get_layers(model), tcs) if tc is not None]
+    try:
+        ablated = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+    finally:
+        for h in handles:
+            h.remove()
+    ce = [_next_token_ce(x, input_ids, attention_mask) for x in (clean, replaced, ablated)]
+    denom = ce[2] - ce[0]
+    recovered = (ce[2] - ce[1]) / denom if abs(denom) > 1e-12 else float("nan")
+    return ReplacementCE(ce[0], ce[1], ce[2], recovered)
