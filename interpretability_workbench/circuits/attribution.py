@@ -92,7 +92,8 @@ class _Sources:
         self.errors = feats.errors
         self.embeds = rec.embeds.detach()[0]
         d = self.embeds.shape[-1]
-        cols = torch.arange(n_active)
+        dev = self.embeds.device
+        cols = torch.arange(n_active, device=dev)
         self.dec_pad: list[Tensor | None] = []  # per layer [pos K d]
         self.col_pad: list[Tensor | None] = []  # per layer [pos*K] column (-1 = padding)
         for layer in range(n_layers):
@@ -104,11 +105,11 @@ class _Sources:
             pos = feats.pos[m]
             counts = torch.bincount(pos, minlength=n_pos)
             first = counts.cumsum(0) - counts  # features of one position are contiguous (sorted)
-            slot = torch.arange(pos.shape[0]) - first[pos]
+            slot = torch.arange(pos.shape[0], device=dev) - first[pos]
             k = int(counts.max())
             dec = feats.decoder.new_zeros(n_pos, k, d)
             dec[pos, slot] = feats.decoder[m]
-            col = torch.full((n_pos, k), -1, dtype=torch.long)
+            col = torch.full((n_pos, k), -1, dtype=torch.long, device=dev)
             col[pos, slot] = cols[m]
             self.dec_pad.append(dec.transpose(1, 2).contiguous())  # [pos d K]
             self.col_pad.append(col.reshape(-1))
@@ -137,6 +138,8 @@ def backward_rows(rec: PromptRecord, sources: _Sources, layers: Tensor, position
     ``(layers, positions)``; layer ``n_layers`` means the final-norm output (logit targets)."""
     n_layers = sources.n_layers
     batch = int(layers.shape[0])
+    dev = rec.embeds.device
+    layers, positions, vecs = layers.to(dev), positions.to(dev), vecs.to(dev)
     order = torch.argsort(layers, stable=True)
     pieces = []
     for layer in layers.unique().tolist():
@@ -146,7 +149,7 @@ def backward_rows(rec: PromptRecord, sources: _Sources, layers: Tensor, position
     values = torch.cat(pieces)  # rows in ``order``
     top = int(layers.max())
     below = [rec.mlp_nodes[layer] for layer in range(min(top, n_layers))]
-    grads = torch.autograd.grad(values, [*below, rec.embeds], grad_outputs=torch.eye(batch, dtype=values.dtype),
+    grads = torch.autograd.grad(values, [*below, rec.embeds], grad_outputs=torch.eye(batch, dtype=values.dtype, device=dev),
                                 is_grads_batched=True, retain_graph=True, allow_unused=True)
     rows = sources.contract(list(grads[:-1]), grads[-1], batch)
     out = torch.empty_like(rows)
@@ -193,6 +196,7 @@ def attribute(model: nn.Module, transcoders: Transcoders, input_ids: Tensor, *,
     t_logits = time.perf_counter() - t0 - t_forward
 
     st = n_logits
+    feat_layer = feats.layer.cpu()  # scheduling happens on the CPU
     visited = torch.zeros(n_active, dtype=torch.bool)
     n_visited = 0
     while n_visited < max_feats:
@@ -202,10 +206,11 @@ def attribute(model: nn.Module, transcoders: Transcoders, input_ids: Tensor, *,
             infl = partial_influences(edges[:st], targets.probabilities, row_to_node[:st])
             rank = torch.argsort(infl[:n_active], descending=True)
             pending = rank[~visited[rank]][:min(opts.update_interval * bs, max_feats - n_visited)]
-        pending = pending[torch.argsort(feats.layer[pending], stable=True)]  # few blocks per batch
+        pending = pending[torch.argsort(feat_layer[pending], stable=True)]  # few blocks per batch
         for c in range(0, pending.shape[0], bs):
             idx = pending[c:c + bs]
-            rows = backward_rows(rec, sources, feats.layer[idx], feats.pos[idx], feats.encoder[idx])
+            on = idx.to(feats.layer.device)
+            rows = backward_rows(rec, sources, feats.layer[on], feats.pos[on], feats.encoder[on])
             edges[st:st + idx.shape[0], :logit_offset] = rows.float().cpu()
             row_to_node[st:st + idx.shape[0]] = idx
             visited[idx] = True
