@@ -24,8 +24,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ..errors import Invalid
 from ..store.artifacts import atomic_write_bytes
 from .graph import AttributionGraph
@@ -128,10 +126,3 @@ def to_workbench_json(graph: AttributionGraph, prune: PruneResult | None = None)
         }
     return out
 
-
-def top_nodes(graph: AttributionGraph, prune: PruneResult, n: int = 20) -> list[int]:
-    """The ``n`` kept feature nodes with the lowest cumulative score (the most influential)."""
-    feats = torch.arange(graph.n_features)
-    kept = feats[prune.node_mask[:graph.n_features]]
-    order = torch.argsort(prune.cumulative_scores[kept])
-    return kept[order][:n].tolist()

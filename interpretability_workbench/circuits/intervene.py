@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from ..errors import Invalid
 from ..model.hook_map import arch_for, get_layers, get_module
 from .graph import AttributionGraph
-from .linearize import linearized
+from .linearize import FrozenStats, linearized
 from .prune import PruneResult
 from .replacement import Transcoders, layer_transcoders
 
@@ -54,7 +54,7 @@ class Target(NamedTuple):
 class _Clean(NamedTuple):
     x_in: list[Tensor]  # [pos d] per layer
     mlp_out: list[Tensor]  # [pos d]
-    stats: Any
+    stats: FrozenStats
 
 
 def _mlp_hooks(model: nn.Module, fns: dict[int, Any]) -> list:
@@ -147,7 +147,9 @@ def _run_rows(model: nn.Module, tcs: list, ids: Tensor, clean: _Clean, chunk: Se
 
     mode = "record" if freeze == "none" else "freeze"
     norm_mode = "freeze" if freeze == "direct" else "record"
-    with linearized(model, mode, clean.stats, norm_mode=norm_mode):  # type: ignore[arg-type]
+    # what is recorded goes into a fresh object: the clean recording stays as it is for the next chunk
+    stats = FrozenStats(patterns=dict(clean.stats.patterns), norm_scales=dict(clean.stats.norm_scales))
+    with linearized(model, mode, stats, norm_mode=norm_mode):  # type: ignore[arg-type]
         handles = _mlp_hooks(model, {i: hook(i) for i in range(n_layers)})
         try:
             logits = _forward_logits(model, ids[None].expand(n, -1))  # [n d_vocab]
