@@ -23,7 +23,8 @@ class HookName(NamedTuple):
 
 
 def hook_name(layer: int, kind: str) -> str:
-    """``blocks.{layer}.hook_{kind}``; ``kind`` may be given with or without the ``hook_`` prefix."""
+    """``blocks.{layer}.hook_{kind}`` (``blocks.{layer}.ln2.hook_normalized`` for ``mlp_in``); ``kind`` may be
+    given with or without the ``hook_`` prefix."""
     kind = kind.removeprefix("hook_")
     if kind not in ALL_KINDS:
         raise ValueError(f"unknown hook kind {kind!r}; choose one of {', '.join(ALL_KINDS)}")
