@@ -82,51 +82,48 @@ def logit_targets(last_logits: Tensor, unembed: Tensor, max_n_logits: int = 10,
 
 class _Sources:
     """Contracts batched gradients at the source sites into adjacency rows
-    ``[batch n_active + n_layers*pos + pos]`` (features, errors, tokens)."""
+    ``[batch n_active + n_layers*pos + pos]`` (features, errors, tokens).
+
+    Per layer, the vectors a gradient at one position is dotted with — the scaled decoder rows of that
+    position's active features, then its error vector — are packed as ``[pos d K+1]``, so one batched
+    matmul per layer yields every feature and error column of that layer."""
 
     def __init__(self, feats: ActiveFeatures, rec: PromptRecord, n_layers: int) -> None:
         self.n_layers = n_layers
         self.n_pos = n_pos = rec.input_ids.shape[0]
         self.n_active = n_active = int(feats.layer.shape[0])
         self.n_cols = n_active + (n_layers + 1) * n_pos
-        self.errors = feats.errors
         self.embeds = rec.embeds.detach()[0]
         d = self.embeds.shape[-1]
         dev = self.embeds.device
         cols = torch.arange(n_active, device=dev)
-        self.dec_pad: list[Tensor | None] = []  # per layer [pos K d]
-        self.col_pad: list[Tensor | None] = []  # per layer [pos*K] column (-1 = padding)
+        self.packed: list[Tensor] = []  # per layer [pos d K+1]
+        self.slots: list[Tensor] = []  # per layer: flat indices into [pos*(K+1)] that hold a column
+        self.columns: list[Tensor] = []  # per layer: their adjacency columns
         for layer in range(n_layers):
             m = feats.layer == layer
-            if not bool(m.any()):
-                self.dec_pad.append(None)
-                self.col_pad.append(None)
-                continue
             pos = feats.pos[m]
             counts = torch.bincount(pos, minlength=n_pos)
             first = counts.cumsum(0) - counts  # features of one position are contiguous (sorted)
             slot = torch.arange(pos.shape[0], device=dev) - first[pos]
-            k = int(counts.max())
-            dec = feats.decoder.new_zeros(n_pos, k, d)
-            dec[pos, slot] = feats.decoder[m]
-            col = torch.full((n_pos, k), -1, dtype=torch.long, device=dev)
-            col[pos, slot] = cols[m]
-            self.dec_pad.append(dec.transpose(1, 2).contiguous())  # [pos d K]
-            self.col_pad.append(col.reshape(-1))
+            k = int(counts.max()) if pos.numel() else 0
+            vecs = feats.errors.new_zeros(n_pos, k + 1, d)
+            vecs[pos, slot] = feats.decoder[m]
+            vecs[:, k] = feats.errors[layer]
+            flat = torch.cat([pos * (k + 1) + slot, torch.arange(n_pos, device=dev) * (k + 1) + k])
+            err_cols = n_active + layer * n_pos + torch.arange(n_pos, device=dev)
+            self.packed.append(vecs.transpose(1, 2).contiguous())
+            self.slots.append(flat)
+            self.columns.append(torch.cat([cols[m], err_cols]))
 
     def contract(self, grads: Sequence[Tensor | None], grad_embeds: Tensor | None, batch: int) -> Tensor:
         out = self.embeds.new_zeros(batch, self.n_cols)
         for layer, g in enumerate(grads):
             if g is None:
                 continue
-            g = g[:, 0]  # [B pos d]
-            dec, col = self.dec_pad[layer], self.col_pad[layer]
-            if dec is not None:
-                vals = torch.bmm(g.transpose(0, 1), dec).transpose(0, 1).reshape(batch, -1)  # [B pos*K]
-                keep = col >= 0  # type: ignore[operator]
-                out[:, col[keep]] = vals[:, keep]  # type: ignore[index]
-            e0 = self.n_active + layer * self.n_pos
-            out[:, e0:e0 + self.n_pos] = (g * self.errors[layer]).sum(-1)
+            vals = torch.bmm(g[:, 0].transpose(0, 1), self.packed[layer])  # [pos B K+1]
+            vals = vals.transpose(0, 1).reshape(batch, -1)  # [B pos*(K+1)]
+            out[:, self.columns[layer]] = vals[:, self.slots[layer]]
         if grad_embeds is not None:
             t0 = self.n_active + self.n_layers * self.n_pos
             out[:, t0:t0 + self.n_pos] = (grad_embeds[:, 0] * self.embeds).sum(-1)
