@@ -6,6 +6,11 @@ The only module that knows HF module paths. Families: Llama-like (Llama, Mistral
 ``hook_attn_out`` / ``hook_mlp_out`` are the outputs of the attention and MLP submodules. In models that
 normalise those outputs before adding them to the residual stream (Gemma 2/3, OLMo 2) they are the
 pre-norm outputs, so ``resid_post = resid_pre + attn_out + mlp_out`` holds only for the other families.
+
+``blocks.L.ln2.hook_normalized`` (kind ``mlp_in``, what a transcoder reads) is the MLP submodule's input:
+the output of ``post_attention_layernorm`` (Llama family, GPT-NeoX) or ``ln_2`` (GPT-2), and of
+``pre_feedforward_layernorm`` in Gemma 2/3. Hooking the MLP's input rather than the norm's output gives
+the right tensor in every family, including NeoX's parallel residual.
 """
 from __future__ import annotations
 
@@ -106,6 +111,8 @@ def resolve(model: nn.Module, name: str) -> HookPoint:
         path, io = block, "output"
     elif hn.kind == "mlp_out":
         path, io = f"{block}.{spec.mlp}", "output"
+    elif hn.kind == "mlp_in":
+        path, io = f"{block}.{spec.mlp}", "input"
     else:  # attn_out
         path, io = f"{block}.{spec.attn}", "output"
     return HookPoint(get_module(model, path), path, io, hn.layer)  # type: ignore[arg-type]

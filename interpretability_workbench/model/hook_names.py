@@ -5,7 +5,13 @@ import re
 from typing import NamedTuple
 
 HOOK_KINDS: tuple[str, ...] = ("resid_pre", "resid_post", "mlp_out", "attn_out")
+"""Residual-stream-width hook points listed for every model (SAE sites)."""
+MLP_IN = "mlp_in"
+"""The MLP's input after its norm (TransformerLens ``blocks.L.ln2.hook_normalized``): what a transcoder
+reads. Named in TransformerLens's form, so it is not in ``HOOK_KINDS``."""
+ALL_KINDS: tuple[str, ...] = (*HOOK_KINDS, MLP_IN)
 _PATTERN = re.compile(r"^blocks\.(\d+)\.hook_(resid_pre|resid_post|mlp_out|attn_out)$")
+_MLP_IN_PATTERN = re.compile(r"^blocks\.(\d+)\.ln2\.hook_normalized$")
 
 
 class HookName(NamedTuple):
@@ -17,12 +23,15 @@ class HookName(NamedTuple):
 
 
 def hook_name(layer: int, kind: str) -> str:
-    """``blocks.{layer}.hook_{kind}``; ``kind`` may be given with or without the ``hook_`` prefix."""
+    """``blocks.{layer}.hook_{kind}`` (``blocks.{layer}.ln2.hook_normalized`` for ``mlp_in``); ``kind`` may be
+    given with or without the ``hook_`` prefix."""
     kind = kind.removeprefix("hook_")
-    if kind not in HOOK_KINDS:
-        raise ValueError(f"unknown hook kind {kind!r}; choose one of {', '.join(HOOK_KINDS)}")
+    if kind not in ALL_KINDS:
+        raise ValueError(f"unknown hook kind {kind!r}; choose one of {', '.join(ALL_KINDS)}")
     if layer < 0:
         raise ValueError(f"layer must be >= 0, got {layer}")
+    if kind == MLP_IN:
+        return f"blocks.{layer}.ln2.hook_normalized"
     return f"blocks.{layer}.hook_{kind}"
 
 
@@ -33,11 +42,15 @@ def expand(layers: list[int] | tuple[int, ...], kind: str) -> list[str]:
 
 def parse_hook_name(name: str) -> HookName:
     m = _PATTERN.match(name)
-    if not m:
-        raise ValueError(
-            f"invalid hook name {name!r}; expected blocks.<layer>.hook_<{'|'.join(HOOK_KINDS)}>"
-        )
-    return HookName(int(m.group(1)), m.group(2))
+    if m:
+        return HookName(int(m.group(1)), m.group(2))
+    m = _MLP_IN_PATTERN.match(name)
+    if m:
+        return HookName(int(m.group(1)), MLP_IN)
+    raise ValueError(
+        f"invalid hook name {name!r}; expected blocks.<layer>.hook_<{'|'.join(HOOK_KINDS)}> "
+        "or blocks.<layer>.ln2.hook_normalized"
+    )
 
 
 def all_hook_names(n_layers: int) -> list[str]:
