@@ -12,6 +12,7 @@ from typing import Any, Callable
 from .activations.corpora import CorpusService
 from .contrast.contrast import ContrastService
 from .events import EventBus, TrainingDone
+from .features.explanations import EndpointSettings, ExplanationService
 from .features.service import FeatureService
 from .inference.engine import InferenceEngine
 from .model.handle import LoadDefaults, ModelHandle
@@ -24,6 +25,7 @@ from .settings import Settings
 from .store.corpora import CorpusRepo
 from .store.db import Database
 from .store.features import FeatureRepo
+from .store.jobs import JobRepo
 from .store.patches import PatchRepo
 from .store.runs import RunRepo
 from .store.saes import SAERepo
@@ -50,6 +52,11 @@ class WorkbenchState:
                                         s.runs_dir)
         self.features = FeatureService(FeatureRepo(self.db), self.saes, self.model, self.corpora, publish, original,
                                        context_size=s.context_size, max_prompt_tokens=s.max_prompt_tokens)
+        self.explanations = ExplanationService(
+            self.features.repo, JobRepo(self.db), self.saes, self.model,
+            lambda lm, sae: self.features.analysis_contexts(lm, sae), self.features.vocab, publish, original,
+            EndpointSettings(s.explainer_url, s.explainer_model, s.explainer_api_key, s.explainer_timeout_s),
+            cache_dir=s.model_cache_dir)
         labels = self.features.queries
         self.inference = InferenceEngine(self.model, self.patches, s.max_prompt_tokens)
         self.patch_transfer = PatchTransfer(self.patches, self.saes, self.model, max_zip_bytes=s.max_body_bytes * 4)
@@ -97,7 +104,7 @@ class WorkbenchState:
     def shutdown(self) -> None:
         """Stop background work (server exit): runs checkpoint and stop, analyses cancel, live patch
         strengths are persisted."""
-        for svc in (self.training, self.features, self.patches):
+        for svc in (self.training, self.features, self.explanations, self.patches):
             try:
                 svc.shutdown()
             except Exception as e:  # noqa: BLE001 - one failing service must not block the others

@@ -12,7 +12,7 @@ from ..errors import WorkbenchError
 COMMAND_MODULES = ["serve", "model", "trace", "infer", "backup", "analyze"]
 COMMAND_MODULES.append("provenance")
 COMMAND_MODULES += ["patch", "contrast"]
-COMMAND_MODULES += ["train", "sae_io"]
+COMMAND_MODULES += ["train", "sae_io", "explain"]
 
 
 def build_parser() -> argparse.ArgumentParser:

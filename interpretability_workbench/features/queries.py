@@ -26,6 +26,9 @@ def summary(row: FeatureRow) -> dict[str, Any]:
         "user_label": row.label, "density": row.density, "max_activation": row.max_act,
         "mean_activation": row.mean_act, "starred": row.starred,
         "top_tokens": [t["token"] for t in row.top_tokens],
+        "explanation": row.explanation.text if row.explanation else None,
+        "detection": row.explanation.detection if row.explanation else None,
+        "fuzzing": row.explanation.fuzzing if row.explanation else None,
     }
 
 
@@ -96,6 +99,9 @@ class FeatureQueries:
             "top_negative_logits": logits.get("negative") or [],
             "neighbours": named(neigh), "coactive": None if coact is None else named(coact),
             "top_token_counts": row.top_tokens,
+            "explanation_detail": None if row.explanation is None else {
+                "text": row.explanation.text, **row.explanation.meta(),
+                "detection": row.explanation.detection, "fuzzing": row.explanation.fuzzing},
         }
 
     def update(self, sae_id: str, index: int, *, label: str | None = None, notes: str | None = None,

@@ -3,7 +3,7 @@ and whole-file operations (backup snapshot, path rewrite).
 
 Each table has one owner, a repository module beside this one that returns dataclass records:
 ``corpora.py`` (corpora), ``runs.py`` (runs, metrics), ``saes.py`` (saes), ``features.py`` (analyses,
-features), ``patches.py`` (patches). Nothing outside ``store/`` writes SQL.
+features, explanations), ``patches.py`` (patches), ``jobs.py`` (jobs). Nothing outside ``store/`` writes SQL.
 
 Columns whose names end in ``_json`` hold JSON; ``insert``/``update`` encode dicts and lists for them and
 reads decode them, so repositories deal in plain Python values.
@@ -55,6 +55,21 @@ MIGRATIONS: list[str] = [
         strength REAL NOT NULL, enabled INTEGER NOT NULL DEFAULT 1, config_json TEXT NOT NULL,
         created_at REAL NOT NULL, updated_at REAL NOT NULL
     );
+    """,
+    # 2: feature explanations (text + scores on the feature row) and background jobs
+    """
+    ALTER TABLE features ADD COLUMN explanation TEXT;
+    ALTER TABLE features ADD COLUMN explanation_json TEXT;
+    ALTER TABLE features ADD COLUMN detection REAL;
+    ALTER TABLE features ADD COLUMN fuzzing REAL;
+    CREATE INDEX features_detection ON features (sae_id, detection);
+    CREATE INDEX features_fuzzing ON features (sae_id, fuzzing);
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY, kind TEXT NOT NULL, subject TEXT, status TEXT NOT NULL, config_json TEXT NOT NULL,
+        done INTEGER DEFAULT 0, total INTEGER DEFAULT 0, errors INTEGER DEFAULT 0, error TEXT,
+        created_at REAL NOT NULL, updated_at REAL NOT NULL
+    );
+    CREATE INDEX jobs_subject ON jobs (kind, subject, created_at);
     """,
 ]
 

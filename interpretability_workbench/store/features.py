@@ -1,7 +1,8 @@
-"""The ``analyses`` and ``features`` tables: one analysis row per SAE, one row per analysed feature.
+"""The ``analyses`` and ``features`` tables: one analysis row per SAE, one row per analysed feature, with
+the feature's latest natural-language explanation and its scores on the same row.
 
 A feature's displayed label is the user's label when set, else the automatic one (``display_label``);
-that rule lives here once, in Python and in SQL.
+that rule lives here once, in Python and in SQL. An explanation never replaces the user's label.
 """
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ _DISPLAY_LABEL = "COALESCE(NULLIF(label, ''), auto_label, '')"
 SORT_KEYS = {
     "index": "idx", "density": "density", "max_act": "max_act", "max_activation": "max_act",
     "mean_act": "mean_act", "mean_activation": "mean_act", "label": _DISPLAY_LABEL, "starred": "starred",
+    "detection": "detection", "fuzzing": "fuzzing",
 }
 """Sort names the feature list accepts (prefix '-' to descend), mapped to SQL."""
-_SUMMARY_COLS = "sae_id, idx, label, auto_label, notes, starred, density, max_act, mean_act, top_tokens_json"
+_SUMMARY_COLS = ("sae_id, idx, label, auto_label, notes, starred, density, max_act, mean_act, top_tokens_json, "
+                 "explanation, explanation_json, detection, fuzzing")
 _UPSERT = """
 INSERT INTO features (sae_id, idx, auto_label, density, max_act, mean_act, top_tokens_json, data_json)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -40,6 +43,27 @@ class AnalysisRecord:
 
 
 @dataclass
+class Explanation:
+    """A feature's latest explanation (``features/explain``) and its balanced-accuracy scores."""
+
+    text: str | None
+    """The explanation (None when the explainer failed)."""
+    explainer_name: str
+    prompt_version: str
+    detection: float | None = None
+    fuzzing: float | None = None
+    scorer_name: str | None = None
+    error: str | None = None
+    error_kind: str | None = None
+    created_at: float = 0.0
+
+    def meta(self) -> dict[str, Any]:
+        return {"explainer_name": self.explainer_name, "prompt_version": self.prompt_version,
+                "scorer_name": self.scorer_name, "error": self.error, "error_kind": self.error_kind,
+                "created_at": self.created_at}
+
+
+@dataclass
 class FeatureRow:
     sae_id: str
     idx: int
@@ -55,6 +79,7 @@ class FeatureRow:
     """Peak tokens of the top contexts: ``{token, id, count, key}``, most frequent first."""
     data: dict[str, Any] | None = None
     """Everything else the analysis stored (contexts, quantiles, histograms, logits, neighbours)."""
+    explanation: Explanation | None = None
 
     @property
     def display_label(self) -> str:
@@ -87,14 +112,23 @@ class FeatureFilter:
     """Features whose top contexts peak on this token key."""
     starred: bool = False
     text: str | None = None
-    """Case-insensitive substring of the label, automatic label or notes."""
+    """Case-insensitive substring of the label, automatic label, notes or explanation."""
+
+
+def _explanation(r: dict[str, Any]) -> Explanation | None:
+    meta = r.get("explanation_json")
+    if not meta:
+        return None
+    return Explanation(r.get("explanation"), meta.get("explainer_name", ""), meta.get("prompt_version", ""),
+                       r.get("detection"), r.get("fuzzing"), meta.get("scorer_name"), meta.get("error"),
+                       meta.get("error_kind"), meta.get("created_at", 0.0))
 
 
 def _row(r: dict[str, Any]) -> FeatureRow:
     return FeatureRow(sae_id=r["sae_id"], idx=r["idx"], label=r.get("label") or None, auto_label=r.get("auto_label"),
                       notes=r.get("notes") or "", starred=bool(r.get("starred")), density=r.get("density"),
                       max_act=r.get("max_act"), mean_act=r.get("mean_act"), top_tokens=r.get("top_tokens_json") or [],
-                      data=r.get("data_json"))
+                      data=r.get("data_json"), explanation=_explanation(r))
 
 
 def _like(q: str) -> str:
@@ -156,8 +190,9 @@ class FeatureRepo:
         if flt.starred:
             where.append("starred = 1")
         if flt.text:
-            where.append("(label LIKE ? ESCAPE '\\' OR auto_label LIKE ? ESCAPE '\\' OR notes LIKE ? ESCAPE '\\')")
-            params += [_like(flt.text)] * 3
+            where.append("(label LIKE ? ESCAPE '\\' OR auto_label LIKE ? ESCAPE '\\' OR notes LIKE ? ESCAPE '\\' "
+                         "OR explanation LIKE ? ESCAPE '\\')")
+            params += [_like(flt.text)] * 4
         cond = " AND ".join(where)
         total = self.db.query_one(f"SELECT COUNT(*) AS n FROM features WHERE {cond}", params)["n"]  # type: ignore[index]
         nulls = f"CASE WHEN {col} IS NULL THEN 1 ELSE 0 END, "
@@ -195,6 +230,28 @@ class FeatureRepo:
             self.db.insert("features", {"sae_id": sae_id, "idx": idx, **values})
         elif values:
             self.db.update("features", {"sae_id": sae_id, "idx": idx}, values)
+
+    def set_explanation(self, sae_id: str, idx: int, e: Explanation) -> None:
+        """Store ``e`` as the feature's latest explanation (creating the row if needed)."""
+        values = {"explanation": e.text, "explanation_json": e.meta(), "detection": e.detection,
+                  "fuzzing": e.fuzzing}
+        if self.db.get("features", sae_id=sae_id, idx=idx) is None:
+            self.db.insert("features", {"sae_id": sae_id, "idx": idx, **values})
+        else:
+            self.db.update("features", {"sae_id": sae_id, "idx": idx}, values)
+
+    def explained(self, sae_id: str, explainer_name: str, prompt_version: str) -> set[int]:
+        """Features whose latest explanation came from this explainer and prompt version (for resuming)."""
+        rows = self.db.query("SELECT idx FROM features WHERE sae_id = ? AND explanation_json IS NOT NULL AND "
+                             "json_extract(explanation_json, '$.explainer_name') = ? AND "
+                             "json_extract(explanation_json, '$.prompt_version') = ?",
+                             (sae_id, explainer_name, prompt_version))
+        return {int(r["idx"]) for r in rows}
+
+    def indices(self, sae_id: str) -> list[int]:
+        """Analysed features of the SAE, by index."""
+        return [int(r["idx"]) for r in self.db.query(
+            "SELECT idx FROM features WHERE sae_id = ? AND data_json IS NOT NULL ORDER BY idx", (sae_id,))]
 
     def iter_rows(self, sae_id: str, chunk: int = 256) -> Iterator[FeatureRow]:
         """Every row of the SAE with its data, by index, ``chunk`` at a time."""

@@ -16,6 +16,21 @@ class FeatureSummary(BaseModel):
     mean_activation: float | None = Field(None, description="Mean activation over the tokens where it is active.")
     top_tokens: list[str] = Field(default_factory=list, description="Tokens its top contexts peak on, most frequent first.")
     starred: bool = Field(False, description="Starred by the user.")
+    explanation: str | None = Field(None, description="The latest natural-language explanation (the user's label still wins as `label`).")
+    detection: float | None = Field(None, description="Detection balanced accuracy of the explanation (0.5 = chance).")
+    fuzzing: float | None = Field(None, description="Fuzzing balanced accuracy of the explanation (0.5 = chance).")
+
+
+class ExplanationDetail(BaseModel):
+    text: str | None = Field(None, description="The explanation (null when the explainer failed).")
+    explainer_name: str = Field(description="Which model explained, e.g. local:HuggingFaceTB/SmolLM2-135M-Instruct or openai:llama3@host.")
+    prompt_version: str = Field(description="Version of the explainer and scorer prompts.")
+    scorer_name: str | None = Field(None, description="Which model scored (null: not scored).")
+    detection: float | None = Field(None, description="Detection balanced accuracy.")
+    fuzzing: float | None = Field(None, description="Fuzzing balanced accuracy.")
+    error: str | None = Field(None, description="What failed for this feature, per stage.")
+    error_kind: str | None = Field(None, description="timeout, refused, unauthorized, rate_limited, server_error, unreachable, malformed_response, malformed_reply, prompt_too_long, not_enough_examples or internal.")
+    created_at: float = Field(description="Unix seconds.")
 
 
 class FeaturePage(BaseModel):
@@ -78,6 +93,7 @@ class FeatureDetail(FeatureSummary):
     neighbours: list[Neighbour] = Field(description="Features with the most similar decoder directions.")
     coactive: list[Neighbour] | None = Field(None, description="Features most often active on the same tokens (null when not tracked).")
     top_token_counts: list[TokenCount] = Field(default_factory=list, description="Peak tokens with counts.")
+    explanation_detail: ExplanationDetail | None = Field(None, description="The latest explanation with its explainer, prompt version, scores and any error.")
 
 
 class FeatureUpdate(BaseModel):

@@ -333,6 +333,74 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/saes/{sae_id}/explanations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Explain (and score) features with an LLM in the background; resumes where a job stopped */
+        post: operations["start_api_saes__sae_id__explanations_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/saes/{sae_id}/explanations/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Stop the running explanation job after the current feature (resumable) */
+        post: operations["cancel_api_saes__sae_id__explanations_cancel_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/saes/{sae_id}/explanations/job": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The SAE's latest explanation job (null when none ran) */
+        get: operations["latest_api_saes__sae_id__explanations_job_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/saes/{sae_id}/explanations/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Run the latest job's request again; features it already explained are skipped */
+        post: operations["resume_api_saes__sae_id__explanations_resume_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/saes/{sae_id}/export": {
         parameters: {
             query?: never;
@@ -1026,6 +1094,148 @@ export interface components {
              */
             target_ids: number[];
         };
+        /** ExplainJob */
+        ExplainJob: {
+            /**
+             * Config
+             * @description The request the job runs.
+             */
+            config: {
+                [key: string]: unknown;
+            };
+            /**
+             * Created At
+             * @description Unix seconds.
+             */
+            created_at: number;
+            /**
+             * Done
+             * @description Features finished (with or without an error).
+             */
+            done: number;
+            /**
+             * Error
+             * @description Why the job itself failed.
+             */
+            error?: string | null;
+            /**
+             * Errors
+             * @description Finished features whose result records an error (the job went on).
+             */
+            errors: number;
+            /**
+             * Id
+             * @description Job id.
+             */
+            id: string;
+            /**
+             * Sae Id
+             * @description SAE whose features are explained.
+             */
+            sae_id: string;
+            /**
+             * Status
+             * @description Job status.
+             * @enum {string}
+             */
+            status: "queued" | "running" | "done" | "failed" | "cancelled" | "interrupted";
+            /**
+             * Total
+             * @description Features the job covers.
+             */
+            total: number;
+            /**
+             * Updated At
+             * @description Unix seconds.
+             */
+            updated_at: number;
+        };
+        /** ExplainRequestBody */
+        ExplainRequestBody: {
+            /**
+             * Explainer
+             * @description loaded: the loaded model; local: explainer_model loaded beside it; endpoint: the OpenAI-compatible server of IWB_EXPLAINER_URL.
+             * @default loaded
+             * @enum {string}
+             */
+            explainer?: "loaded" | "local" | "endpoint";
+            /**
+             * Explainer Model
+             * @description local: a model name (as POST /api/model takes); endpoint: overrides IWB_EXPLAINER_MODEL.
+             */
+            explainer_model?: string | null;
+            /**
+             * Features
+             * @description Feature indices to explain; null: every analysed feature.
+             */
+            features?: number[] | null;
+            /**
+             * N Contexts
+             * @description Analysis contexts sampled for non-activating examples and hard negatives.
+             * @default 256
+             */
+            n_contexts?: number;
+            /**
+             * Score
+             * @description Score each explanation by detection and fuzzing (balanced accuracy).
+             * @default true
+             */
+            score?: boolean;
+            /**
+             * Seed
+             * @description Seed of every example draw (results do not depend on which features were skipped).
+             * @default 0
+             */
+            seed?: number;
+        };
+        /** ExplanationDetail */
+        ExplanationDetail: {
+            /**
+             * Created At
+             * @description Unix seconds.
+             */
+            created_at: number;
+            /**
+             * Detection
+             * @description Detection balanced accuracy.
+             */
+            detection?: number | null;
+            /**
+             * Error
+             * @description What failed for this feature, per stage.
+             */
+            error?: string | null;
+            /**
+             * Error Kind
+             * @description timeout, refused, unauthorized, rate_limited, server_error, unreachable, malformed_response, malformed_reply, prompt_too_long, not_enough_examples or internal.
+             */
+            error_kind?: string | null;
+            /**
+             * Explainer Name
+             * @description Which model explained, e.g. local:HuggingFaceTB/SmolLM2-135M-Instruct or openai:llama3@host.
+             */
+            explainer_name: string;
+            /**
+             * Fuzzing
+             * @description Fuzzing balanced accuracy.
+             */
+            fuzzing?: number | null;
+            /**
+             * Prompt Version
+             * @description Version of the explainer and scorer prompts.
+             */
+            prompt_version: string;
+            /**
+             * Scorer Name
+             * @description Which model scored (null: not scored).
+             */
+            scorer_name?: string | null;
+            /**
+             * Text
+             * @description The explanation (null when the explainer failed).
+             */
+            text?: string | null;
+        };
         /** FeatureDetail */
         FeatureDetail: {
             /**
@@ -1048,6 +1258,23 @@ export interface components {
              * @description Fraction of analysed tokens on which the feature is active.
              */
             density?: number | null;
+            /**
+             * Detection
+             * @description Detection balanced accuracy of the explanation (0.5 = chance).
+             */
+            detection?: number | null;
+            /**
+             * Explanation
+             * @description The latest natural-language explanation (the user's label still wins as `label`).
+             */
+            explanation?: string | null;
+            /** @description The latest explanation with its explainer, prompt version, scores and any error. */
+            explanation_detail?: components["schemas"]["ExplanationDetail"] | null;
+            /**
+             * Fuzzing
+             * @description Fuzzing balanced accuracy of the explanation (0.5 = chance).
+             */
+            fuzzing?: number | null;
             /** @description Activation histogram over the tokens where the feature is active. */
             histogram: components["schemas"]["Histogram"];
             /**
@@ -1250,6 +1477,21 @@ export interface components {
              * @description Fraction of analysed tokens on which the feature is active.
              */
             density?: number | null;
+            /**
+             * Detection
+             * @description Detection balanced accuracy of the explanation (0.5 = chance).
+             */
+            detection?: number | null;
+            /**
+             * Explanation
+             * @description The latest natural-language explanation (the user's label still wins as `label`).
+             */
+            explanation?: string | null;
+            /**
+             * Fuzzing
+             * @description Fuzzing balanced accuracy of the explanation (0.5 = chance).
+             */
+            fuzzing?: number | null;
             /**
              * Index
              * @description Feature (latent) index in the SAE.
@@ -4840,6 +5082,350 @@ export interface operations {
             };
         };
     };
+    start_api_saes__sae_id__explanations_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sae_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExplainRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExplainJob"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    cancel_api_saes__sae_id__explanations_cancel_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sae_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExplainJob"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    latest_api_saes__sae_id__explanations_job_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sae_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExplainJob"] | null;
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    resume_api_saes__sae_id__explanations_resume_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sae_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExplainJob"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     export_sae_api_saes__sae_id__export_get: {
         parameters: {
             query?: never;
@@ -4932,9 +5518,9 @@ export interface operations {
                 limit?: number;
                 /** @description First item to return. */
                 offset?: number;
-                /** @description Search: 'token:<tok>' (features peaking on that token), 'is:starred', or text in label/notes. */
+                /** @description Search: 'token:<tok>' (features peaking on that token), 'is:starred', or text in label, notes or explanation. */
                 q?: string | null;
-                /** @description index | density | max_activation (max_act) | mean_activation | label | starred; prefix '-' to sort descending. */
+                /** @description index | density | max_activation (max_act) | mean_activation | label | starred | detection | fuzzing; prefix '-' to sort descending. */
                 sort?: string;
             };
             header?: never;
