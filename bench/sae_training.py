@@ -28,12 +28,12 @@ iterator of activation batches as the data provider, float32, no autocast. use_s
 tried first; where its backward fails (it does on CPU: the COO activations meet the decoder-norm rescale)
 the bench says so and falls back to dense activations.
 
-What stays different, because neither trainer can be configured to the other's behaviour:
+What stays different (SAELens cannot be configured otherwise; ours can only clip, see the extra line):
   - decoder norm: ours keeps decoder rows at unit norm (the parallel gradient component is removed, rows
     renormalised after each step); SAELens leaves them free and selects/reports activations as if
     normalised (rescale_acts_by_decoder_norm);
   - gradient clipping: SAELens's SAETrainer clips the global grad norm at 1.0 (hard-coded); ours does not.
-    This is what separates the held-out FVUs (see below), so a fourth line runs ours with the same clipping
+    This is what separates the held-out FVUs (see below), so an extra line runs ours with the same clipping
     (Lightning's gradient_clip_val at 1.0 divided by the per-token variance: the same threshold on the
     same gradients up to the loss scale), to show the trainers' quality with every setting equal;
   - loss normaliser: ours divides squared error by the batch's total variance (FVU), SAELens by the batch
@@ -44,9 +44,10 @@ What stays different, because neither trainer can be configured to the other's b
 The headline compares ours as shipped (no clipping) with SAELens; the speed ratio printed last is that
 one. A held-out FVU worse than SAELens's is reported, not tuned away. What was found (d_sae 1152, 131k
 tokens, a dense loop switching one choice at a time): clipping is worth about 0.02-0.025 FVU to either
-trainer at these budgets (Adam's second moment remembers the large early gradients, and clipping keeps
-the steps at full size); the unit-norm decoder is about 0.01 better than SAELens's rescaling with the same
-clipping; ReLU or not on the AuxK activations makes no difference.
+trainer at these budgets (likely because Adam's second moment remembers the large early gradients, which
+shrinks later steps, while clipped gradients keep them at full size); the unit-norm decoder is about
+0.01-0.015 better than SAELens's rescaling with or without clipping; ReLU or not on the AuxK activations
+makes no measurable difference.
 
 The naive line is our objective written densely in plain torch (dense TopK, dense decode, dense AuxK,
 same schedule and decoder constraint): it isolates the sparse kernels from Lightning and checks that both
@@ -69,22 +70,31 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple
+from typing import NamedTuple, Self
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # SAELens's trainer draws a progress bar
-import torch  # noqa: E402
+import torch
 
 warnings.filterwarnings("ignore")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from interpretability_workbench.activations.corpus import load_texts, make_contexts  # noqa: E402
-from interpretability_workbench.activations.store import read_manifest, read_trace, write_trace  # noqa: E402
-from interpretability_workbench.sae.config import SAEConfig  # noqa: E402
-from interpretability_workbench.sae.model import SparseAutoencoder  # noqa: E402
-from interpretability_workbench.sae.sparse import geometric_median  # noqa: E402
-from interpretability_workbench.training.config import TrainingConfig  # noqa: E402
-from interpretability_workbench.training.objectives import DeadTracker, remove_parallel_grads  # noqa: E402
+from interpretability_workbench.activations.corpus import load_texts, make_contexts
+from interpretability_workbench.activations.store import (
+    read_manifest,
+    read_trace,
+    write_trace,
+)
+from interpretability_workbench.sae.config import SAEConfig
+from interpretability_workbench.sae.model import SparseAutoencoder
+from interpretability_workbench.sae.sparse import geometric_median
+from interpretability_workbench.training.config import TrainingConfig
+from interpretability_workbench.training.objectives import (
+    DeadTracker,
+    remove_parallel_grads,
+)
 
 HOOK = "blocks.6.hook_resid_post"
 OURS = "ours (sparse topk, lightning)"
@@ -160,7 +170,7 @@ def batches(x: torch.Tensor, order: torch.Tensor) -> Iterator[torch.Tensor]:
 class Clock:
     """Wall and process CPU time of a block."""
 
-    def __enter__(self) -> "Clock":
+    def __enter__(self) -> Self:
         self.wall, self.cpu = time.perf_counter(), time.process_time()
         return self
 
@@ -326,24 +336,25 @@ def train_naive(d: Data, order: torch.Tensor, cfg: TrainingConfig, a, init) -> R
 def header(a, d: Data, budgets: list[int], sparse_error: str | None) -> None:
     n, held = len(d.train), len(d.held)
     saelens_acts = "dense activations" if sparse_error else "use_sparse_activations=True"
+    naive_at = {"all": "every budget", "first": f"{budgets[0]} only", "none": "no budget"}
     lines = [
-        f"data: {HOOK} of the default model; {n} training tokens, {held} held-out tokens (corpus tail), "
-        f"d_in {d.train.shape[1]}, all scaled to mean norm sqrt(d_in)",
-        f"budgets: {', '.join(f'{b} tokens = {b // a.batch_size} steps ({b / n:.2f} passes)' for b in budgets)}; "
-        f"naive dense at {dict(all='every budget', first=f'{budgets[0]} only', none='no budget')[a.naive]}",
-        f"shared: batch {a.batch_size}, d_sae {a.d_sae}, k {a.k}, Adam(0.9, 0.999) lr {a.lr:g}, warm-up 5% / "
-        f"constant / linear decay to 0 over the last 20%, same batches in the same order (seed {a.seed})",
-        f"shared init: decoder rows unit norm, W_enc = W_dec^T, b_enc = 0, b_dec = {a.b_dec_init} "
-        f"(same tensors in every SAE)",
-        f"shared AuxK: k_aux = d_in // 2 = {d.train.shape[1] // 2}, coefficient {a.aux_coef:g}, x min(n_dead/k_aux, 1); "
-        f"dead after {a.dead_window} steps ({(a.dead_window + 1) * a.batch_size} tokens) without firing",
-        "ours: SAETrainingModule (sparse TopK encode/decode kernels + AuxK) under a Lightning Trainer; "
-        "decoder rows kept at unit norm; loss = FVU + coef * AuxK; no grad clipping (as shipped)",
-        f"ours + clip: the same, plus Lightning gradient_clip_val = 1 / per-token variance = {1 / d.token_variance:.3g} "
-        f"(norm): SAELens's clip at 1.0 on the same gradients, rescaled to our loss",
-        f"saelens {sae_lens_version()}: TopKTrainingSAE(rescale_acts_by_decoder_norm=True, {saelens_acts}, "
-        "aux_loss_coefficient, decoder_init_norm=1.0) + SAETrainer(constant scheduler with lr_warm_up_steps / "
-        "lr_decay_steps, lr_end=lr, dead_feature_window); its trainer clips grad norm at 1.0",
+        (f"data: {HOOK} of the default model; {n} training tokens, {held} held-out tokens (corpus tail), "
+         f"d_in {d.train.shape[1]}, all scaled to mean norm sqrt(d_in)"),
+        (f"budgets: {', '.join(f'{b} tokens = {b // a.batch_size} steps ({b / n:.2f} passes)' for b in budgets)}; "
+         f"naive dense at {naive_at[a.naive]}"),
+        (f"shared: batch {a.batch_size}, d_sae {a.d_sae}, k {a.k}, Adam(0.9, 0.999) lr {a.lr:g}, warm-up 5% / "
+         f"constant / linear decay to 0 over the last 20%, same batches in the same order (seed {a.seed})"),
+        (f"shared init: decoder rows unit norm, W_enc = W_dec^T, b_enc = 0, b_dec = {a.b_dec_init} "
+         f"(same tensors in every SAE)"),
+        (f"shared AuxK: k_aux = d_in // 2 = {d.train.shape[1] // 2}, coefficient {a.aux_coef:g}, x min(n_dead/k_aux, 1); "
+         f"dead after {a.dead_window} steps ({(a.dead_window + 1) * a.batch_size} tokens) without firing"),
+        ("ours: SAETrainingModule (sparse TopK encode/decode kernels + AuxK) under a Lightning Trainer; "
+         "decoder rows kept at unit norm; loss = FVU + coef * AuxK; no grad clipping (as shipped)"),
+        (f"ours + clip: the same, plus Lightning gradient_clip_val = 1 / per-token variance = {1 / d.token_variance:.3g} "
+         f"(norm): SAELens's clip at 1.0 on the same gradients, rescaled to our loss"),
+        (f"saelens {sae_lens_version()}: TopKTrainingSAE(rescale_acts_by_decoder_norm=True, {saelens_acts}, "
+         "aux_loss_coefficient, decoder_init_norm=1.0) + SAETrainer(constant scheduler with lr_warm_up_steps / "
+         "lr_decay_steps, lr_end=lr, dead_feature_window); its trainer clips grad norm at 1.0"),
     ]
     if sparse_error:
         lines.append(f"saelens use_sparse_activations=True failed on CPU ({sparse_error}); fell back to dense")
@@ -395,13 +406,14 @@ def main() -> None:
         print(f"\n== {budget} tokens, {cfg.total_steps} steps (warm-up {warm}, decay {decay}; "
               f"schedules identical, max |dlr| {gap:.1e}) ==", flush=True)
         clip = 1.0 / d.token_variance
+        same = (d, orders[budget], cfg, a, init)
         runs: list[tuple[str, Callable[[], Result]]] = [
-            (OURS, lambda: train_ours(d, orders[budget], cfg, a, init)),
-            (OURS_CLIP, lambda: train_ours(d, orders[budget], cfg, a, init, clip=clip)),
-            (saelens_name, lambda: train_saelens(d, orders[budget], cfg, a, init, sparse_error is None)),
+            (OURS, partial(train_ours, *same)),
+            (OURS_CLIP, partial(train_ours, *same, clip=clip)),
+            (saelens_name, partial(train_saelens, *same, sparse_error is None)),
         ]
         if a.naive == "all" or (a.naive == "first" and i == 0):
-            runs.append(("naive dense torch (our objective)", lambda: train_naive(d, orders[budget], cfg, a, init)))
+            runs.append(("naive dense torch (our objective)", partial(train_naive, *same)))
         res = {}
         for name, fn in runs:
             torch.manual_seed(a.seed)
