@@ -39,7 +39,8 @@ class WorkbenchState:
         self.db = Database(s.db_path)
         self.bus = EventBus()
         publish = self.bus.publish
-        self.model = ModelHandle(LoadDefaults(s.device, s.dtype, s.quantization, s.model_cache_dir), publish)
+        self.model = ModelHandle(LoadDefaults(s.device, s.dtype, s.quantization, s.model_cache_dir, s.device_map,
+                                              s.max_memory or None), publish)
         # services, in data-flow order: each gets exactly what it uses
         self.corpora = CorpusService(CorpusRepo(self.db), s.corpora_dir, self.model)
         self.saes = SAERegistry(SAERepo(self.db), s.artifacts_dir / "saes", self.model)
