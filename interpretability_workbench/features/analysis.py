@@ -27,7 +27,7 @@ from torch import Tensor
 from ..errors import Conflict
 from ..model.hooks import run_with_cache
 from ..model.loader import LoadedModel
-from ..model.placement import to_stats
+from ..model.placement import tf32_matmuls, to_stats
 from ..sae.model import SparseAutoencoder
 from .labels import auto_label, peak_token_counts, token_key
 from .logits import decoder_neighbours, logit_effects
@@ -56,6 +56,10 @@ class AnalysisConfig:
     cache_bytes: int = 512 * 1024 * 1024
     """Memory for the sparse activations of the whole pass (beyond it, example windows re-run the model)."""
     seed: int = 0
+    tf32: bool = True
+    """On CUDA, let the SAE encoder matmul use TF32 tensor cores (``placement.tf32_matmuls``): pre-activations
+    within ~1e-3 relative of full float32, statistics accumulated in float32/float64 either way. No effect
+    on CPU; False for full float32 on a GPU."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -174,7 +178,8 @@ def run_analysis(
         t0 = time.perf_counter()
         x = _encode_batch(lm, sae, ids, lock)  # [batch*P d_model]
         t1 = time.perf_counter()
-        store = fold_batch(sae, x, stats, store, i, ids.shape[0], T, cfg.cache_bytes)
+        with tf32_matmuls(cfg.tf32):
+            store = fold_batch(sae, x, stats, store, i, ids.shape[0], T, cfg.cache_bytes)
         t_enc += time.perf_counter() - t1
         t_fwd += t1 - t0
         if progress:
@@ -233,7 +238,9 @@ def _recompute_store(lm: LoadedModel, sae: SparseAutoencoder, contexts: Tensor, 
     store = SparseStore(sae.cfg.d_sae, T, contexts.device)
     for i in range(0, needed.shape[0], cfg.batch_size):
         cids = needed[i: i + cfg.batch_size]
-        acts = sparse_encode(sae, _encode_batch(lm, sae, contexts[cids], lock))
+        x = _encode_batch(lm, sae, contexts[cids], lock)
+        with tf32_matmuls(cfg.tf32):
+            acts = sparse_encode(sae, x)
         tok = acts.token
         store.add(cids[tok // P] * T + tok % P + 1, acts.feature, acts.value.float())
     store.finish()

@@ -25,8 +25,10 @@ reads such a weight where it really is.
 from __future__ import annotations
 
 import os
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Iterator, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -93,6 +95,33 @@ def is_dispatched(model: nn.Module) -> bool:
 def to_stats(x: Tensor, device: torch.device | None = None) -> Tensor:
     """An activation as float32 on ``device`` (the SAE's) — the one cast between a forward and SAE math."""
     return x.to(device=device if device is not None else x.device, dtype=STATS_DTYPE)
+
+
+_TF32_LOCK = threading.Lock()
+_TF32_USERS = [0, False]  # blocks inside tf32_matmuls, the flag's value before the first one
+
+
+@contextmanager
+def tf32_matmuls(enabled: bool = True) -> Iterator[None]:
+    """Let CUDA float32 matmuls use TF32 tensor cores inside the block (10-bit mantissa, float32 range and
+    accumulation: relative error ~5e-4 per product; activations of a bf16 or fp16 model are exact in TF32).
+    Used for the SAE encoder matmul of feature analysis, whose statistics stay float32; no effect on CPU.
+    The switch is process-wide while any block holds it (reference counted, restored after the last)."""
+    if not enabled or not torch.cuda.is_available():
+        yield
+        return
+    with _TF32_LOCK:
+        if _TF32_USERS[0] == 0:
+            _TF32_USERS[1] = torch.backends.cuda.matmul.allow_tf32
+            torch.backends.cuda.matmul.allow_tf32 = True
+        _TF32_USERS[0] += 1
+    try:
+        yield
+    finally:
+        with _TF32_LOCK:
+            _TF32_USERS[0] -= 1
+            if _TF32_USERS[0] == 0:
+                torch.backends.cuda.matmul.allow_tf32 = bool(_TF32_USERS[1])
 
 
 # where things are -------------------------------------------------------------------------------
@@ -219,4 +248,4 @@ def lightning_placement(device: torch.device) -> tuple[str, Any]:
 
 
 __all__ = ["STATS_DTYPE", "DeviceMemory", "LayerPlacement", "execution_device", "is_dispatched", "layer_placement",
-           "lightning_placement", "memory_report", "module_tensor", "stored_device", "to_stats"]
+           "lightning_placement", "memory_report", "module_tensor", "stored_device", "tf32_matmuls", "to_stats"]

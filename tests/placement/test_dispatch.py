@@ -21,7 +21,7 @@ from interpretability_workbench.sae.model import SparseAutoencoder
 from .loop import NEGATIVE, POSITIVE, PROMPT
 
 
-def _budget(model_dir) -> str:
+def _budget(model_dir) -> str:  # also used by tests/gpu
     """CPU memory for the embedding plus 2.6 blocks of the tiny Llama (float32): accelerate keeps room for the
     largest offloaded module, so the embedding and block 0 stay in memory and the rest goes to disk."""
     from transformers import AutoModelForCausalLM
@@ -31,11 +31,11 @@ def _budget(model_dir) -> str:
     return f"{int(nbytes(m.model.embed_tokens) + 2.6 * nbytes(m.model.layers[0])) // 1000}KB"
 
 
-def _state(home, model_dir, **kw):
+def _state(home, model_dir, device: str = "cpu", **kw):
     from interpretability_workbench.settings import Settings
     from interpretability_workbench.state import WorkbenchState
 
-    st = WorkbenchState(Settings(home=home, model=str(model_dir), device="cpu", dtype="float32", **kw))
+    st = WorkbenchState(Settings(home=home, model=str(model_dir), device=device, dtype="float32", **kw))
     st.load_model(st.settings.model)
     return st
 
@@ -90,7 +90,7 @@ def test_offloaded_weights_are_read_where_they_are(pair):
     plain, disp = pair
     for path in ("model.layers.2.mlp.down_proj", "lm_head", "model.embed_tokens"):
         ours = module_tensor(disp.lm.model.get_submodule(path))
-        assert torch.equal(ours, plain.lm.model.get_submodule(path).weight.detach()), path
+        assert torch.equal(ours.cpu(), plain.lm.model.get_submodule(path).weight.detach().cpu()), path
 
 
 def test_forwards_hooks_and_stop_at_layer_match(pair):
@@ -130,7 +130,7 @@ def test_patches_and_their_peft_export_match(pair, tiny_llama_dir, tmp_path):
     ex = disp.patch_transfer.export(pid, "peft")
     with zipfile.ZipFile(io.BytesIO(ex.data)) as zf:
         zf.extractall(tmp_path)
-    base = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir), dtype=torch.float32).eval()
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir), dtype=torch.float32).to(plain.lm.device).eval()
     peft_model = PeftModel.from_pretrained(base, str(tmp_path / pid)).eval()
     with torch.no_grad():
         theirs = peft_model(input_ids=encode_prompt(plain.lm, PROMPT)).logits[0, -1]
