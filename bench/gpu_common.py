@@ -21,7 +21,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from interpretability_workbench.model.hook_map import arch_for  # noqa: E402
-from interpretability_workbench.model.loader import LoadedModel  # noqa: E402
+from interpretability_workbench.model.loader import LoadedModel, pick_device  # noqa: E402
 
 SHAPES: dict[str, dict] = {
     "llama-3.2-1b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
@@ -63,7 +63,7 @@ def random_llama(shape: str, device: str | torch.device | None = None, dtype: to
     wrapped as the workbench's ``LoadedModel`` (adopt it with ``ModelHandle.adopt``)."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    device = torch.device(device or default_device())
+    device = pick_device(str(device or default_device()))  # 'cuda' -> 'cuda:0', as the loader does
     kw = dict(SHAPES[shape])
     if n_layers is not None:
         kw["num_hidden_layers"] = n_layers

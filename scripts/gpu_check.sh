@@ -19,7 +19,8 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 PY="${PYTHON:-python3}"
 OUT_DIR="${1:-${OUT:-$REPO/gpu-check}}"
-BUDGET_S="${GPU_CHECK_BUDGET_S:-470}"
+SMOKE="${GPU_CHECK_SMOKE:-0}"
+BUDGET_S="${GPU_CHECK_BUDGET_S:-$([ "$SMOKE" = 1 ] && echo 3600 || echo 470)}"
 mkdir -p "$OUT_DIR"
 START=$(date +%s)
 SUMMARY="$OUT_DIR/summary.md"
@@ -30,7 +31,6 @@ FAILED=0
 
 left() { echo $(( BUDGET_S - ($(date +%s) - START) )); }
 
-SMOKE="${GPU_CHECK_SMOKE:-0}"
 if [ "$SMOKE" = 1 ]; then  # tiny shapes on the CPU: the benches' own smoke arguments
   A_TRAIN=(--device cpu --d-in 64 --d-sae 1024 --k 8 --batch 256 --steps 3)
   A_PATCH=(--device cpu --shape tiny --rounds 5)

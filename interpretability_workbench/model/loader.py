@@ -86,14 +86,21 @@ class LoadedModel:
 
 
 def pick_device(device: str = "auto") -> torch.device:
+    """The device to load on; a CUDA device always carries its index ('cuda' -> 'cuda:0'), so it compares
+    equal to the device of the tensors placed there."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         dev = torch.device(device)
     except RuntimeError as e:
         raise ModelLoadError(f"invalid device {device!r}: {e}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ModelLoadError(f"device {device!r} requested but CUDA is not available; use 'cpu' or 'auto'")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelLoadError(f"device {device!r} requested but CUDA is not available; use 'cpu' or 'auto'")
+        if dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
+        elif dev.index >= torch.cuda.device_count():
+            raise ModelLoadError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA devices")
     return dev
 
 

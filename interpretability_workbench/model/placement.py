@@ -215,18 +215,17 @@ def _weight_bytes_by_device(model: nn.Module) -> dict[str, int]:
 
 def memory_report(model: nn.Module, layers_path: str, main_device: torch.device) -> list[DeviceMemory]:
     """Per device: memory (total / free / used / this process) and the model's weights and blocks there.
-    Lists the main device, every device holding weights and every visible CUDA device."""
+    Lists the main device first, then every device holding weights (a GPU the model does not use is left out:
+    asking it would create a CUDA context there)."""
     weights = _weight_bytes_by_device(model)
     placement = layer_placement(model, layers_path)
-    names = [str(main_device), *weights]
-    if torch.cuda.is_available():
-        names += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    names = [str(torch.device(main_device)), *weights]
     out = []
     for name in dict.fromkeys(names):
         mem = DeviceMemory(name, weight_bytes=weights.get(name, 0),
                            layers=[p.layer for p in placement if p.stored_on == name])
         if name.startswith("cuda"):
-            idx = torch.device(name).index or 0
+            idx = torch.device(name).index or 0  # "cuda" alone means the current device, 0 here
             free, total = torch.cuda.mem_get_info(idx)
             mem.total_bytes, mem.free_bytes, mem.used_bytes = int(total), int(free), int(total - free)
             mem.allocated_bytes = int(torch.cuda.memory_allocated(idx))
