@@ -97,12 +97,12 @@ step() {  # step NAME SECONDS COMMAND...
   echo "$name: $result in ${dt} s — $last"
 }
 
-step pytest-gpu 210 "$PY" -m pytest -q -p no:cacheprovider -m gpu -rs tests --timeout 200 \
+step pytest-gpu 180 "$PY" -m pytest -q -p no:cacheprovider -m gpu -rs tests/gpu --timeout 170 \
   --junitxml "$OUT_DIR/pytest-gpu.xml"
-step gpu_sae_training 50 "$PY" bench/gpu_sae_training.py "${A_TRAIN[@]}" --json "$OUT_DIR/gpu_sae_training.json"
-step gpu_patch_latency 60 "$PY" bench/gpu_patch_latency.py "${A_PATCH[@]}" --json "$OUT_DIR/gpu_patch_latency.json"
-step gpu_provenance 60 "$PY" bench/gpu_provenance.py "${A_PROV[@]}" --json "$OUT_DIR/gpu_provenance.json"
-step gpu_feature_analysis 120 "$PY" bench/gpu_feature_analysis.py "${A_ANALYSIS[@]}" \
+step gpu_sae_training 45 "$PY" bench/gpu_sae_training.py "${A_TRAIN[@]}" --json "$OUT_DIR/gpu_sae_training.json"
+step gpu_patch_latency 55 "$PY" bench/gpu_patch_latency.py "${A_PATCH[@]}" --json "$OUT_DIR/gpu_patch_latency.json"
+step gpu_provenance 55 "$PY" bench/gpu_provenance.py "${A_PROV[@]}" --json "$OUT_DIR/gpu_provenance.json"
+step gpu_feature_analysis 135 "$PY" bench/gpu_feature_analysis.py "${A_ANALYSIS[@]}" \
   --json "$OUT_DIR/gpu_feature_analysis.json"
 
 echo >> "$SUMMARY"

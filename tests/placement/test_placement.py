@@ -99,3 +99,25 @@ def test_post_model_takes_a_device_map(client):
     assert body["layer_devices"] == ["cpu"] * body["n_layers"] and body["dispatched"] is False
     assert body["devices"][0]["device"] == "cpu" and body["devices"][0]["layers"] == list(range(body["n_layers"]))
     assert client.post("/api/model", json={"name": "x", "device_map": "everywhere"}).status_code == 422
+
+
+def test_tf32_switch_is_reference_counted_and_restored(monkeypatch):
+    """Nested and overlapping analysis blocks keep TF32 on until the last one ends, then restore the
+    previous setting (the switch is a process-wide flag; CUDA's availability is faked to reach it on CPU)."""
+    from interpretability_workbench.model.placement import tf32_matmuls
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    flags = torch.backends.cuda.matmul
+    before = flags.allow_tf32
+    flags.allow_tf32 = False
+    try:
+        with tf32_matmuls():
+            assert flags.allow_tf32
+            with tf32_matmuls():
+                assert flags.allow_tf32
+            assert flags.allow_tf32
+            with tf32_matmuls(enabled=False):  # a block asking for full float32 does not switch it off for others
+                assert flags.allow_tf32
+        assert flags.allow_tf32 is False
+    finally:
+        flags.allow_tf32 = before
