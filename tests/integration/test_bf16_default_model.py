@@ -3,7 +3,8 @@
 answers 2xx, and the PEFT-reloaded patched next-token probabilities match the workbench's within 1e-3
 (absolute, over the whole vocabulary; bf16 tolerance: the workbench adds its float32 deltas to the upcast bf16
 output and rounds once, as PEFT does, so the two agree up to a one-ulp logit flip, ≲ 1e-3 in probability).
-Runs for minutes on a CPU: marked slow as well as integration."""
+bf16 matmuls are slow on most CPUs (several times fp32): minutes on an idle machine, marked slow as well as
+integration, with an hour's timeout."""
 from __future__ import annotations
 
 import os
@@ -13,7 +14,7 @@ import torch
 
 from placement.loop import run_rest_loop  # tests/placement/loop.py (tests/ is on sys.path under pytest)
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(3600)]
 
 DEFAULT_HOME = os.environ.get("IWB_HOME")
 
