@@ -4,13 +4,14 @@ Example: ``IWB_HOME=/data/iwb IWB_MODEL=gpt2 IWB_API_KEY=secret microscope ui``.
 """
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_HOME = Path("~/.interpretability-workbench")
 
@@ -26,6 +27,10 @@ class Settings(BaseSettings):
     dtype: str = Field("auto", description="'auto' (bf16 on CUDA, fp32 on CPU), 'float32', 'bfloat16', 'float16'.")
     quantization: Literal["none", "8bit", "4bit"] = Field("none", description="Load weights in 8 or 4 bit through bitsandbytes (CUDA only).")
     allow_downloads: bool = Field(False, description="Let the workbench download models from the Hugging Face hub; off: hub ids load from the local cache only and fail at once when missing.")
+    device_map: Literal["none", "auto", "balanced", "balanced_low_0", "sequential"] = Field("none", description="'none': the whole model on IWB_DEVICE. 'auto' (or balanced, sequential): accelerate places a model that does not fit one device across the GPUs, CPU memory and disk (under IWB_HOME/models/offload); SAEs live on the first GPU.")
+    max_memory: dict[str, str] = Field(default_factory=dict, description='Per-device budget for a device map, JSON: {"0": "20GiB", "1": "20GiB", "cpu": "64GiB"} (empty: what each device has).')
+    sae_registry: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Extra registry files of pretrained SAE releases (SAELens's pretrained_saes.yaml layout; JSON list or comma-separated paths), read on top of SAELens's registry.")
+    sae_downloads: bool = Field(False, description="Let pretrained SAE imports download missing files from the Hugging Face Hub (off: the local Hugging Face cache only).")
     host: str = Field("127.0.0.1", description="Address the server binds.")
     port: int = Field(8000, description="Port the server binds.")
     api_key: str | None = Field(None, description="API key; required whenever the server binds a non-loopback address.")
@@ -42,6 +47,16 @@ class Settings(BaseSettings):
     context_size: int = Field(128, description="Default context length in tokens for recording activations.")
     log_level: str = Field("INFO", description="Log level.")
     log_json: bool = Field(True, description="Structured JSON log lines.")
+
+    @field_validator("sae_registry", mode="before")
+    @classmethod
+    def _split_paths(cls, v: object) -> object:
+        if isinstance(v, str):
+            text = v.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [p.strip() for p in text.split(",") if p.strip()]
+        return v
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -75,6 +90,11 @@ class Settings(BaseSettings):
     @property
     def runs_dir(self) -> Path:
         return self.home / "runs"
+
+    @property
+    def sae_registry_files(self) -> list[Path]:
+        """The extra pretrained-SAE registry files (``IWB_SAE_REGISTRY``), user paths expanded."""
+        return [Path(p).expanduser() for p in self.sae_registry]
 
     def ensure_dirs(self) -> None:
         for d in (self.home, self.artifacts_dir, self.model_cache_dir, self.corpora_dir, self.runs_dir):

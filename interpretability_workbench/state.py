@@ -20,7 +20,7 @@ from .model.loader import LoadedModel
 from .patches.manager import PatchManager
 from .patches.peft_io import PatchTransfer
 from .provenance.service import ProvenanceService
-from .sae.registry import SAERegistry
+from .sae.registry import PretrainedImporter, SAERegistry
 from .settings import Settings
 from .store.corpora import CorpusRepo
 from .store.db import Database
@@ -42,10 +42,11 @@ class WorkbenchState:
         self.bus = EventBus()
         publish = self.bus.publish
         self.model = ModelHandle(LoadDefaults(s.device, s.dtype, s.quantization, s.model_cache_dir,
-                                                s.allow_downloads), publish)
+                                              s.allow_downloads, s.device_map, s.max_memory or None), publish)
         # services, in data-flow order: each gets exactly what it uses
         self.corpora = CorpusService(CorpusRepo(self.db), s.corpora_dir, self.model)
         self.saes = SAERegistry(SAERepo(self.db), s.artifacts_dir / "saes", self.model)
+        self.pretrained = PretrainedImporter(self.saes, self.model, s.sae_registry_files, downloads=s.sae_downloads)
         self.patches = PatchManager(PatchRepo(self.db), self.saes, self.model, s.artifacts_dir / "patches")
         original = self.patches.original  # the model lock with every patch off: recording never sees patches
         self.training = TrainingService(RunRepo(self.db), self.model, self.saes, self.corpora, publish, original,

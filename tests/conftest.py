@@ -18,6 +18,16 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_HOME = Path(os.environ.get("IWB_HOME", REPO / "workspace"))
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` are collected everywhere and skipped where CUDA is not available."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device: run scripts/gpu_check.sh (pytest -m gpu) on a GPU machine")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     random.seed(0)

@@ -1,4 +1,5 @@
-"""``microscope export`` / ``microscope import``: SAE folders and zips (SAELens v6 layout, safetensors only)."""
+"""``microscope export`` / ``microscope import``: SAE folders and zips (SAELens v6 layout, safetensors only),
+and SAEs of pretrained releases (``microscope import --release R --sae-id S`` or ``--all``)."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +7,8 @@ import shutil
 from pathlib import Path
 
 from ..sae.archive import import_zip, zip_folder
-from .common import make_state
+from ..settings import Settings
+from .common import add_model_args, make_state
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,9 +16,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--sae", required=True, help="SAE id (GET /api/saes)")
     e.add_argument("--out", required=True, help="output folder, or a path ending in .zip")
     e.set_defaults(func=run_export)
-    i = sub.add_parser("import", help="import a SAELens SAE folder or .zip")
-    i.add_argument("path", help="folder with cfg.json + sae_weights.safetensors, or a .zip of one")
-    i.add_argument("--name", default=None, help="display name")
+    i = sub.add_parser("import", help="import a SAELens SAE folder or .zip, or SAEs of a pretrained release")
+    i.add_argument("path", nargs="?", help="folder with cfg.json + sae_weights.safetensors, or a .zip of one")
+    i.add_argument("--name", default=None, help="display name (folder or zip import)")
+    i.add_argument("--release", default=None,
+                   help="a pretrained release (SAELens's registry + IWB_SAE_REGISTRY files) instead of a path")
+    i.add_argument("--sae-id", action="append", dest="sae_ids", default=None,
+                   help="SAE id inside the release (repeat for several)")
+    i.add_argument("--all", action="store_true", help="every SAE of the release (multi-layer work)")
+    i.add_argument("--registry", action="append", default=[], help="extra registry file (SAELens's YAML layout)")
+    i.add_argument("--download", action="store_true",
+                   help="fetch missing files from the Hugging Face Hub (default: the local cache only)")
+    add_model_args(i)
     i.set_defaults(func=run_import)
 
 
@@ -36,7 +47,30 @@ def run_export(args: argparse.Namespace) -> int:
         state.close()
 
 
+def run_pretrained(args: argparse.Namespace) -> int:
+    """Import SAEs of a release; the model is loaded so they are checked against it and recorded under its id."""
+    if args.path:
+        raise ValueError("give either a path or --release, not both")
+    if bool(args.sae_ids) == bool(args.all):
+        raise ValueError("with --release give --sae-id ID (repeatable) or --all")
+    base = Settings()
+    overrides = {"sae_registry": [*base.sae_registry, *args.registry], "sae_downloads": base.sae_downloads or args.download}
+    state = make_state(args, settings_overrides=overrides)
+    try:
+        for d in state.pretrained.import_release(args.release, None if args.all else args.sae_ids):
+            row = state.saes.row(d.sae_id)
+            print(f"imported {d.sae_id}: {d.release}/{d.pretrained_id} -> {row.hook_name} d_sae {row.d_sae} "
+                  f"({row.architecture})")
+        return 0
+    finally:
+        state.close()
+
+
 def run_import(args: argparse.Namespace) -> int:
+    if args.release:
+        return run_pretrained(args)
+    if not args.path:
+        raise ValueError("give a folder or .zip to import, or --release R --sae-id S")
     state = make_state(args, need_model=False)
     try:
         p = Path(args.path)

@@ -18,6 +18,7 @@ from ..errors import Invalid
 from ..model.handle import ModelHandle
 from ..model.hooks import run_with_cache
 from ..model.loader import LoadedModel
+from ..model.placement import to_stats
 from ..model.tokenize import encode_text
 from ..sae.model import SparseAutoencoder
 from ..sae.registry import SAERegistry
@@ -57,7 +58,8 @@ LabelLookup = Callable[[str, list[int]], dict[int, FeatureLabel]]
 @torch.no_grad()
 def feature_samples(lm: LoadedModel, sae: SparseAutoencoder, texts: list[str], position: str, *,
                     scope: AbstractContextManager[Any], max_tokens: int | None) -> Tensor:
-    """``[n_samples d_sae]`` SAE activations of ``texts`` reduced by ``position`` (original model)."""
+    """``[n_samples d_sae]`` SAE activations of ``texts`` reduced by ``position`` (original model), float32
+    on the SAE's device (the model's main device)."""
     hook = sae.cfg.hook_name
     rows = []
     for text in texts:
@@ -65,14 +67,14 @@ def feature_samples(lm: LoadedModel, sae: SparseAutoencoder, texts: list[str], p
         inp.reported()  # 422 for a text with nothing after position 0
         with scope:
             act = run_with_cache(lm.model, inp.ids, [hook]).cache[hook][0]  # [pos d_model]
-        f = sae.encode(act[inp.first:].float())  # [pos-first d_sae]
+        f = sae.encode(to_stats(act[inp.first:], sae.W_enc.device))  # [pos-first d_sae]
         if position == "last":
             rows.append(f[-1:])
         elif position == "max":
             rows.append(f.max(0, keepdim=True).values)
         else:
             rows.append(f)
-    return torch.cat(rows).cpu()
+    return torch.cat(rows)
 
 
 class ContrastService:
@@ -112,6 +114,6 @@ def rank_features(pos: Tensor, neg: Tensor, top_n: int) -> list[tuple[int, float
     pooled = (((n1 - 1) * v1 + (n2 - 1) * v2) / dof).sqrt()
     d = (m1 - m2) / (pooled + EPS)
     r1, r2 = (pos > 0).double().mean(0), (neg > 0).double().mean(0)
-    order = torch.argsort(d, descending=True)[: max(1, min(top_n, d.shape[0]))].tolist()
-    return [(i, float(m1[i]), float(m2[i]), float(m1[i] - m2[i]), float(d[i]), float(r1[i]), float(r2[i]))
-            for i in order]
+    order = torch.argsort(d, descending=True)[: max(1, min(top_n, d.shape[0]))]
+    cols = torch.stack([m1, m2, m1 - m2, d, r1, r2])[:, order].T.tolist()  # [top_n 6], one host copy
+    return [(i, *row) for i, row in zip(order.tolist(), cols)]

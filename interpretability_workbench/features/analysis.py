@@ -27,6 +27,7 @@ from torch import Tensor
 from ..errors import Conflict
 from ..model.hooks import run_with_cache
 from ..model.loader import LoadedModel
+from ..model.placement import tf32_matmuls, to_stats
 from ..sae.model import SparseAutoencoder
 from .labels import auto_label, peak_token_counts, token_key
 from .logits import decoder_neighbours, logit_effects
@@ -55,6 +56,10 @@ class AnalysisConfig:
     cache_bytes: int = 512 * 1024 * 1024
     """Memory for the sparse activations of the whole pass (beyond it, example windows re-run the model)."""
     seed: int = 0
+    tf32: bool = True
+    """On CUDA, let the SAE encoder matmul use TF32 tensor cores (``placement.tf32_matmuls``): pre-activations
+    within ~1e-3 relative of full float32, statistics accumulated in float32/float64 either way. No effect
+    on CPU; False for full float32 on a GPU."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,14 +84,17 @@ class AnalysisResult(NamedTuple):
 
 
 class SparseStore:
-    """Sparse activations of analysed tokens, addressable by (context, position, feature)."""
+    """Sparse activations of analysed tokens, addressable by (context, position, feature); kept on the
+    device the activations were computed on (the SAE's)."""
 
-    def __init__(self, d_sae: int, ctx_len: int) -> None:
+    def __init__(self, d_sae: int, ctx_len: int, device: torch.device | str = "cpu") -> None:
         self.d_sae, self.ctx_len = d_sae, ctx_len
+        self.device = torch.device(device)
         self._keys: list[Tensor] = []
         self._vals: list[Tensor] = []
         self.nbytes = 0
-        self.keys = self.vals = torch.empty(0)
+        self.keys = torch.empty(0, dtype=torch.int64, device=self.device)
+        self.vals = torch.empty(0, device=self.device)
 
     def add(self, tok_global: Tensor, feat: Tensor, val: Tensor) -> None:
         self._keys.append(tok_global * self.d_sae + feat)
@@ -94,8 +102,8 @@ class SparseStore:
         self.nbytes += tok_global.shape[0] * 12
 
     def finish(self) -> None:
-        keys = torch.cat(self._keys) if self._keys else torch.empty(0, dtype=torch.int64)
-        vals = torch.cat(self._vals) if self._vals else torch.empty(0)
+        keys = torch.cat(self._keys) if self._keys else torch.empty(0, dtype=torch.int64, device=self.device)
+        vals = torch.cat(self._vals) if self._vals else torch.empty(0, device=self.device)
         self.keys, order = keys.sort()
         self.vals = vals[order]
         self._keys, self._vals = [], []
@@ -104,32 +112,36 @@ class SparseStore:
         """Activations at broadcastable ``ctx``, ``pos``, ``feat`` (0 where inactive)."""
         q = (ctx * self.ctx_len + pos) * self.d_sae + feat
         if self.keys.numel() == 0:
-            return torch.zeros(q.shape)
+            return torch.zeros(q.shape, device=q.device)
+        q = q.to(self.keys.device)
         i = torch.searchsorted(self.keys, q.reshape(-1)).clamp_(max=self.keys.numel() - 1)
         hit = self.keys[i] == q.reshape(-1)
-        return torch.where(hit, self.vals[i], torch.zeros(())).view(q.shape)
+        return torch.where(hit, self.vals[i], torch.zeros((), device=self.vals.device)).view(q.shape)
 
 
 def fold_batch(sae: SparseAutoencoder, x: Tensor, stats: FeatureStats, store: SparseStore | None,
                ctx_offset: int, n_ctx: int, ctx_len: int, cache_bytes: int) -> SparseStore | None:
     """The analysis proper for one batch: ``x [n_ctx*(ctx_len-1) d_in]`` (position 0 dropped) -> encode,
-    fold into ``stats``, keep the sparse activations in ``store`` (None once past ``cache_bytes``)."""
+    fold into ``stats``, keep the sparse activations in ``store`` (None once past ``cache_bytes``).
+    Everything stays on the SAE's device."""
     P = ctx_len - 1
     acts = sparse_encode(sae, x)
     stats.update(acts, n_ctx, P, ctx_offset)
     if store is not None:
-        tok = acts.token.cpu()
-        store.add((ctx_offset + tok // P) * ctx_len + tok % P + 1, acts.feature.cpu(), acts.value.float().cpu())
+        tok = acts.token
+        store.add((ctx_offset + tok // P) * ctx_len + tok % P + 1, acts.feature, acts.value.float())
         if store.nbytes > cache_bytes:
             store = None
     return store
 
 
 def _encode_batch(lm: LoadedModel, sae: SparseAutoencoder, ids: Tensor, lock: Any):
+    """The SAE's input for one batch of contexts: ``[batch*(pos-1) d_model]`` float32 on the SAE's device
+    (the forward runs in the model's dtype; its block may sit on another device of a dispatched model)."""
     with lock:
         res = run_with_cache(lm.model, ids.to(lm.device), [sae.cfg.hook_name])
     a = res.cache[sae.cfg.hook_name]  # [batch pos d_model]
-    return a[:, 1:].reshape(-1, a.shape[-1]).to(sae.W_enc.device, torch.float32)
+    return to_stats(a[:, 1:].reshape(-1, a.shape[-1]), sae.W_enc.device)
 
 
 @torch.no_grad()
@@ -153,8 +165,10 @@ def run_analysis(
         raise ValueError("contexts need at least 2 tokens (position 0 is excluded)")
     P = T - 1
     d_sae = sae.cfg.d_sae
-    stats = FeatureStats(d_sae, cfg.n_top, seed=cfg.seed)
-    store: SparseStore | None = SparseStore(d_sae, T)
+    dev = sae.W_enc.device  # the model's main device: every statistic and lookup stays there
+    contexts = contexts.to(dev)
+    stats = FeatureStats(d_sae, cfg.n_top, seed=cfg.seed, device=dev)
+    store: SparseStore | None = SparseStore(d_sae, T, dev)
     total_tokens = n_ctx * P
     t_fwd = t_enc = 0.0
     for i in range(0, n_ctx, cfg.batch_size):
@@ -164,7 +178,8 @@ def run_analysis(
         t0 = time.perf_counter()
         x = _encode_batch(lm, sae, ids, lock)  # [batch*P d_model]
         t1 = time.perf_counter()
-        store = fold_batch(sae, x, stats, store, i, ids.shape[0], T, cfg.cache_bytes)
+        with tf32_matmuls(cfg.tf32):
+            store = fold_batch(sae, x, stats, store, i, ids.shape[0], T, cfg.cache_bytes)
         t_enc += time.perf_counter() - t1
         t_fwd += t1 - t0
         if progress:
@@ -174,7 +189,7 @@ def run_analysis(
     top = stats.top_contexts()  # [K d_sae]
     q_ctx, q_pos, q_val, q_bucket = _quantile_examples(stats, cfg)
     # every (feature, context, peak position) that needs a window, top contexts first
-    feat_ids = torch.arange(d_sae)
+    feat_ids = torch.arange(d_sae, device=dev)
     req_feat = torch.cat([feat_ids.expand(cfg.n_top, d_sae).reshape(-1),
                           feat_ids[:, None].expand_as(q_ctx).reshape(-1)])
     req_ctx = torch.cat([top.ctx.reshape(-1), q_ctx.reshape(-1)])
@@ -186,7 +201,7 @@ def run_analysis(
     W = min(cfg.window_before + cfg.window_after + 1, P)
     valid = req_ctx >= 0
     start = (req_pos - cfg.window_before).clamp(min=1).clamp(max=T - W)
-    win_pos = start[:, None] + torch.arange(W)  # [n_req W]
+    win_pos = start[:, None] + torch.arange(W, device=dev)  # [n_req W]
     safe_ctx = req_ctx.clamp(min=0)
     win_act = store.lookup(safe_ctx[:, None], win_pos, req_feat[:, None])
     win_tok = contexts[safe_ctx[:, None], win_pos]
@@ -220,12 +235,14 @@ def _recompute_store(lm: LoadedModel, sae: SparseAutoencoder, contexts: Tensor, 
                      cfg: AnalysisConfig, lock: Any) -> SparseStore:
     T = contexts.shape[1]
     P = T - 1
-    store = SparseStore(sae.cfg.d_sae, T)
+    store = SparseStore(sae.cfg.d_sae, T, contexts.device)
     for i in range(0, needed.shape[0], cfg.batch_size):
         cids = needed[i: i + cfg.batch_size]
-        acts = sparse_encode(sae, _encode_batch(lm, sae, contexts[cids], lock))
-        tok = acts.token.cpu()
-        store.add(cids[tok // P] * T + tok % P + 1, acts.feature.cpu(), acts.value.float().cpu())
+        x = _encode_batch(lm, sae, contexts[cids], lock)
+        with tf32_matmuls(cfg.tf32):
+            acts = sparse_encode(sae, x)
+        tok = acts.token
+        store.add(cids[tok // P] * T + tok % P + 1, acts.feature, acts.value.float())
     store.finish()
     return store
 
@@ -240,8 +257,9 @@ def _quantile_examples(stats: FeatureStats, cfg: AnalysisConfig) -> tuple[Tensor
     bucket = (res.value / mx * Q).ceil().long().clamp(1, Q) - 1
     S = res.value.shape[1]
     bin_count = stats.histograms().float().repeat_interleave(RESERVOIR_PER_BIN, dim=1)[:, :S]
-    g = torch.Generator().manual_seed(cfg.seed + 1)
-    u = torch.rand(res.value.shape, generator=g).clamp_min(1e-12)
+    dev = res.value.device
+    g = torch.Generator(device=dev).manual_seed(cfg.seed + 1)
+    u = torch.rand(res.value.shape, generator=g, device=dev).clamp_min(1e-12)
     key = u.log() / bin_count.clamp_min(1.0)  # log of u^(1/w)
     ok = res.ctx >= 0
     out = [[], [], [], []]

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from ..model.hook_map import arch_for, get_module
+from ..model.placement import module_tensor
 from ..sae.model import SparseAutoencoder
 
 N_LOGIT_BINS = 32
@@ -48,40 +49,66 @@ class Neighbours(NamedTuple):
     """``[d_sae n]`` cosine similarity of the decoder directions."""
 
 
-def direction_to_residual_readout(model: nn.Module) -> tuple[Tensor, bool, Tensor]:
-    """(effective final-norm weight ``[d_model]``, whether the norm centers its input, ``W_U [d_vocab d_model]``)."""
+class Readout(NamedTuple):
+    """What the final norm and the unembedding do to a residual direction (input-independent part)."""
+
+    gain: Tensor
+    """``[d_model]`` effective elementwise weight of the final norm (float32)."""
+    centers: bool
+    """Whether the norm subtracts the mean (LayerNorm)."""
+    w_u: Tensor
+    """``[d_vocab d_model]`` the unembedding weight, in the model's dtype, where it lives."""
+
+
+def direction_to_residual_readout(model: nn.Module) -> Readout:
+    """The final norm's effective gain, whether it centers its input, and ``W_U`` (read where it is stored,
+    offloaded weights included; callers move and upcast what they use)."""
     spec = arch_for(model)
     norm = get_module(model, spec.final_norm)
     unembed = get_module(model, spec.unembed)
-    w_u = unembed.weight.detach().float()
+    w_u = module_tensor(unembed, "weight")
     d_model = w_u.shape[1]
     weight = getattr(norm, "weight", None)
-    g = torch.ones(d_model) if weight is None else weight.detach().float().cpu()
+    g = torch.ones(d_model) if weight is None else module_tensor(norm, "weight").float()
     model_type = str(getattr(getattr(model, "config", None), "model_type", ""))
     if model_type.startswith("gemma"):  # Gemma's RMSNorm scales by (1 + weight)
         g = 1.0 + g
-    centers = isinstance(norm, nn.LayerNorm)
-    return g, centers, w_u.cpu()
+    return Readout(g, isinstance(norm, nn.LayerNorm), w_u)
+
+
+VOCAB_CHUNK = 16384
+"""Rows of ``W_U`` upcast to float32 at a time when only a few directions are read out."""
 
 
 def feature_logit_vectors(model: nn.Module, W_dec: Tensor, scale: float = 1.0) -> Tensor:
-    """``W_dec [n d_model]`` -> direct logit effect of each direction ``[n d_vocab]`` (small n only)."""
+    """``W_dec [n d_model]`` -> direct logit effect of each direction ``[n d_vocab]`` (small n), float32 on
+    ``W_dec``'s device; ``W_U`` is upcast in vocabulary chunks, so no float32 copy of it is ever whole."""
     g, centers, w_u = direction_to_residual_readout(model)
-    d = W_dec.float().cpu() / scale
+    dev = W_dec.device
+    d = W_dec.detach().float() / scale
     if centers:
         d = d - d.mean(dim=1, keepdim=True)
-    return (d * g) @ w_u.T
+    d = d * g.to(dev)  # [n d_model]
+    out = torch.empty(d.shape[0], w_u.shape[0], device=dev)
+    for lo in range(0, w_u.shape[0], VOCAB_CHUNK):
+        out[:, lo: lo + VOCAB_CHUNK] = d @ w_u[lo: lo + VOCAB_CHUNK].to(dev, torch.float32).T
+    return out
 
 
 @torch.no_grad()
-def logit_effects(model: nn.Module, sae: SparseAutoencoder, n: int = 10, chunk: int = 256) -> LogitEffects:
+def logit_effects(model: nn.Module, sae: SparseAutoencoder, n: int = 10, chunk: int | None = None) -> LogitEffects:
+    """Top ± tokens and a histogram of every feature's direct logit effect, float32 on the SAE's device
+    (``W_U`` upcast once there). ``chunk`` features per matmul (default: 256 on CPU, 2048 on an accelerator)."""
+    dev = sae.W_dec.device
     g, centers, w_u = direction_to_residual_readout(model)
-    w_u_t = w_u.T.contiguous()  # [d_model d_vocab]
+    g = g.to(dev)
+    w_u_t = w_u.to(dev, torch.float32).T.contiguous()  # [d_model d_vocab]
+    chunk = chunk or (256 if dev.type == "cpu" else 2048)
     d_sae = sae.cfg.d_sae
-    n = min(n, w_u.shape[0])
+    n = min(n, w_u_t.shape[1])
     outs: list[list[Tensor]] = [[] for _ in range(7)]
     for lo in range(0, d_sae, chunk):
-        d = sae.W_dec[lo: lo + chunk].detach().float().cpu() / sae.scale  # [chunk d_model]
+        d = sae.W_dec[lo: lo + chunk].detach().float() / sae.scale  # [chunk d_model]
         if centers:
             d = d - d.mean(dim=1, keepdim=True)
         eff = (d * g) @ w_u_t  # [chunk d_vocab]
@@ -92,7 +119,7 @@ def logit_effects(model: nn.Module, sae: SparseAutoencoder, n: int = 10, chunk: 
         c = eff.shape[0]
         b = eff.sub_(lo_v[:, None]).mul_((N_LOGIT_BINS / (hi_v - lo_v).clamp_min(1e-12))[:, None])
         b = b.to(torch.int32).clamp_(0, N_LOGIT_BINS - 1)
-        b += (torch.arange(c, dtype=torch.int32) * N_LOGIT_BINS)[:, None]
+        b += (torch.arange(c, dtype=torch.int32, device=dev) * N_LOGIT_BINS)[:, None]
         counts = torch.bincount(b.view(-1), minlength=c * N_LOGIT_BINS).view(c, N_LOGIT_BINS)
         for lst, t in zip(outs, (pi, pv, ni, nv, lo_v, hi_v, counts)):
             lst.append(t)
@@ -101,15 +128,16 @@ def logit_effects(model: nn.Module, sae: SparseAutoencoder, n: int = 10, chunk: 
 
 @torch.no_grad()
 def decoder_neighbours(sae: SparseAutoencoder, n: int = 10, chunk: int = 1024) -> Neighbours:
-    """For every feature, the ``n`` other features whose decoder directions have the highest cosine."""
-    w = sae.W_dec.detach().float().cpu()
+    """For every feature, the ``n`` other features whose decoder directions have the highest cosine
+    (float32 on the SAE's device)."""
+    w = sae.W_dec.detach().float()
     w = w / w.norm(dim=1, keepdim=True).clamp_min(1e-12)
     d_sae = w.shape[0]
     n = min(n, d_sae - 1)
     idx, val = [], []
     for lo in range(0, d_sae, chunk):
         sim = w[lo: lo + chunk] @ w.T  # [chunk d_sae]
-        rows = torch.arange(sim.shape[0])
+        rows = torch.arange(sim.shape[0], device=w.device)
         sim[rows, lo + rows] = float("-inf")
         v, i = sim.topk(n, dim=1)
         idx.append(i)

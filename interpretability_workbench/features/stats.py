@@ -62,7 +62,7 @@ def sparse_encode(sae: SparseAutoencoder, x: Tensor) -> SparseActs:
     TopK SAEs never build the dense ``[n_tokens d_sae]`` activations: the pre-activations' top k are the
     activations (after ReLU). Other architectures apply ``sae.activation`` and take its non-zeros.
     """
-    x = x.to(sae.W_enc.dtype)
+    x = x.to(device=sae.W_enc.device, dtype=sae.W_enc.dtype)  # float32 on the SAE's device
     if sae.scale != 1.0:
         x = x * sae.scale
     if sae.cfg.apply_b_dec_to_input:
@@ -96,31 +96,37 @@ class Picked(NamedTuple):
 class FeatureStats:
     """Running statistics for ``d_sae`` features over contexts of ``n_pos`` analysed positions each."""
 
-    def __init__(self, d_sae: int, n_top: int = 10, seed: int = 0, coactivation: bool = True) -> None:
+    def __init__(self, d_sae: int, n_top: int = 10, seed: int = 0, coactivation: bool = True,
+                 device: torch.device | str = "cpu") -> None:
+        """Every running statistic lives on ``device`` (the SAE's): ``update`` never leaves it."""
         self.d_sae, self.n_top = d_sae, n_top
+        self.device = dev = torch.device(device)
         self.total = 0
-        self.count = torch.zeros(d_sae, dtype=torch.int64)
-        self.sum = torch.zeros(d_sae, dtype=torch.float64)
-        self.max = torch.zeros(d_sae)
-        self.hist = torch.zeros(d_sae * N_BINS, dtype=torch.int64)
-        self.top_val = torch.zeros(n_top, d_sae)
-        self.top_ctx = torch.full((n_top, d_sae), -1, dtype=torch.int64)
-        self.top_pos = torch.zeros(n_top, d_sae, dtype=torch.int64)
+        self.count = torch.zeros(d_sae, dtype=torch.int64, device=dev)
+        self.sum = torch.zeros(d_sae, dtype=torch.float64, device=dev)
+        self.max = torch.zeros(d_sae, device=dev)
+        self.hist = torch.zeros(d_sae * N_BINS, dtype=torch.int64, device=dev)
+        self.top_val = torch.zeros(n_top, d_sae, device=dev)
+        self.top_ctx = torch.full((n_top, d_sae), -1, dtype=torch.int64, device=dev)
+        self.top_pos = torch.zeros(n_top, d_sae, dtype=torch.int64, device=dev)
         n_res = d_sae * N_BINS * RESERVOIR_PER_BIN
-        self.res_key = torch.full((n_res,), -1.0)
-        self.res_ctx = torch.full((n_res,), -1, dtype=torch.int64)
-        self.res_pos = torch.zeros(n_res, dtype=torch.int64)
-        self.res_val = torch.zeros(n_res)
+        self._n_res = n_res
+        # one spare slot at the end takes the writes of tokens that did not win their slot (no host sync)
+        self.res_key = torch.full((n_res,), -1.0, device=dev)
+        self.res_ctx = torch.full((n_res + 1,), -1, dtype=torch.int64, device=dev)
+        self.res_pos = torch.zeros(n_res + 1, dtype=torch.int64, device=dev)
+        self.res_val = torch.zeros(n_res + 1, device=dev)
         self._log_min = math.log10(HIST_MIN)
-        self.coact = torch.zeros(d_sae * d_sae) if coactivation and d_sae <= COACT_MAX_D_SAE else None
-        self.gen = torch.Generator().manual_seed(seed)
+        self.coact = (torch.zeros(d_sae * d_sae, device=dev)
+                      if coactivation and d_sae <= COACT_MAX_D_SAE else None)
+        self.gen = torch.Generator(device=dev).manual_seed(seed)
 
     @torch.no_grad()
     def update(self, acts: SparseActs, n_ctx: int, n_pos: int, ctx_offset: int, first_pos: int = 1) -> None:
         """Fold in one batch: ``n_ctx`` contexts of ``n_pos`` analysed positions each (token ``t`` of the
         batch is context ``ctx_offset + t // n_pos`` at position ``first_pos + t % n_pos``)."""
-        d = self.d_sae
-        tok, feat, val = acts.token.cpu(), acts.feature.cpu(), acts.value.float().cpu()
+        d, dev = self.d_sae, self.device
+        tok, feat, val = acts.token.to(dev), acts.feature.to(dev), acts.value.to(dev, torch.float32)
         self.total += n_ctx * n_pos
         self.count += torch.bincount(feat, minlength=d)
         self.sum += torch.bincount(feat, weights=val.double(), minlength=d)
@@ -133,35 +139,36 @@ class FeatureStats:
         pos = tok % n_pos + first_pos
         # top contexts: per-(context, feature) max and its position, merged with the running top-K
         key = ctx_local * d + feat
-        cmax = torch.zeros(n_ctx * d).scatter_reduce_(0, key, val, "amax", include_self=True)
+        cmax = torch.zeros(n_ctx * d, device=dev).scatter_reduce_(0, key, val, "amax", include_self=True)
         win = val == cmax[key]
-        cpos = torch.zeros(n_ctx * d, dtype=torch.int64)
-        cpos[key[win]] = pos[win]
+        # the peak's position (the last one on ties, deterministically)
+        cpos = torch.zeros(n_ctx * d, dtype=torch.int64, device=dev).scatter_reduce_(
+            0, key, torch.where(win, pos, torch.zeros_like(pos)), "amax", include_self=True)
         cand_val = torch.cat([self.top_val, cmax.view(n_ctx, d)])
-        cand_ctx = torch.cat([self.top_ctx, (ctx_offset + torch.arange(n_ctx))[:, None].expand(n_ctx, d)])
+        cand_ctx = torch.cat([self.top_ctx, (ctx_offset + torch.arange(n_ctx, device=dev))[:, None].expand(n_ctx, d)])
         cand_pos = torch.cat([self.top_pos, cpos.view(n_ctx, d)])
         self.top_val, sel = cand_val.topk(self.n_top, dim=0)
         self.top_ctx = cand_ctx.gather(0, sel)
         self.top_pos = cand_pos.gather(0, sel)
         # size-1 reservoirs per (feature, half bin): keep the largest random key
         slot = feat * (N_BINS * RESERVOIR_PER_BIN) + half
-        rkey = torch.rand(val.shape[0], generator=self.gen)
+        rkey = torch.rand(val.shape[0], generator=self.gen, device=dev)
         self.res_key = self.res_key.scatter_reduce(0, slot, rkey, "amax", include_self=True)
-        won = rkey == self.res_key[slot]
-        s = slot[won]
-        self.res_ctx[s] = ctx_offset + ctx_local[won]
-        self.res_pos[s] = pos[won]
-        self.res_val[s] = val[won]
+        s = torch.where(rkey == self.res_key[slot], slot, self._n_res)  # losers write the spare slot
+        self.res_ctx[s] = ctx_offset + ctx_local
+        self.res_pos[s] = pos
+        self.res_val[s] = val
         if self.coact is not None:
-            self._update_coact(acts.top_idx.cpu(), acts.top_val.cpu())
+            self._update_coact(acts.top_idx.to(dev), acts.top_val.to(dev))
 
     def _update_coact(self, idx: Tensor, vals: Tensor) -> None:
         # idx, vals [n_tokens kk]: pairs (i, j), i != j, both active on the same token
         active = vals > 0
         pair_ok = active[:, :, None] & active[:, None, :]
-        pair_ok &= ~torch.eye(idx.shape[1], dtype=torch.bool)[None]
-        keys = (idx[:, :, None] * self.d_sae + idx[:, None, :])[pair_ok]
-        self.coact.index_add_(0, keys, torch.ones(keys.shape[0]))  # type: ignore[union-attr]
+        pair_ok &= ~torch.eye(idx.shape[1], dtype=torch.bool, device=idx.device)[None]
+        keys = idx[:, :, None] * self.d_sae + idx[:, None, :]
+        # every pair is added, weighted 1 when both are active (a mask select would sync with the host)
+        self.coact.index_add_(0, keys.reshape(-1), pair_ok.reshape(-1).to(self.coact.dtype))  # type: ignore[union-attr]
 
     # results ----------------------------------------------------------------------------
     def density(self) -> Tensor:
@@ -182,7 +189,8 @@ class FeatureStats:
     def reservoir(self) -> Picked:
         """``[d_sae N_BINS*RESERVOIR_PER_BIN]`` one sampled token per (feature, half-bin) (ctx -1 if empty)."""
         shape = (self.d_sae, N_BINS * RESERVOIR_PER_BIN)
-        return Picked(self.res_ctx.view(shape), self.res_pos.view(shape), self.res_val.view(shape))
+        n = self._n_res
+        return Picked(self.res_ctx[:n].view(shape), self.res_pos[:n].view(shape), self.res_val[:n].view(shape))
 
     def coactivation(self, n: int) -> tuple[Tensor, Tensor] | None:
         """Top ``n`` co-active features per feature by Jaccard index ``|i∧j| / |i∨j|``:

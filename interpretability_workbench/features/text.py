@@ -14,6 +14,7 @@ from ..errors import Invalid
 from ..model.tokenize import encode_text
 from ..model.hooks import run_with_cache
 from ..model.loader import LoadedModel
+from ..model.placement import to_stats
 from ..sae.model import SparseAutoencoder
 
 
@@ -44,9 +45,8 @@ def text_activations(lm: LoadedModel, sae: SparseAutoencoder, text: str, *, top_
     tok_ids = inp.reported().tolist()
     with lock if lock is not None else nullcontext():
         res = run_with_cache(lm.model, inp.ids, [sae.cfg.hook_name])
-    a = res.cache[sae.cfg.hook_name][0]  # [pos d_model]
-    x = a[inp.first:].to(sae.W_enc.device, torch.float32)
-    f = sae.encode(x)  # [pos d_sae]
+    a = res.cache[sae.cfg.hook_name][0]  # [pos d_model], the model's dtype, its block's device
+    f = sae.encode(to_stats(a[inp.first:], sae.W_enc.device))  # [pos d_sae] float32 on the SAE's device
     if vocab is not None:
         tokens = [vocab[t] if t < len(vocab) else "" for t in tok_ids]
     else:
@@ -61,7 +61,8 @@ def text_activations(lm: LoadedModel, sae: SparseAutoencoder, text: str, *, top_
         chosen = list(dict.fromkeys(features))
     cols = f[:, chosen] if chosen else f.new_zeros(f.shape[0], 0)  # [pos n_chosen]
     mx = cols.amax(dim=0).tolist() if chosen else []
-    feats = [{"index": i, "label": labels.get(i, ""), "max": m, "activations": cols[:, j].tolist()}
+    per_feature = cols.T.tolist()  # [n_chosen pos], one host copy
+    feats = [{"index": i, "label": labels.get(i, ""), "max": m, "activations": per_feature[j]}
              for j, (i, m) in enumerate(zip(chosen, mx))]
     if features is None:
         feats.sort(key=lambda e: -e["max"])

@@ -10,13 +10,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import BadRequest, NoModelError
 from ..events import ModelLoaded, Publish
+from .hook_map import arch_for
 from .loader import LoadedModel, ModelLoadError, load_model
+from .placement import memory_report
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,10 @@ class LoadDefaults:
     """Where GGUF weights are dequantized once (the workspace's model cache)."""
     allow_downloads: bool = False
     """Hub ids may be downloaded (else they load from the local Hugging Face cache only)."""
+    device_map: str = "none"
+    """'none' (the whole model on ``device``) or an accelerate placement ('auto', 'balanced', 'sequential')."""
+    max_memory: dict[str, str] | None = None
+    """Per-device budget for a device map (``{"0": "20GiB", "cpu": "64GiB"}``)."""
 
 
 class ModelHandle:
@@ -66,12 +72,17 @@ class ModelHandle:
         return lm
 
     def load(self, name: str, *, device: str | None = None, dtype: str | None = None,
-             quantization: str | None = None) -> LoadedModel:
+             quantization: str | None = None, device_map: str | None = None) -> LoadedModel:
         d = self.defaults
         self.status, self.requested, self.error = "loading", name, None
+        dmap = device_map or d.device_map
+        extra: dict[str, Any] = {}
+        if dmap not in ("", "none"):  # only dispatched loads take these (test loaders need not know them)
+            extra = {"device_map": dmap, "max_memory": d.max_memory}
         try:
             lm = self._loader(name, device=device or d.device, dtype=dtype or d.dtype, cache_dir=d.cache_dir,
-                              quantization=quantization or d.quantization, allow_downloads=d.allow_downloads)
+                              quantization=quantization or d.quantization, allow_downloads=d.allow_downloads,
+                              **extra)
         except ModelLoadError as e:
             self._failed(str(e))
             raise BadRequest(str(e)) from None
@@ -108,11 +119,13 @@ class ModelHandle:
         return t
 
     def info(self) -> dict[str, Any]:
-        """Status plus the loaded model's description, hook points and weight bytes."""
+        """Status plus the loaded model's description, hook points, weight bytes and per-device memory
+        (used / free, and which blocks sit where)."""
         out: dict[str, Any] = {"status": self.status, "requested": self.requested, "error": self.error}
         lm = self.lm
         if lm is not None:
             out.update(lm.describe())
             out["hook_points"] = lm.hook_points
             out["memory_bytes"] = sum(p.numel() * p.element_size() for p in lm.model.parameters())
+            out["devices"] = [asdict(m) for m in memory_report(lm.model, arch_for(lm.model).layers, lm.device)]
         return out

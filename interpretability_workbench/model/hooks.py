@@ -2,7 +2,9 @@
 
 Hooks live only inside a ``with`` block and are removed in ``finally`` (a persistent patch is a module
 swap, never a stray hook). A hook function receives the activation ``[batch pos d_model]`` and may
-return a replacement tensor (or ``None`` to leave it unchanged).
+return a replacement tensor (or ``None`` to leave it unchanged). A replacement is put back on the
+activation's device and in its dtype (``_like``), so a hook may compute on the SAE's device in float32
+while the block runs on another GPU of a dispatched model, in bf16.
 """
 from __future__ import annotations
 
@@ -25,6 +27,13 @@ def _first(x: Any) -> Tensor:
     return x[0] if isinstance(x, (tuple, list)) else x
 
 
+def _like(new: Tensor, act: Tensor) -> Tensor:
+    """A hook's replacement on the activation's device and in its dtype (a no-op when they already match)."""
+    if new.device != act.device or new.dtype != act.dtype:
+        return new.to(device=act.device, dtype=act.dtype)
+    return new
+
+
 def _replace_first(x: Any, new: Tensor) -> Any:
     if isinstance(x, tuple):
         return (new, *x[1:])
@@ -42,19 +51,21 @@ def hooks(model: nn.Module, fwd_hooks: Mapping[str, HookFn]) -> Iterator[None]:
             hp = resolve(model, name)
             if hp.io == "output":
                 def out_hook(_m: nn.Module, _inp: Any, out: Any, fn: HookFn = fn) -> Any:
-                    new = fn(_first(out))
-                    return None if new is None else _replace_first(out, new)
+                    act = _first(out)
+                    new = fn(act)
+                    return None if new is None else _replace_first(out, _like(new, act))
 
                 handles.append(hp.module.register_forward_hook(out_hook))
             else:
                 def pre_hook(_m: nn.Module, args: tuple, kwargs: dict, fn: HookFn = fn) -> Any:
                     if args:
                         new = fn(args[0])
-                        return None if new is None else ((new, *args[1:]), kwargs)
-                    new = fn(kwargs["hidden_states"])
+                        return None if new is None else ((_like(new, args[0]), *args[1:]), kwargs)
+                    act = kwargs["hidden_states"]
+                    new = fn(act)
                     if new is None:
                         return None
-                    return args, {**kwargs, "hidden_states": new}
+                    return args, {**kwargs, "hidden_states": _like(new, act)}
 
                 handles.append(hp.module.register_forward_pre_hook(pre_hook, with_kwargs=True))
         yield
@@ -67,7 +78,8 @@ class CacheResult(NamedTuple):
     logits: Tensor | None
     """``[batch pos d_vocab]``, or None when the forward stopped early."""
     cache: dict[str, Tensor]
-    """hook name -> activation ``[batch pos d_model]`` (detached)."""
+    """hook name -> activation ``[batch pos d_model]`` (detached), in the model's dtype, on the device of the
+    block that produced it (a dispatched model's blocks may sit on several devices)."""
 
 
 def run_with_cache(

@@ -15,12 +15,14 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from .hook_map import UnsupportedModelError, arch_for, n_layers as _n_layers
+from .hook_map import UnsupportedModelError, arch_for, get_module, n_layers as _n_layers
 from .hook_names import all_hook_names
+from .placement import execution_device, is_dispatched, layer_placement
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,15 @@ class LoadedModel:
     def hook_points(self) -> list[str]:
         return all_hook_names(self.n_layers)
 
+    @property
+    def dispatched(self) -> bool:
+        """Whether accelerate placed the model with a device map (across devices or offloaded)."""
+        return is_dispatched(self.model)
+
+    def layer_devices(self) -> list[str]:
+        """Where each block's weights are stored ('cuda:0', 'cpu', 'disk'), block 0 first."""
+        return [p.stored_on for p in layer_placement(self.model, arch_for(self.model).layers)]
+
     def describe(self) -> dict:
         n_params = sum(p.numel() for p in self.model.parameters())
         return {
@@ -76,18 +87,26 @@ class LoadedModel:
             "d_model": self.d_model, "vocab_size": self.vocab_size, "device": str(self.device),
             "dtype": str(self.dtype).removeprefix("torch."), "quantization": self.quantization,
             "weights": self.weights, "n_params": n_params, "load_seconds": round(self.load_seconds, 3),
+            "dispatched": self.dispatched, "layer_devices": self.layer_devices(),
         }
 
 
 def pick_device(device: str = "auto") -> torch.device:
+    """The device to load on; a CUDA device always carries its index ('cuda' -> 'cuda:0'), so it compares
+    equal to the device of the tensors placed there."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         dev = torch.device(device)
     except RuntimeError as e:
         raise ModelLoadError(f"invalid device {device!r}: {e}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ModelLoadError(f"device {device!r} requested but CUDA is not available; use 'cpu' or 'auto'")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelLoadError(f"device {device!r} requested but CUDA is not available; use 'cpu' or 'auto'")
+        if dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
+        elif dev.index >= torch.cuda.device_count():
+            raise ModelLoadError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA devices")
     return dev
 
 
@@ -101,6 +120,34 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
     if dtype not in _DTYPES:
         raise ModelLoadError(f"invalid dtype {dtype!r}; choose auto, {', '.join(_DTYPES)}")
     return _DTYPES[dtype]
+
+
+DEVICE_MAPS = ("none", "auto", "balanced", "balanced_low_0", "sequential")
+"""'none': the whole model on one device; the others are accelerate's placement strategies."""
+
+
+def parse_max_memory(max_memory: dict[str, str | int] | None) -> dict[int | str, str | int] | None:
+    """``{"0": "20GiB", "cpu": "64GiB"}`` -> accelerate's form (GPU indices as ints); None when empty."""
+    if not max_memory:
+        return None
+    out: dict[int | str, str | int] = {}
+    for key, value in max_memory.items():
+        k = str(key).strip()
+        if k.isdigit():
+            out[int(k)] = value
+        elif k.startswith("cuda:") and k[5:].isdigit():
+            out[int(k[5:])] = value
+        elif k in ("cpu", "disk", "mps"):
+            out[k] = value
+        else:
+            raise ModelLoadError(f"max_memory key {key!r} is not a device; use GPU indices ('0', '1'), 'cpu' or 'disk'")
+    return out
+
+
+def main_device(model: nn.Module) -> torch.device:
+    """Where the model's inputs go: the embedding's execution device (for a dispatched model, where
+    accelerate runs it; the first GPU when the embedding is offloaded)."""
+    return execution_device(get_module(model, arch_for(model).embed))
 
 
 def default_gguf_path() -> Path:
@@ -236,9 +283,17 @@ def load_model(
     quantization: str = "none",
     revision: str | None = None,
     allow_downloads: bool = False,
+    device_map: str | dict[str, Any] | None = None,
+    max_memory: dict[str, str | int] | None = None,
+    offload_folder: Path | str | None = None,
 ) -> LoadedModel:
     """Load ``name``: 'default', a local folder, a ``.gguf`` file, or a Hugging Face hub id (from the local
-    Hugging Face cache unless ``allow_downloads``)."""
+    Hugging Face cache unless ``allow_downloads``).
+
+    ``device_map`` ('auto', 'balanced', 'sequential', or an explicit {module path: device} dict) lets
+    accelerate place the model across the GPUs, CPU memory and ``offload_folder`` on disk, within
+    ``max_memory`` per device (``{"0": "20GiB", "cpu": "64GiB"}``); ``device`` is then ignored and the main
+    device is where the embedding runs. 'none' (or None) keeps the whole model on ``device``."""
     import time
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -247,7 +302,13 @@ def load_model(
     name = (name or "").strip()
     if not name:
         raise ModelLoadError("model name is empty; give 'default', a hub id, a local folder or a .gguf file")
-    dev = pick_device(device)
+    dispatch = device_map not in (None, "", "none")
+    if isinstance(device_map, str) and dispatch and device_map not in DEVICE_MAPS:
+        raise ModelLoadError(f"invalid device_map {device_map!r}; choose {', '.join(DEVICE_MAPS)}")
+    if dispatch:
+        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # decides the 'auto' dtype
+    else:
+        dev = pick_device(device)
     dt = pick_dtype(dtype, dev)
     qconf = _quant_config(quantization, dev)
     cache_root = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / "iwb-model-cache"
@@ -283,6 +344,12 @@ def load_model(
         load_kwargs = dict(kwargs, dtype=dt)
         if qconf is not None:
             load_kwargs.update(quantization_config=qconf, device_map={"": dev.index or 0})
+        if dispatch:
+            folder = Path(offload_folder) if offload_folder else (
+                cache_root / "offload" / hashlib.sha256(str(load_from).encode()).hexdigest()[:12])
+            shutil.rmtree(folder, ignore_errors=True)  # weights offloaded by an earlier load are stale
+            load_kwargs.update(device_map=device_map, max_memory=parse_max_memory(max_memory),
+                               offload_folder=str(folder))
         model = AutoModelForCausalLM.from_pretrained(load_from, **load_kwargs)
     except (OSError, ValueError, KeyError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -294,8 +361,10 @@ def load_model(
         spec = arch_for(model)
     except UnsupportedModelError as e:
         raise ModelLoadError(str(e)) from None
-    if qconf is None:
+    if qconf is None and not dispatch:
         model = model.to(dev)
+    if dispatch:
+        dev = main_device(model)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

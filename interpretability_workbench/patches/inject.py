@@ -1,9 +1,14 @@
 """Wrapper layers hot-swapped into the live model (PEFT-style: a module holding ``base_layer``).
 
 * ``DeltaLayer`` wraps a residual writer (Linear, GPT-2 Conv1D, Embedding) and adds the low-rank deltas
-  of every patch on it: ``out = base(x) + Σ scaling_p · (x A_pᵀ B_pᵀ + bias_p)``.
+  of every patch on it: ``out = base(x) + Σ scaling_p · (x A_pᵀ B_pᵀ + bias_p)``. The deltas are float32
+  on the device the module executes on (its own GPU in a dispatched model, the execution device of an
+  offloaded one); the sum is computed in float32 and added to the module's output upcast, then rounded
+  to the output's dtype once — exactly what PEFT does with a float32 adapter on a bf16 model, so an
+  exported adapter reproduces the live logits.
 * ``ClampBlock`` wraps a decoder block and splices an SAE at its output with the error term kept:
-  ``x' = x + Σ_i (v − f_i(x)) · W_dec[i]`` for the clamped features (applied at every position).
+  ``x' = x + Σ_i (v − f_i(x)) · W_dec[i]`` for the clamped features (applied at every position), computed
+  in float32 on the SAE's device and added back on the block's device in its dtype.
 
 Enable/disable and strength changes flip fields in place; several patches compose (deltas add; clamps
 run in order). Removing the last patch puts the original module back. Attribute lookups that miss on a
@@ -11,7 +16,6 @@ wrapper fall through to the wrapped layer, so module paths (``model.layers.3.mlp
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..model.placement import execution_device
 from ..sae.model import SparseAutoencoder
 from .lora import ModuleDelta
 
@@ -52,36 +57,46 @@ class DeltaLayer(_Forwarding):
         self.entries: dict[str, DeltaEntry] = {}
 
     def add(self, patch_id: str, delta: ModuleDelta, scaling: float, enabled: bool) -> None:
-        w = self.base_layer.weight
-        d = ModuleDelta(delta.path, delta.kind, delta.A.to(w.device, w.dtype), delta.B.to(w.device, w.dtype),
-                        None if delta.bias is None else delta.bias.to(w.device, w.dtype))
+        dev = execution_device(self.base_layer)
+
+        def put(t: Tensor) -> Tensor:
+            return t.to(device=dev, dtype=torch.float32)
+
+        d = ModuleDelta(delta.path, delta.kind, put(delta.A), put(delta.B),
+                        None if delta.bias is None else put(delta.bias))
         self.entries[patch_id] = DeltaEntry(d, scaling, enabled, not d.low_rank_is_zero,
                                             d.A.T.contiguous() if d.kind == "embedding" else None)
 
     def forward(self, x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
         out = self.base_layer(x, *args, **kwargs)
+        acc: Tensor | None = None  # Σ scaling · delta, float32 on the deltas' device
         for e in self.entries.values():
             if not e.enabled or e.scaling == 0.0:
                 continue
             d = e.delta
             add: Tensor | None = None
             if e.low_rank:
-                h = F.embedding(x, e.At) if d.kind == "embedding" else x.to(d.A.dtype) @ d.A.T  # [.. r]
+                if d.kind == "embedding":
+                    h = F.embedding(x.to(d.A.device), e.At)  # [.. r]
+                else:
+                    h = x.to(device=d.A.device, dtype=torch.float32) @ d.A.T  # [.. r]
                 add = h @ d.B.T  # [.. out]
             if d.bias is not None:
                 add = d.bias if add is None else add + d.bias
             if add is not None:
-                out = out + e.scaling * add
-        return out
+                acc = e.scaling * add if acc is None else acc + e.scaling * add
+        if acc is None:
+            return out
+        return (out.float() + acc.to(out.device)).to(out.dtype)
 
 
 @dataclass
 class ClampEntry:
     sae: SparseAutoencoder
     features: Tensor
-    """``[n]`` long."""
+    """``[n]`` long, on the SAE's device."""
     dirs: Tensor
-    """``[n d_model]`` decoder rows in residual units."""
+    """``[n d_model]`` decoder rows in residual units (float32, on the SAE's device)."""
     value: float
     enabled: bool = True
 
@@ -92,11 +107,9 @@ class ClampBlock(_Forwarding):
         self.base_layer = base_layer
         self.entries: dict[str, ClampEntry] = {}
 
-    def add(self, patch_id: str, sae: SparseAutoencoder, features: list[int], value: float, enabled: bool,
-            device: torch.device) -> None:
-        if next(sae.parameters()).device != device:
-            sae = copy.deepcopy(sae).to(device)
-        idx = torch.tensor(features, dtype=torch.long, device=device)
+    def add(self, patch_id: str, sae: SparseAutoencoder, features: list[int], value: float, enabled: bool) -> None:
+        dev = sae.W_dec.device
+        idx = torch.tensor(features, dtype=torch.long, device=dev)
         dirs = sae.W_dec.detach()[idx].float() / sae.scale
         self.entries[patch_id] = ClampEntry(sae, idx, dirs, value, enabled)
 
@@ -107,8 +120,8 @@ class ClampBlock(_Forwarding):
         for e in self.entries.values():
             if not e.enabled:
                 continue
-            f = e.sae.encode(h.float())[..., e.features]  # [batch pos n]
-            h = h + ((e.value - f) @ e.dirs).to(h.dtype)
+            f = e.sae.encode(h)[..., e.features]  # [batch pos n], float32 on the SAE's device
+            h = h + ((e.value - f) @ e.dirs).to(device=h.device, dtype=h.dtype)
             changed = True
         if not changed:
             return out

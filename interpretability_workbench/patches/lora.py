@@ -20,6 +20,11 @@ gpt2, gpt_neox — not families with post-block norms such as gemma2/olmo2, refu
   ``scaling = α``: exactly ``α·Σ W_dec[f]`` is added to ``resid_post`` L at every position.
 
 Clamp is input-dependent (an SAE splice), not a weight delta: see ``inject.ClampBlock``.
+
+Dtype and device: deltas are built in float32 on the SAE's device (the model's main device), reading each
+module's weight where it is stored (offloaded weights included) in row chunks, so a bf16 model never
+needs a whole float32 copy of its embedding. ``inject.DeltaLayer`` keeps them in float32 on the device
+its module executes on.
 """
 from __future__ import annotations
 
@@ -32,6 +37,7 @@ from torch import Tensor, nn
 from ..errors import Invalid
 from ..model.hook_map import arch_for, residual_writers
 from ..model.hook_names import parse_hook_name
+from ..model.placement import module_tensor
 from ..sae.model import SparseAutoencoder
 
 POST_NORM_FAMILIES = {"gemma2", "gemma3", "gemma3_text", "olmo2"}
@@ -75,9 +81,22 @@ def is_conv1d(module: nn.Module) -> bool:
 
 
 def effective_weight(module: nn.Module) -> Tensor:
-    """The module's weight as ``[out in]`` (Linear, GPT-2 Conv1D) or ``[vocab d]`` (Embedding), float32."""
-    w = module.weight.detach().float()
+    """The module's weight as ``[out in]`` (Linear, GPT-2 Conv1D) or ``[vocab d]`` (Embedding), in its own
+    dtype, where it is stored (an offloaded module's weight is read from its offload map)."""
+    w = module_tensor(module, "weight")
     return w.T if is_conv1d(module) else w
+
+
+ROW_CHUNK = 16384
+"""Weight rows upcast to float32 at a time while building a delta."""
+
+
+def _rows_times(W: Tensor, Q: Tensor) -> Tensor:
+    """``W [n d] @ Q [d r]`` in float32 on ``Q``'s device, ``W`` upcast ``ROW_CHUNK`` rows at a time."""
+    out = torch.empty(W.shape[0], Q.shape[1], device=Q.device)
+    for lo in range(0, W.shape[0], ROW_CHUNK):
+        out[lo: lo + ROW_CHUNK] = W[lo: lo + ROW_CHUNK].to(Q.device, torch.float32) @ Q
+    return out
 
 
 def module_kind(module: nn.Module) -> Literal["linear", "embedding"]:
@@ -129,14 +148,16 @@ def orthonormal_basis(dirs: Tensor) -> Tensor:
 
 
 def _projection_delta(model: nn.Module, path: str, Q: Tensor) -> ModuleDelta:
+    """Float32 on ``Q``'s device."""
     module = base_of(model.get_submodule(path))
     kind = module_kind(module)
     W = effective_weight(module)
     if kind == "embedding":  # rows are what gets written: E' = E (I + c QQᵀ)
-        return ModuleDelta(path, kind, A=(W @ Q).T.contiguous(), B=Q.clone())
+        return ModuleDelta(path, kind, A=_rows_times(W, Q).T.contiguous(), B=Q.clone())
     bias = getattr(module, "bias", None)
-    b = None if bias is None else (Q @ (Q.T @ bias.detach().float()))
-    return ModuleDelta(path, kind, A=(Q.T @ W).contiguous(), B=Q.clone(), bias=b)
+    b = None if bias is None else (Q @ (Q.T @ module_tensor(module, "bias").to(Q.device, torch.float32)))
+    # Qᵀ W = (Wᵀ Q)ᵀ: the rows of Wᵀ are W's columns
+    return ModuleDelta(path, kind, A=_rows_times(W.T, Q).T.contiguous(), B=Q.clone(), bias=b)
 
 
 def _writers_for(model: nn.Module, hook: str) -> tuple[list[str], str | None]:
@@ -166,8 +187,9 @@ def feature_deltas(model: nn.Module, sae: SparseAutoencoder, features: list[int]
         module = base_of(model.get_submodule(steer_at))
         module_kind(module)
         d_in = effective_weight(module).shape[1]
-        return [ModuleDelta(steer_at, "linear", A=torch.zeros(1, d_in), B=torch.zeros(dirs.shape[1], 1),
-                            bias=dirs.sum(0))]
+        dev = dirs.device
+        return [ModuleDelta(steer_at, "linear", A=torch.zeros(1, d_in, device=dev),
+                            B=torch.zeros(dirs.shape[1], 1, device=dev), bias=dirs.sum(0))]
     if mode not in ("ablate", "scale"):
         raise Invalid(f"{mode} is not a weight-delta mode")
     Q = orthonormal_basis(dirs)  # [d_model r]

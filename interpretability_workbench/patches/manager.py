@@ -244,7 +244,7 @@ class PatchManager:
                     raise Invalid("clamp needs an SAE on a resid_post hook")
                 w = inject.wrap(model, hp.path, inject.ClampBlock)
                 paths.append(hp.path)
-                w.add(cfg.id, sae, cfg.features, cfg.strength, cfg.enabled, lm.device)
+                w.add(cfg.id, sae, cfg.features, cfg.strength, cfg.enabled)
                 cfg.rank = 0
             else:
                 deltas = self.deltas_for(cfg)

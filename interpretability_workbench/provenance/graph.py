@@ -22,7 +22,7 @@ from typing import Callable, NamedTuple
 import torch
 from torch import Tensor
 
-from ..model.hook_map import arch_for, get_module
+from ..features.logits import feature_logit_vectors
 from .splice import Ablation, SpliceRun, ablation_effects, node_pre, spliced_forward
 from .types import (DownstreamLogits, EdgeCheck, GraphEdge, GraphNode, GraphOptions, LogitEffect,
                     ProvenanceGraph, SAERef, Validation)
@@ -48,29 +48,21 @@ def virtual_weights(src: SAERef, dst: SAERef, index: int) -> Tensor:
 
 
 def downstream_logits(model: torch.nn.Module, tokenizer: object, ref: SAERef, index: int, n: int) -> DownstreamLogits:
-    """Top ± tokens of the feature's direct logit effect: ``W_U · (γ ⊙ W_dec[i] / s)``."""
+    """Top ± tokens of the feature's direct logit effect: ``W_U · (γ ⊙ W_dec[i] / s)`` (centred first for
+    LayerNorm models), float32 on the SAE's device — the rule of ``features/logits.py``."""
     if n <= 0:
         return DownstreamLogits()
-    spec = arch_for(model)
     with torch.no_grad():
-        d = ref.sae.W_dec[index] / ref.sae.scale  # [d_model]
-        norm = get_module(model, spec.final_norm)
-        gain = getattr(norm, "weight", None)
-        if gain is not None:
-            gain = gain.float()
-            if str(getattr(model.config, "model_type", "")).startswith("gemma"):
-                gain = 1.0 + gain  # Gemma's RMSNorm scales by (1 + weight)
-            d = d.to(gain.device) * gain
-        w_u = get_module(model, spec.unembed).weight  # [d_vocab d_model]
-        eff = w_u.float() @ d.to(w_u.device).float()  # [d_vocab]
+        eff = feature_logit_vectors(model, ref.sae.W_dec[index: index + 1], ref.sae.scale)[0]  # [d_vocab]
         k = min(n, eff.shape[0])
         top, bot = eff.topk(k), (-eff).topk(k)
+        vals = torch.stack([top.values, -bot.values]).tolist()  # one host copy each
+        ids = torch.stack([top.indices, bot.indices]).tolist()
 
-    def conv(vals: Tensor, ids: Tensor, sign: float) -> list[LogitEffect]:
-        return [LogitEffect(tokenizer.decode([int(i)]), int(i), sign * float(v))  # type: ignore[attr-defined]
-                for v, i in zip(vals, ids)]
+    def conv(v: list[float], i: list[int]) -> list[LogitEffect]:
+        return [LogitEffect(tokenizer.decode([t]), t, x) for x, t in zip(v, i)]  # type: ignore[attr-defined]
 
-    return DownstreamLogits(conv(top.values, top.indices, 1.0), conv(bot.values, bot.indices, -1.0))
+    return DownstreamLogits(conv(vals[0], ids[0]), conv(vals[1], ids[1]))
 
 
 def pearson(xs: list[float], ys: list[float]) -> float | None:
@@ -101,31 +93,31 @@ class _Tracer:
             src = max(srcs, key=lambda u: u.order)
             vw = virtual_weights(src, ref, index)
             vals, idx = vw.abs().topk(min(top_k, vw.shape[0]))
-            return [Candidate(src, int(j), float(vw[j]), float(vw[j]), None, None)
-                    for v, j in zip(vals, idx) if float(v) > threshold], None
+            (v_l, w_l), idx_l = torch.stack([vals, vw[idx]]).tolist(), idx.tolist()  # one host copy each
+            return [Candidate(src, j, w, w, None, None) for v, j, w in zip(v_l, idx_l, w_l) if v > threshold], None
         run = self.run
         pre = node_pre(ref, run.x[ref.sae_id][position], index)
         leaves = [run.feats[u.sae_id] for u in srcs] + [run.errors[u.sae_id] for u in srcs]
         grads = torch.autograd.grad(pre, leaves, retain_graph=True, allow_unused=True)
-        err_attr = 0.0
+        err_parts: list[Tensor] = []
         out: list[Candidate] = []
         for n_src, u in enumerate(srcs):
             g_f, g_e = grads[n_src], grads[len(srcs) + n_src]
             if g_e is not None:
-                err_attr += float((run.errors[u.sae_id][run.first:].detach() * g_e[run.first:]).sum())
+                err_parts.append((run.errors[u.sae_id][run.first:].detach() * g_e[run.first:]).sum())
             if g_f is None:
                 continue
             contrib = (run.feats[u.sae_id] * g_f).detach()  # [pos d_sae]
             contrib[: run.first] = 0
             total = contrib.sum(0)  # [d_sae]
             vals, idx = total.abs().topk(min(top_k, total.shape[0]))
-            keep = [int(j) for v, j in zip(vals, idx) if float(v) > threshold]
-            if not keep:
-                continue
             vw = virtual_weights(u, ref, index)
-            for j in keep:
-                pos = int(contrib[:, j].abs().argmax())
-                out.append(Candidate(u, j, float(total[j]), float(vw[j]), float(total[j]), pos))
+            pos = contrib[:, idx].abs().argmax(0)  # [k] the source position contributing most
+            (v_l, t_l, w_l), (idx_l, pos_l) = (torch.stack([vals, total[idx], vw[idx].to(total.device)]).tolist(),
+                                               torch.stack([idx, pos]).tolist())
+            out.extend(Candidate(u, j, t, w, t, p) for v, j, t, w, p in zip(v_l, idx_l, t_l, w_l, pos_l)
+                       if v > threshold)
+        err_attr = float(torch.stack(err_parts).sum()) if err_parts else 0.0
         out.sort(key=lambda c: -abs(c.weight))
         return out[:top_k], err_attr
 
@@ -163,7 +155,7 @@ def build_graph(
     node_id = _node_ids([target, *upstream])
     run = spliced_forward(model, input_ids, target, upstream) if input_ids is not None else None
     tracer = _Tracer(upstream, run)
-    tokens = ([tokenizer.decode([int(t)]) for t in input_ids[0]]  # type: ignore[attr-defined]
+    tokens = ([tokenizer.decode([t]) for t in input_ids[0].tolist()]  # type: ignore[attr-defined]
               if input_ids is not None else [])
 
     def activation(ref: SAERef, i: int, pos: int | None) -> float | None:

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from ..model.hooks import hooks
+from ..model.placement import to_stats
 from .types import SAERef
 
 
@@ -36,7 +37,7 @@ class SpliceRun(NamedTuple):
 def node_pre(ref: SAERef, x: Tensor, index: int) -> Tensor:
     """Encoder pre-activation of one feature from activations ``x [.. d_in]`` -> ``[..]``."""
     sae = ref.sae
-    h = x.to(sae.W_enc.dtype) * sae.scale
+    h = x.to(device=sae.W_enc.device, dtype=sae.W_enc.dtype) * sae.scale  # float32 on the SAE's device
     if sae.cfg.apply_b_dec_to_input:
         h = h - sae.b_dec
     return h @ sae.W_enc[:, index] + sae.b_enc[index]
@@ -51,15 +52,17 @@ def spliced_forward(model: torch.nn.Module, input_ids: Tensor, target: SAERef, u
 
     def splice(ref: SAERef):
         def fn(act: Tensor) -> Tensor:
-            a = act[0]  # [pos d_in]
+            a = act[0]  # [pos d_in], in the model's dtype on its block's device
             x[ref.sae_id] = a
             with torch.no_grad():
-                f = ref.sae.encode(a.detach())
-                err = a.detach().to(f.dtype) - ref.sae.decode(f)
+                a32 = to_stats(a.detach(), ref.sae.W_enc.device)
+                f = ref.sae.encode(a32)
+                err = a32 - ref.sae.decode(f)
             f.requires_grad_(True)
             err.requires_grad_(True)
             feats[ref.sae_id], errors[ref.sae_id] = f, err
-            return (ref.sae.decode(f) + err).to(act.dtype).unsqueeze(0)
+            # back into the model: hooks() returns it on the activation's device, in its dtype
+            return (ref.sae.decode(f) + err).unsqueeze(0)
         return fn
 
     def grab(act: Tensor) -> None:
@@ -123,11 +126,11 @@ def ablation_effects(model: torch.nn.Module, input_ids: Tensor, run: SpliceRun, 
         remaining = set(targets)
 
         def ablate(act: Tensor) -> Tensor:
-            return act - delta.to(act.dtype)
+            return act - delta.to(device=act.device, dtype=act.dtype)
 
         def hold(ref: SAERef):
             def fn(act: Tensor) -> Tensor:
-                return run.x[ref.sae_id].detach().to(act.dtype).expand_as(act).clone()
+                return run.x[ref.sae_id].detach().to(device=act.device, dtype=act.dtype).expand_as(act).clone()
             return fn
 
         def capture(ref: SAERef):
@@ -146,8 +149,11 @@ def ablation_effects(model: torch.nn.Module, input_ids: Tensor, run: SpliceRun, 
                 model(input_ids=input_ids.expand(n, -1), use_cache=False)
             except _Stop:
                 pass
+        diffs = []
         for row, i in enumerate(idxs, start=1):
             ab = ablations[i]
             pre = node_pre(ab.target, seen[ab.target.sae_id][:, ab.position], ab.index)  # [n]
-            out[i] = float(pre[0] - pre[row])
+            diffs.append(pre[0] - pre[row])
+        for i, d in zip(idxs, torch.stack(diffs).tolist()):  # one host copy per batch
+            out[i] = d
     return out

@@ -58,7 +58,8 @@ class SparseAutoencoder(nn.Module):
 
     # encode / decode -------------------------------------------------------------------
     def pre_activations(self, x: Tensor) -> Tensor:
-        x = x.to(self.W_enc.dtype) * self.scale
+        # activations of any dtype and device (a dispatched model's block) are read in the SAE's: float32 here
+        x = x.to(device=self.W_enc.device, dtype=self.W_enc.dtype) * self.scale
         if self.cfg.apply_b_dec_to_input:
             x = x - self.b_dec
         return x @ self.W_enc + self.b_enc

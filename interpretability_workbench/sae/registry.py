@@ -1,10 +1,12 @@
 """SAERegistry: SAE artifacts known to the workbench, loaded by id, cached, and kept on the loaded model's
 device (moved when another model is loaded). Rows live in the ``saes`` table (``store/saes.py``), folders
-under the workspace in SAELens v6 layout."""
+under the workspace in SAELens v6 layout. ``PretrainedImporter`` brings in SAEs of pretrained releases
+(``sae/pretrained.py``) through it."""
 from __future__ import annotations
 
 import shutil
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -18,6 +20,7 @@ from ..store.saes import SAERecord, SAERepo
 from .compat import check_sae_fits
 from .io import SAEFormatError, load_sae, save_sae
 from .model import SparseAutoencoder
+from .pretrained import ReleaseIndex, ReleaseInfo, list_releases, load_release
 
 
 class SAEEntry(NamedTuple):
@@ -126,3 +129,57 @@ class SAERegistry:
             self._cache.pop(sae_id, None)
         self.repo.delete(sae_id)
         shutil.rmtree(rec.path, ignore_errors=True)
+
+
+class ImportedPretrained(NamedTuple):
+    sae_id: str
+    """Id in the workbench's registry."""
+    release: str
+    pretrained_id: str
+    """Id inside the release."""
+
+
+class PretrainedImporter:
+    """Pretrained SAE suites (SAELens's registry + ``IWB_SAE_REGISTRY`` files), imported through the SAE
+    registry with ``source='pretrained'``. The release index is read once, on first use."""
+
+    def __init__(self, saes: SAERegistry, model: ModelHandle, registry_files: Sequence[Path | str] = (), *,
+                 downloads: bool = False, cache_dir: Path | str | None = None) -> None:
+        """``downloads``: fetch missing files from the Hugging Face Hub (else the local cache only);
+        ``cache_dir``: the Hugging Face hub cache (None: huggingface_hub's default)."""
+        self.saes, self.model = saes, model
+        self.registry_files = [Path(p) for p in registry_files]
+        self.local_files_only = not downloads
+        self.cache_dir = cache_dir
+        self._index: ReleaseIndex | None = None
+        self._index_lock = threading.Lock()
+
+    def index(self) -> ReleaseIndex:
+        with self._index_lock:
+            if self._index is None:
+                self._index = ReleaseIndex.load(self.registry_files)
+            return self._index
+
+    def releases(self, query: str | None = None, *, any_model: bool = False) -> list[ReleaseInfo]:
+        """Releases for the loaded model (every model with ``any_model`` or when none is loaded) matching
+        ``query`` (space-separated terms over release, repo, model, SAE ids)."""
+        lm = self.model.lm
+        model_id = None if any_model or lm is None else lm.model_id
+        return list_releases(model_id, query, index=self.index(), cache_dir=self.cache_dir)
+
+    def import_release(self, release: str, sae_ids: Sequence[str] | None = None) -> list[ImportedPretrained]:
+        """Import ``sae_ids`` of ``release`` (all of it when None) in one call, all or nothing: every file is
+        resolved and every SAE checked against the loaded model before any is registered. An SAE of the
+        loaded model is recorded under that model's id (the registry's name is kept in its config)."""
+        lm = self.model.lm
+        loaded = load_release(release, model_id=lm.model_id if lm is not None else None, sae_ids=sae_ids,
+                              cache_dir=self.cache_dir, local_files_only=self.local_files_only, index=self.index())
+        for p in loaded:
+            cfg = p.sae.cfg
+            cfg.extra["pretrained"]["model"] = p.resolved.info.model or cfg.model_id
+            if lm is not None:
+                cfg.model_id = lm.model_id
+                cfg.model_revision = cfg.model_revision or lm.revision
+                check_sae_fits(lm, p.sae, f"{release}/{p.sae_id}")
+        return [ImportedPretrained(self.saes.register(p.sae, name=f"{release}/{p.sae_id}", source="pretrained"),
+                                   release, p.sae_id) for p in loaded]

@@ -18,6 +18,7 @@ from ..activations.corpus import load_texts, make_contexts
 from ..activations.store import read_manifest, read_trace
 from ..events import TrainingCancelled, TrainingDone
 from ..model.loader import LoadedModel
+from ..model.placement import lightning_placement
 from ..sae.config import SAEConfig
 from ..sae.model import SparseAutoencoder
 from ..sae.sparse import geometric_median
@@ -99,9 +100,13 @@ def new_saes(cfg: TrainingConfig, lm: LoadedModel, sample: dict[str, Tensor]) ->
     return saes
 
 
-def _trainer(cfg: TrainingConfig, max_steps: int, callbacks: list[pl.Callback], root: Path) -> pl.Trainer:
+def _trainer(cfg: TrainingConfig, max_steps: int, callbacks: list[pl.Callback], root: Path,
+             device: torch.device | None = None) -> pl.Trainer:
+    accelerator, devices = cfg.accelerator, cfg.devices
+    if device is not None and accelerator == "auto" and not is_multiprocess(cfg):
+        accelerator, devices = lightning_placement(device)  # one process trains on the model's device
     return pl.Trainer(
-        max_steps=max_steps, max_epochs=-1, accelerator=cfg.accelerator, devices=cfg.devices,
+        max_steps=max_steps, max_epochs=-1, accelerator=accelerator, devices=devices,
         strategy=cfg.strategy, num_nodes=cfg.num_nodes, precision=cfg.precision, logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         num_sanity_val_steps=0, limit_val_batches=0, use_distributed_sampler=False, callbacks=callbacks,
@@ -160,7 +165,7 @@ def train_run(deps: RunDeps, run_id: str, cfg: TrainingConfig, lm: LoadedModel, 
                 module.lr = suggest_lr(cfg, module, lm, contexts.train, lock, run_dir)
             callbacks = [prog_cb, CheckpointCallback(cfg.checkpoint_every, save, lambda: prog_cb.tokens),
                          CancelCallback(cancel)]
-            trainer = _trainer(cfg, remaining_steps, callbacks, run_dir)
+            trainer = _trainer(cfg, remaining_steps, callbacks, run_dir, lm.device)
             if multi:  # Lightning re-executes this command line per extra process: they follow this run
                 with leader_env(run_id):
                     trainer.fit(module, datamodule=ActivationDataModule(stream))
@@ -269,7 +274,7 @@ def suggest_lr(cfg: TrainingConfig, module: SAETrainingModule, lm: LoadedModel, 
     n = min(50, cfg.total_steps)
     stream = ActivationStream(cfg, lm=lm, contexts=train, n_tokens=n * cfg.batch_size, lock=lock)
     root.mkdir(parents=True, exist_ok=True)
-    trainer = _trainer(cfg, n, [], root)
+    trainer = _trainer(cfg, n, [], root, lm.device)
     found = Tuner(trainer).lr_find(module, datamodule=ActivationDataModule(stream), num_training=n,
                                    min_lr=1e-5, max_lr=1e-1, update_attr=False)
     lr = found.suggestion() if found is not None else None

@@ -1,16 +1,18 @@
-"""/api/saes: the SAE registry; zip import (SAELens folders, safetensors only) and export."""
+"""/api/saes: the SAE registry; zip import (SAELens folders, safetensors only), export, and pretrained
+releases (search, import by release and SAE id)."""
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, UploadFile
+from fastapi import APIRouter, Query, UploadFile
 from fastapi.responses import Response
 
 from ...sae.archive import import_zip, zip_folder
 from ...store.saes import SAERecord
 from ..deps import StateDep
 from ..schemas.common import ERRORS
-from ..schemas.saes import SAEDetail, SAEInfo
+from ..schemas.saes import (ImportedPretrainedSAE, ImportPretrainedRequest, PretrainedRelease, PretrainedReleases,
+                            SAEDetail, SAEInfo)
 
 router = APIRouter(prefix="/api/saes", tags=["saes"])
 
@@ -24,6 +26,26 @@ def _info(rec: SAERecord) -> dict[str, Any]:
 @router.get("", response_model=list[SAEInfo], summary="Registered SAEs (trained and imported)")
 def list_saes(state: StateDep) -> list[SAEInfo]:
     return [SAEInfo(**_info(r)) for r in state.saes.list()]
+
+
+@router.get("/pretrained", response_model=PretrainedReleases, responses=ERRORS,
+            summary="Pretrained SAE releases for the loaded model (SAELens's registry + IWB_SAE_REGISTRY files)")
+def list_pretrained(state: StateDep,
+                    q: str | None = Query(None, max_length=200, description="Search terms (release, repo, model, SAE id)."),
+                    all_models: bool = Query(False, description="Every model's releases, not only the loaded model's."),
+                    limit: int = Query(50, ge=1, le=500, description="Most releases returned.")) -> PretrainedReleases:
+    rels = state.pretrained.releases(q, any_model=all_models)
+    lm = state.model.lm
+    return PretrainedReleases(model_id=None if all_models or lm is None else lm.model_id, total=len(rels),
+                              releases=[PretrainedRelease(**r.to_dict()) for r in rels[:limit]])
+
+
+@router.post("/import-pretrained", response_model=list[ImportedPretrainedSAE], status_code=201, responses=ERRORS,
+             summary="Import SAEs of a pretrained release (one, several, or all) from the local Hugging Face cache")
+def import_pretrained(req: ImportPretrainedRequest, state: StateDep) -> list[ImportedPretrainedSAE]:
+    done = state.pretrained.import_release(req.release, req.chosen())
+    return [ImportedPretrainedSAE(**_info(state.saes.row(d.sae_id)), release=d.release, pretrained_id=d.pretrained_id)
+            for d in done]
 
 
 @router.get("/{sae_id}", response_model=SAEDetail, responses=ERRORS, summary="One SAE with its config and metrics")

@@ -97,7 +97,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The loaded model: architecture, sizes, device, dtype, hook points */
+        /** The loaded model: architecture, sizes, device, dtype, hook points, memory per device */
         get: operations["get_model_api_model_get"];
         put?: never;
         /** Load another model ('default', hub id, local folder, .gguf file) */
@@ -481,6 +481,40 @@ export interface paths {
         put?: never;
         /** Import a zipped SAELens folder (cfg.json + sae_weights.safetensors; v6 or pre-v6 cfg) */
         post: operations["import_sae_api_saes_import_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/saes/import-pretrained": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Import SAEs of a pretrained release (one, several, or all) from the local Hugging Face cache */
+        post: operations["import_pretrained_api_saes_import_pretrained_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/saes/pretrained": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Pretrained SAE releases for the loaded model (SAELens's registry + IWB_SAE_REGISTRY files) */
+        get: operations["list_pretrained_api_saes_pretrained_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -984,6 +1018,45 @@ export interface components {
              * @description File size in bytes.
              */
             size_bytes?: number | null;
+        };
+        /** DeviceMemoryInfo */
+        DeviceMemoryInfo: {
+            /**
+             * Allocated Bytes
+             * @description Held by this server's tensors (CUDA allocator bytes; CPU: resident set).
+             */
+            allocated_bytes?: number | null;
+            /**
+             * Device
+             * @description 'cuda:0', 'cpu' or 'disk' (accelerate's offload folder).
+             */
+            device: string;
+            /**
+             * Free Bytes
+             * @description Free now, across every process (none for disk).
+             */
+            free_bytes?: number | null;
+            /**
+             * Layers
+             * @description Blocks whose weights are stored on this device.
+             */
+            layers?: number[];
+            /**
+             * Total Bytes
+             * @description Capacity of the device (none for disk).
+             */
+            total_bytes?: number | null;
+            /**
+             * Used Bytes
+             * @description In use now, across every process (none for disk).
+             */
+            used_bytes?: number | null;
+            /**
+             * Weight Bytes
+             * @description Bytes of the model's weights stored on this device.
+             * @default 0
+             */
+            weight_bytes?: number;
         };
         /** DownstreamLogitsOut */
         DownstreamLogitsOut: {
@@ -1716,6 +1789,105 @@ export interface components {
              */
             mse?: number | null;
         };
+        /** ImportedPretrainedSAE */
+        ImportedPretrainedSAE: {
+            /**
+             * Architecture
+             * @description topk, standard, jumprelu or batchtopk.
+             */
+            architecture: string;
+            /**
+             * Created At
+             * @description Unix time it was registered.
+             */
+            created_at: number;
+            /**
+             * D In
+             * @description Input width (d_model).
+             */
+            d_in: number;
+            /**
+             * D Sae
+             * @description Number of latents.
+             */
+            d_sae: number;
+            /**
+             * Hook Name
+             * @description Canonical hook name, e.g. blocks.6.hook_resid_post.
+             */
+            hook_name: string;
+            /**
+             * Id
+             * @description SAE id.
+             */
+            id: string;
+            /**
+             * Layer
+             * @description Block index of the hook.
+             */
+            layer: number;
+            /**
+             * Metrics
+             * @description Final training metrics (held_out_fvu, l0, ce_loss_recovered, ...).
+             */
+            metrics?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Model Id
+             * @description Base model the SAE reads.
+             */
+            model_id: string;
+            /**
+             * Name
+             * @description Display name.
+             */
+            name: string;
+            /**
+             * Pretrained Id
+             * @description Its id inside the release.
+             */
+            pretrained_id: string;
+            /**
+             * Release
+             * @description Release it came from.
+             */
+            release: string;
+            /**
+             * Run Id
+             * @description Training run that produced it.
+             */
+            run_id?: string | null;
+            /**
+             * Source
+             * @description trained, imported (a SAELens folder or zip) or pretrained (a release of the pretrained registry).
+             */
+            source: string;
+        };
+        /** ImportPretrainedRequest */
+        ImportPretrainedRequest: {
+            /**
+             * All
+             * @description Every SAE of the release.
+             * @default false
+             */
+            all?: boolean;
+            /**
+             * Release
+             * @description Release name from GET /api/saes/pretrained.
+             */
+            release: string;
+            /**
+             * Sae Id
+             * @description One SAE of the release.
+             */
+            sae_id?: string | null;
+            /**
+             * Sae Ids
+             * @description Several SAEs of the release (e.g. one per layer).
+             */
+            sae_ids?: string[] | null;
+        };
         /** InferenceRequest */
         InferenceRequest: {
             /**
@@ -1829,6 +2001,11 @@ export interface components {
              * @description Override the device ('cpu', 'cuda', 'auto').
              */
             device?: string | null;
+            /**
+             * Device Map
+             * @description Place the model across GPUs, CPU and disk with accelerate ('auto', ...); 'none' keeps it on one device. Default: IWB_DEVICE_MAP.
+             */
+            device_map?: ("none" | "auto" | "balanced" | "balanced_low_0" | "sequential") | null;
             /**
              * Dtype
              * @description Override the dtype ('float32', 'bfloat16', 'auto').
@@ -1961,9 +2138,20 @@ export interface components {
             d_model?: number | null;
             /**
              * Device
-             * @description Device holding the weights.
+             * @description Main device: where inputs go and SAEs live (the first GPU of a dispatched model).
              */
             device?: string | null;
+            /**
+             * Devices
+             * @description Memory per device (used / free) and the blocks placed there; the main device first.
+             */
+            devices?: components["schemas"]["DeviceMemoryInfo"][];
+            /**
+             * Dispatched
+             * @description Whether accelerate placed the model across devices (device_map).
+             * @default false
+             */
+            dispatched?: boolean;
             /**
              * Dtype
              * @description Weight dtype.
@@ -1984,6 +2172,11 @@ export interface components {
              * @description Canonical hook names available.
              */
             hook_points?: string[];
+            /**
+             * Layer Devices
+             * @description Where each block's weights are stored ('cuda:0', 'cpu', 'disk'), block 0 first.
+             */
+            layer_devices?: string[];
             /**
              * Load Seconds
              * @description Seconds the last load took.
@@ -2247,6 +2440,134 @@ export interface components {
              * @enum {string}
              */
             type: "pong";
+        };
+        /** PretrainedRelease */
+        PretrainedRelease: {
+            /**
+             * Format
+             * @description File format; 'sae_lens' (cfg.json + sae_weights.safetensors) is the one imported.
+             */
+            format: string;
+            /**
+             * Links
+             * @description Dashboards, publication, model card.
+             */
+            links?: {
+                [key: string]: string;
+            };
+            /**
+             * Model
+             * @description Model the SAEs were trained on, as the registry names it.
+             */
+            model: string;
+            /**
+             * Release
+             * @description Release name (SAELens's release).
+             */
+            release: string;
+            /**
+             * Repo Id
+             * @description Hugging Face repo holding its SAEs.
+             */
+            repo_id: string;
+            /**
+             * Saes
+             * @description Its SAEs (only those matching the search when the search named SAE ids).
+             */
+            saes: components["schemas"]["PretrainedSAEEntry"][];
+            /**
+             * Supported
+             * @description Whether the workbench imports this format.
+             */
+            supported: boolean;
+            /**
+             * Unsupported Reason
+             * @description Why not, when it does not.
+             */
+            unsupported_reason?: string | null;
+        };
+        /** PretrainedReleases */
+        PretrainedReleases: {
+            /**
+             * Model Id
+             * @description Model the releases were filtered for (the loaded one), or null for every model.
+             */
+            model_id: string | null;
+            /**
+             * Releases
+             * @description Matching releases, by name.
+             */
+            releases: components["schemas"]["PretrainedRelease"][];
+            /**
+             * Total
+             * @description Releases that matched, before the limit.
+             */
+            total: number;
+        };
+        /** PretrainedSAEEntry */
+        PretrainedSAEEntry: {
+            /**
+             * Architecture
+             * @description Architecture, when its cfg.json is in the local cache.
+             */
+            architecture?: string | null;
+            /**
+             * Cached
+             * @description Its files are in the local Hugging Face cache (it imports offline).
+             * @default false
+             */
+            cached?: boolean;
+            /**
+             * D Sae
+             * @description Number of latents, when its cfg.json is in the local cache.
+             */
+            d_sae?: number | null;
+            /**
+             * Hook Name
+             * @description Hook it reads, when known.
+             */
+            hook_name?: string | null;
+            /**
+             * L0
+             * @description Mean active latents per token, as the registry lists it.
+             */
+            l0?: number | null;
+            /**
+             * Model
+             * @description Model it was trained on, as the registry names it.
+             * @default
+             */
+            model?: string;
+            /**
+             * Neuronpedia Id
+             * @description Neuronpedia id, when the registry lists one.
+             */
+            neuronpedia_id?: string | null;
+            /**
+             * Norm Scaling Factor
+             * @description Input scale folded into the weights on import.
+             */
+            norm_scaling_factor?: number | null;
+            /**
+             * Path
+             * @description Folder of its files inside the repo.
+             */
+            path: string;
+            /**
+             * Repo Id
+             * @description Hugging Face repo holding its files.
+             */
+            repo_id: string;
+            /**
+             * Sae Id
+             * @description Id inside the release (SAELens's sae_id), e.g. blocks.6.hook_resid_post.
+             */
+            sae_id: string;
+            /**
+             * Variance Explained
+             * @description Variance explained, as the registry lists it.
+             */
+            variance_explained?: number | null;
         };
         /** ProvenanceEdge */
         ProvenanceEdge: {
@@ -2639,7 +2960,7 @@ export interface components {
             run_id?: string | null;
             /**
              * Source
-             * @description trained or imported.
+             * @description trained, imported (a SAELens folder or zip) or pretrained (a release of the pretrained registry).
              */
             source: string;
         };
@@ -2704,7 +3025,7 @@ export interface components {
             run_id?: string | null;
             /**
              * Source
-             * @description trained or imported.
+             * @description trained, imported (a SAELens folder or zip) or pretrained (a release of the pretrained registry).
              */
             source: string;
         };
@@ -5892,6 +6213,183 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SAEInfo"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    import_pretrained_api_saes_import_pretrained_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ImportPretrainedRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportedPretrainedSAE"][];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    list_pretrained_api_saes_pretrained_get: {
+        parameters: {
+            query?: {
+                /** @description Every model's releases, not only the loaded model's. */
+                all_models?: boolean;
+                /** @description Most releases returned. */
+                limit?: number;
+                /** @description Search terms (release, repo, model, SAE id). */
+                q?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PretrainedReleases"];
                 };
             };
             /** @description Bad Request */
