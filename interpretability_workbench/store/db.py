@@ -56,6 +56,16 @@ MIGRATIONS: list[str] = [
         created_at REAL NOT NULL, updated_at REAL NOT NULL
     );
     """,
+    # 2: streamed corpora: how to open each one (a SourceSpec), and its background token count
+    """
+    ALTER TABLE corpora ADD COLUMN kind TEXT NOT NULL DEFAULT 'upload';
+    ALTER TABLE corpora ADD COLUMN format TEXT;
+    ALTER TABLE corpora ADD COLUMN text_field TEXT NOT NULL DEFAULT 'text';
+    ALTER TABLE corpora ADD COLUMN spec_json TEXT;
+    ALTER TABLE corpora ADD COLUMN status TEXT NOT NULL DEFAULT 'ready';
+    ALTER TABLE corpora ADD COLUMN error TEXT;
+    ALTER TABLE corpora ADD COLUMN tokenizer TEXT
+    """,
 ]
 
 
