@@ -61,7 +61,7 @@ def test_cli_ddp_two_cpu_processes_one_run(tmp_path: Path, tiny_llama_dir: Path)
     saes = db.execute("SELECT * FROM saes").fetchall()
     assert len(saes) == 1 and saes[0]["run_id"] == run["id"]
     summary = json.loads(run["metrics_json"])
-    assert summary["held_out_fvu"] < 1.0
+    assert summary["members"][0]["held_out_fvu"] < 1.0
     assert summary["world_size"] == 2 and summary["train_tokens"] == run["tokens_seen"]
     hist = [json.loads(r["data_json"]) | {"tokens": r["tokens"]}
             for r in db.execute("SELECT * FROM metrics WHERE run_id = ? ORDER BY step", (run["id"],))]
