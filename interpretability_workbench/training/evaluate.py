@@ -104,9 +104,9 @@ def _loss_and_logp(lm: LoadedModel, ids: Tensor, fwd: dict) -> tuple[float, Tens
 def splice_metrics(lm: LoadedModel, saes: list[SparseAutoencoder], contexts: Tensor, lock: Any = None,
                    on_forward: Callable[[int], None] | None = None) -> list[SpliceMetrics]:
     """Replace each hook's activation (positions >= 1; position 0 kept) by zeros or the SAE's
-    reconstruction and compare next-token CE loss and KL with the clean model. ``1 + 2 * len(saes)``
-    forwards; ``on_forward(i)`` after the i-th. The zero-ablation forward of a hook is made once and shared
-    by the SAEs at that hook."""
+    reconstruction and compare next-token CE loss and KL with the clean model: one clean forward, one
+    zero-ablation forward per hook (shared by the SAEs at that hook) and one per SAE; ``on_forward(i)``
+    after the i-th."""
     ids = contexts.to(lm.device)
     out = []
     done = [0]
@@ -133,7 +133,7 @@ def splice_metrics(lm: LoadedModel, saes: list[SparseAutoencoder], contexts: Ten
 
             if sae.cfg.hook_name not in zeros:
                 zeros[sae.cfg.hook_name] = _loss_and_logp(lm, ids, {sae.cfg.hook_name: zero})
-            tick()
+                tick()
             ce_zero, logp_zero = zeros[sae.cfg.hook_name]
             ce_sae, logp_sae = _loss_and_logp(lm, ids, {sae.cfg.hook_name: splice})
             tick()

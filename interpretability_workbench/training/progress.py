@@ -81,10 +81,7 @@ class Progress:
     def end_fill(self) -> None:
         with self._lock:
             back, self._resume_phase = self._resume_phase, None
-        if back is not None and back[0] == "training":
-            step = self.snapshot_value("step")
-            self.phase("training", self.total_steps, "steps", done=int(step))
-        elif back is not None:
+        if back is not None:
             self.phase(back[0], back[2], back[3], done=back[1])
 
     def forward_done(self, tokens: int, seconds: float) -> None:

@@ -28,9 +28,8 @@ def _config(req: TrainingRequest) -> TrainingConfig:
         except ValueError as e:
             raise Invalid(str(e)) from None
     fields = req.model_dump(exclude={"hook_name", "layer", "layers", "hook"})
-    if fields.get("sweep") is not None:
-        fields["sweep"] = SweepSpec.from_dict(fields["sweep"])
     try:
+        fields["sweep"] = SweepSpec.from_dict(fields.get("sweep"))
         return TrainingConfig(hook_names=hooks, **fields)
     except ValueError as e:
         raise Invalid(str(e)) from None
