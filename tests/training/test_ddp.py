@@ -79,7 +79,10 @@ def test_cli_ddp_ctrl_c_stops_both_ranks_then_resume_completes(tmp_path: Path, t
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:  # until a step has been recorded
             if (tmp_path / "home" / "workbench.sqlite3").exists():
-                row = _db(tmp_path).execute("SELECT step FROM runs").fetchone()
+                try:
+                    row = _db(tmp_path).execute("SELECT step FROM runs").fetchone()
+                except sqlite3.OperationalError:  # the file exists before its tables (migrations running)
+                    row = None
                 if row is not None and row["step"] >= 10:
                     break
             time.sleep(0.05)

@@ -44,6 +44,8 @@ class TrainingRequest(BaseModel):
     total_tokens: int = Field(200_000, ge=1, le=10_000_000_000, description="Training tokens (position 0 excluded).")
     batch_size: int = Field(4096, ge=1, le=1 << 20, description="Activations per optimiser step (the global batch; with several processes each takes an equal share).")
     context_size: int = Field(128, ge=2, le=8192, description="Tokens per context.")
+    model_batch_size: int = Field(32, ge=1, le=4096, description="Contexts per model forward.")
+    buffer_tokens: int = Field(65_536, ge=1, le=1 << 26, description="Activations per shuffle block (read, permuted and served before the next block; memory grows with it).")
     corpus: str = Field("default", max_length=100, description="Corpus id (GET /api/corpora); 'default' = built-in.")
     epochs: int | None = Field(None, ge=1, le=1000, description="Passes over the corpus allowed when it is shorter than the budget: 1 never repeats data (422 up front when the counted corpus is too short), k allows k passes, null repeats as needed (the run reports its passes and notes it at start).")
     sweep: SweepRequest | None = Field(None, description="Train a grid of SAEs per hook from the same batches; null: one SAE per hook.")
