@@ -114,13 +114,13 @@ def members(hook_names: list[str], architecture: str, d_sae: int, k: int, l1_coe
     return out
 
 
-def legacy_members(metrics: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """The members of a run's final metrics, also for runs recorded before sweeps (``per_hook``)."""
+def legacy_members(metrics: dict[str, Any] | None, config: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The members of a run's final metrics, also for runs recorded before sweeps (``per_hook`` entries,
+    completed with the run's architecture, width and k from its ``config``)."""
     if not metrics:
         return []
     if "members" in metrics:
         return list(metrics["members"])
-    out = []
-    for i, p in enumerate(metrics.get("per_hook") or []):
-        out.append({"index": i, **p})
-    return out
+    cfg = config or {}
+    fill = {k: cfg.get(k) for k in ("architecture", "d_sae", "k", "l1_coefficient")}
+    return [{**fill, "index": i, **p} for i, p in enumerate(metrics.get("per_hook") or [])]

@@ -58,3 +58,18 @@ def test_sweep_request_over_rest_and_validation(client) -> None:
     assert [(m.architecture, m.k, m.l1_coefficient) for m in cfg.members] == [
         ("topk", 4, 5.0), ("standard", 4, 0.1), ("standard", 4, 1.0)]
     assert run["n_members"] == 3
+
+
+def test_runs_recorded_before_sweeps_still_read(client, state) -> None:
+    """A run row written by the previous version (metrics with per_hook and top-level numbers) is listed
+    with its members completed from the run's config."""
+    cfg = {"hook_names": ["blocks.1.hook_resid_post"], "architecture": "topk", "d_sae": 64, "k": 4,
+           "total_tokens": 1024}
+    state.training.runs.create("run_old", state.model.lm.model_id, cfg, status="done")
+    state.training.runs.update("run_old", metrics={
+        "sae_ids": ["sae_x"], "held_out_fvu": 0.2, "l0": 4.0,
+        "per_hook": [{"hook_name": "blocks.1.hook_resid_post", "sae_id": "sae_x", "held_out_fvu": 0.2,
+                      "explained_variance": 0.8, "l0": 4.0, "dead_fraction": 0.0}]})
+    detail = client.get("/api/training/run_old").json()
+    (m,) = detail["members"]
+    assert (m["architecture"], m["d_sae"], m["k"], m["held_out_fvu"], m["sae_id"]) == ("topk", 64, 4, 0.2, "sae_x")

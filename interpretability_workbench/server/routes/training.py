@@ -73,7 +73,7 @@ def get_run(run_id: str, state: StateDep) -> RunDetail:
     m = rec.metrics or {}
     return RunDetail(**_summary_fields(rec), config=rec.config, metrics=rec.metrics,
                      members=[MemberResult(**{k: v for k, v in p.items() if k in MemberResult.model_fields})
-                              for p in legacy_members(rec.metrics)],
+                              for p in legacy_members(rec.metrics, rec.config)],
                      train_tokens=m.get("train_tokens"), held_out_tokens=m.get("held_out_tokens"),
                      passes=m.get("passes"), notes=state.training.notes(run_id),
                      latest=hist[-1].data if hist else None, history=hist, checkpoint_path=rec.checkpoint_path)
