@@ -57,16 +57,20 @@ def write_corpus(path: Path, size_bytes: int, seed: int = 0) -> tuple[int, int]:
     ``size_bytes``; returns (documents, bytes)."""
     rng = random.Random(seed)
     vocab = _words(rng, 20_000)
-    weights = [1.0 / (i + 10) for i in range(len(vocab))]
+    cum, total = [], 0.0
+    for i in range(len(vocab)):
+        total += 1.0 / (i + 10)
+        cum.append(total)
     pool = []
     for _ in range(4000):  # a pool of distinct documents, written in a random order with varying ids
-        words = rng.choices(vocab, weights, k=rng.randint(40, 400))
+        words = rng.choices(vocab, cum_weights=cum, k=rng.randint(40, 400))
         text = ". ".join(" ".join(words[i: i + 12]).capitalize() for i in range(0, len(words), 12)) + "."
         pool.append(text)
+    encoded = [json.dumps(t) for t in pool]
     n = done = 0
-    with open(path, "w", encoding="utf-8") as f:
+    with open(path, "w", encoding="utf-8", buffering=1 << 20) as f:
         while done < size_bytes:
-            line = json.dumps({"id": n, "text": pool[rng.randrange(len(pool))]}) + "\n"
+            line = f'{{"id": {n}, "text": {encoded[rng.randrange(len(encoded))]}}}\n'
             f.write(line)
             done += len(line)
             n += 1
