@@ -28,43 +28,73 @@ class Event:
 
 
 @dataclass
-class HookProgress:
-    """One hook's live numbers inside a training progress event."""
+class MemberProgress:
+    """One SAE's live numbers inside a training progress event (a run trains one SAE per hook, or a sweep
+    grid per hook)."""
 
+    index: int
+    """Position of the SAE in the run (as in the run's final ``members``)."""
     hook_name: str
+    architecture: str
+    d_sae: int
+    k: int
+    """Active latents per token (topk, batchtopk)."""
+    l1_coefficient: float
+    """L1 weight (standard)."""
     mse: float | None = None
     fvu: float | None = None
     l0: float | None = None
     aux: float | None = None
-    """AuxK loss (topk), 0 otherwise."""
+    """AuxK loss (topk), the L1 term (standard), 0 otherwise."""
     dead_fraction: float | None = None
+    lr: float | None = None
+
+
+TRAINING_PHASES = ("starting", "preparing", "filling buffer", "training", "evaluating held-out",
+                   "evaluating CE loss", "saving")
+"""Phases of a run in order; the buffer is refilled between training steps, so the two alternate."""
+AGGREGATE_RULE = "mean_over_members"
 
 
 @dataclass
 class TrainingProgress(Event):
-    """A training run's latest snapshot (published at most every ``progress_interval_s``)."""
+    """A training run's latest snapshot (published at most every ``progress_interval_s``, and by a heartbeat
+    at that rate in every phase). Per-SAE numbers are in ``members``; ``mse``/``fvu``/``l0``/
+    ``dead_fraction`` at the top are their aggregate by the rule named in ``aggregate``."""
 
     type: ClassVar[str] = "training_progress"
     run_id: str
     total_tokens: int
     """Token budget of the run."""
+    total_steps: int = 0
     step: int = 0
     tokens: int = 0
     """Training tokens consumed so far."""
     tokens_read: int = 0
-    """Activations produced by the model so far (ahead of ``tokens`` while the shuffle buffer fills)."""
+    """Activations produced by the model (or read from a trace) so far; ahead of ``tokens`` by the block
+    being served."""
+    passes: int = 1
+    """Passes over the training documents the reader has started (1: the corpus is not repeated so far)."""
+    phase: str = "starting"
+    """One of ``TRAINING_PHASES``."""
+    phase_done: int = 0
+    """Units of the current phase done."""
+    phase_total: int = 0
+    """Units of the current phase (0 when unknown)."""
+    phase_unit: str = ""
+    """What the phase counts: contexts, steps, batches, forwards, SAEs."""
+    tokens_per_s: float | None = None
+    eta_s: float | None = None
+    """Seconds left for the whole run (training, evaluation, saving) at the rates measured so far."""
+    peak_memory_bytes: int = 0
+    world_size: int = 1
+    aggregate: str = AGGREGATE_RULE
+    """How the top-level mse/fvu/l0/dead_fraction combine the members: the arithmetic mean over them."""
     mse: float | None = None
     fvu: float | None = None
     l0: float | None = None
     dead_fraction: float | None = None
-    tokens_per_s: float | None = None
-    eta_s: float | None = None
-    lr: float | None = None
-    peak_memory_bytes: int = 0
-    phase: str = "starting"
-    """starting | filling buffer | training | evaluating."""
-    world_size: int = 1
-    per_hook: list[HookProgress] = field(default_factory=list)
+    members: list[MemberProgress] = field(default_factory=list)
 
 
 @dataclass
@@ -73,8 +103,14 @@ class TrainingDone(Event):
     run_id: str
     sae_ids: list[str]
     metrics: list[dict[str, Any]] = field(default_factory=list)
-    """Per hook: hook_name, sae_id, held_out_fvu, explained_variance, l0, dead_fraction, ce_loss_recovered,
-    kl_with_sae, peak_memory_bytes."""
+    """Per member (SAE): index, hook_name, architecture, d_sae, k, l1_coefficient, sae_id, held_out_fvu,
+    explained_variance, l0, dead_fraction, ce_loss_recovered, kl_with_sae."""
+    train_tokens: int = 0
+    """Activations trained on (all processes)."""
+    held_out_tokens: int = 0
+    """Held-out activations the metrics were measured on."""
+    passes: int = 1
+    """Passes over the training data (corpus or trace) the run started; 1: no data was repeated."""
 
 
 @dataclass

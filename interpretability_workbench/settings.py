@@ -36,7 +36,9 @@ class Settings(BaseSettings):
     api_key: str | None = Field(None, description="API key; required whenever the server binds a non-loopback address.")
     cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins (JSON list or comma-separated). Never '*'.")
     rate_limit: str = Field("600/minute", description="Rate limit for expensive routes (slowapi syntax).")
-    max_body_bytes: int = Field(64 * 1024 * 1024, description="Largest request body accepted (413 beyond).")
+    max_body_bytes: int = Field(64 * 1024 * 1024, description="Largest request body accepted (413 beyond); corpus uploads have their own cap.")
+    max_corpus_bytes: int = Field(20 * 1024 ** 3, description="Largest corpus upload, streamed to disk (413 beyond); bigger corpora are registered by path.")
+    data_dirs: Annotated[list[Path], NoDecode] = Field(default_factory=list, description="Folders whose corpora may be registered by path (JSON list or comma-separated); empty: registering by path is off.")
     max_prompt_tokens: int = Field(1024, description="Longest prompt accepted for inference (422 beyond).")
     max_concurrent_inference: int = Field(4, description="Inference requests computed or queued at once (503 beyond).")
     request_timeout_s: float = Field(120.0, description="Timeout for a single long request (504 beyond).")
@@ -63,6 +65,13 @@ class Settings(BaseSettings):
     def _split_origins(cls, v: object) -> object:
         if isinstance(v, str) and not v.strip().startswith("["):
             return [o.strip() for o in v.split(",") if o.strip()]
+        return v
+
+    @field_validator("data_dirs", mode="before")
+    @classmethod
+    def _split_dirs(cls, v: object) -> object:
+        if isinstance(v, str):
+            return json.loads(v) if v.strip().startswith("[") else [d.strip() for d in v.split(",") if d.strip()]
         return v
 
     @field_validator("home", mode="after")

@@ -44,7 +44,8 @@ class WorkbenchState:
         self.model = ModelHandle(LoadDefaults(s.device, s.dtype, s.quantization, s.model_cache_dir,
                                               s.allow_downloads, s.device_map, s.max_memory or None), publish)
         # services, in data-flow order: each gets exactly what it uses
-        self.corpora = CorpusService(CorpusRepo(self.db), s.corpora_dir, self.model)
+        self.corpora = CorpusService(CorpusRepo(self.db), s.corpora_dir, self.model, publish,
+                                     max_bytes=s.max_corpus_bytes, data_dirs=s.data_dirs)
         self.saes = SAERegistry(SAERepo(self.db), s.artifacts_dir / "saes", self.model)
         self.pretrained = PretrainedImporter(self.saes, self.model, s.sae_registry_files, downloads=s.sae_downloads)
         self.patches = PatchManager(PatchRepo(self.db), self.saes, self.model, s.artifacts_dir / "patches")
@@ -104,8 +105,8 @@ class WorkbenchState:
     # lifecycle -------------------------------------------------------------------------
     def shutdown(self) -> None:
         """Stop background work (server exit): runs checkpoint and stop, analyses cancel, live patch
-        strengths are persisted."""
-        for svc in (self.training, self.features, self.explanations, self.patches):
+        strengths are persisted, corpus token counts stop (resumed at the next start)."""
+        for svc in (self.training, self.features, self.explanations, self.patches, self.corpora):
             try:
                 svc.shutdown()
             except Exception as e:  # noqa: BLE001 - one failing service must not block the others

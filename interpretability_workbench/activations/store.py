@@ -105,6 +105,8 @@ class TraceManifest:
     shards: list[dict] = field(default_factory=list)
     """One entry a shard: {file, n_tokens}."""
     corpus: str | None = None
+    held_out_contexts: int = 0
+    """Contexts at the start of the corpus left out of the trace (the held-out slice a run evaluates on)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -141,6 +143,7 @@ def write_trace(
     dtype: str = "float32",
     exclude_first: bool = True,
     corpus: str | None = None,
+    held_out_contexts: int = 0,
     progress: "callable | None" = None,
 ) -> TraceManifest:
     """Stream activations at ``hook_name`` into sharded Parquet files plus ``manifest.json``.
@@ -152,7 +155,7 @@ def write_trace(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     man = TraceManifest(lm.model_id, lm.revision, hook_name, lm.d_model, dtype, int(contexts.shape[1]),
-                        exclude_first, corpus=corpus)
+                        exclude_first, corpus=corpus, held_out_contexts=held_out_contexts)
     start = 1 if exclude_first else 0
     pending: list[tuple[Tensor, Tensor, Tensor]] = []
     pending_n = 0
@@ -218,3 +221,34 @@ def read_trace(trace_dir: str | Path, *, chunk_tokens: int = 65536) -> Iterator[
             col = batch.column(0)
             flat = col.values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
             yield torch.from_numpy(flat.reshape(-1, man.d_model).copy())
+
+
+def read_trace_rows(trace_dir: str | Path, start: int, n: int, *, manifest: TraceManifest | None = None) -> Tensor:
+    """Rows ``[start, start + n)`` of a trace ``[m d_model]`` float32 (m < n only past its end), reading only
+    the row groups that hold them."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    man = manifest or read_manifest(trace_dir)
+    out: list[Tensor] = []
+    base, end = 0, start + n
+    for shard in man.shards:
+        size = int(shard["n_tokens"])
+        if base + size <= start:
+            base += size
+            continue
+        if base >= end:
+            break
+        pf = pq.ParquetFile(Path(trace_dir) / shard["file"])
+        rg_base = base
+        for g in range(pf.metadata.num_row_groups):
+            g_rows = pf.metadata.row_group(g).num_rows
+            lo, hi = max(start, rg_base), min(end, rg_base + g_rows)
+            if lo < hi:
+                col = pf.read_row_group(g, columns=["activation"]).column(0).combine_chunks()
+                flat = col.values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+                rows = flat.reshape(-1, man.d_model)[lo - rg_base: hi - rg_base]
+                out.append(torch.from_numpy(rows.copy()))
+            rg_base += g_rows
+        base += size
+    return torch.cat(out) if out else torch.empty(0, man.d_model)

@@ -13,6 +13,7 @@ from ..model.hook_names import expand
 from ..settings import Settings
 from ..training.config import TrainingConfig
 from ..training.ddp import follower_run_id
+from ..training.sweep import SweepSpec
 from .common import add_model_args, make_state
 
 
@@ -32,7 +33,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "batch-size/N per step (must divide evenly)")
     p.add_argument("--context-size", type=int, default=128, help="tokens per context")
     p.add_argument("--corpus", default="default", help="corpus id (default: built-in)")
-    p.add_argument("--trace", default=None, help="train from a recorded trace folder (microscope trace)")
+    p.add_argument("--trace", default=None, help="train from a recorded trace folder (microscope trace); sweeps too")
+    p.add_argument("--epochs", type=int, default=None, help="passes over a corpus shorter than the budget: 1 never "
+                   "repeats data (refused up front when it is counted too short); default: repeat as needed, reported")
+    p.add_argument("--sweep-d-sae", default=None, help="comma-separated widths: train one SAE per width (x k x architecture) "
+                   "at each hook from one forward per batch")
+    p.add_argument("--sweep-k", default=None, help="comma-separated k values for the sweep (topk, batchtopk)")
+    p.add_argument("--sweep-architectures", default=None, help="comma-separated architectures for the sweep")
+    p.add_argument("--sweep-l1", default=None, help="comma-separated L1 coefficients for the sweep (standard)")
+    p.add_argument("--buffer-tokens", type=int, default=65_536, help="activations per shuffle block")
+    p.add_argument("--model-batch-size", type=int, default=32, help="contexts per model forward")
     p.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints")
     p.add_argument("--no-normalize", action="store_true", help="do not scale inputs")
     p.add_argument("--seed", type=int, default=0)
@@ -50,9 +60,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _print_progress(ev: TrainingProgress) -> None:
     fmt = lambda v, f: format(v, f) if isinstance(v, (int, float)) else "-"  # noqa: E731
-    print(f"[{ev.phase}] read {ev.tokens_read} step {ev.step} tokens {ev.tokens}/{ev.total_tokens} "
-          f"fvu {fmt(ev.fvu, '.4f')} l0 {fmt(ev.l0, '.1f')} dead {fmt(ev.dead_fraction, '.3f')} "
-          f"{fmt(ev.tokens_per_s, '.0f')} tok/s eta {fmt(ev.eta_s, '.0f')}s", file=sys.stderr, flush=True)
+    print(f"[{ev.phase} {ev.phase_done}/{ev.phase_total} {ev.phase_unit}] read {ev.tokens_read} step {ev.step} "
+          f"tokens {ev.tokens}/{ev.total_tokens} pass {ev.passes} {fmt(ev.tokens_per_s, '.0f')} tok/s "
+          f"eta {fmt(ev.eta_s, '.0f')}s", file=sys.stderr, flush=True)
+    for m in ev.members:
+        print(f"    [{m.index}] {m.hook_name} {m.architecture} d_sae={m.d_sae} k={m.k}: fvu {fmt(m.fvu, '.4f')} "
+              f"l0 {fmt(m.l0, '.1f')} dead {fmt(m.dead_fraction, '.3f')}", file=sys.stderr, flush=True)
+
+
+def _sweep(args: argparse.Namespace) -> SweepSpec | None:
+    def values(text: str | None, kind: type) -> list | None:
+        return None if not text else [kind(x) for x in text.split(",") if x.strip()]
+    axes = {"d_sae": values(args.sweep_d_sae, int), "k": values(args.sweep_k, int),
+            "architectures": values(args.sweep_architectures, str), "l1_coefficient": values(args.sweep_l1, float)}
+    return SweepSpec(**axes) if any(v is not None for v in axes.values()) else None
 
 
 def _wait(state, run_id: str):  # noqa: ANN001, ANN202 - -> store.runs.RunRecord
@@ -95,9 +116,12 @@ def run(args: argparse.Namespace) -> int:
                 checkpoint_every=args.checkpoint_every, normalize=not args.no_normalize, seed=args.seed,
                 eval_tokens=args.eval_tokens, ce_eval_contexts=args.ce_contexts, devices=devices,
                 strategy=args.strategy, num_nodes=args.num_nodes, precision=args.precision,
-                lr_finder=args.lr_finder, analyze=False)
+                lr_finder=args.lr_finder, analyze=False, epochs=args.epochs, sweep=_sweep(args),
+                buffer_tokens=args.buffer_tokens, model_batch_size=args.model_batch_size)
             run_id = state.training.start(cfg, multiprocess=True)
         print(f"run {run_id}", flush=True)
+        for note in state.training.notes(run_id):
+            print(f"note: {note}", file=sys.stderr, flush=True)
         last = [0.0]
 
         def throttled(ev: TrainingProgress) -> None:
@@ -109,11 +133,17 @@ def run(args: argparse.Namespace) -> int:
         if rec.status != "done":
             print(f"run {run_id} {rec.status}: {rec.error or ''}", file=sys.stderr)
             return 1
-        for p in rec.metrics["per_hook"]:
-            print(f"{p['hook_name']}: sae {p['sae_id']}  held-out FVU {p['held_out_fvu']:.4f}  "
+        m = rec.metrics
+        print(f"trained {m['train_tokens']} tokens ({m['requested_tokens']} asked; {m['passes']} pass(es) over the "
+              f"data), held out {m['held_out_tokens']}, {m['steps']} steps on {m['world_size']} process(es), "
+              f"peak memory {m['peak_memory_bytes'] / 2**20:.0f} MiB")
+        for note in m.get("notes", []):
+            print(f"note: {note}")
+        for p in m["members"]:
+            print(f"[{p['index']}] {p['label']}: sae {p['sae_id']}  held-out FVU {p['held_out_fvu']:.4f}  "
                   f"explained variance {p['explained_variance']:.4f}  L0 {p['l0']:.1f}  "
-                  f"dead fraction {p['dead_fraction']:.4f}  CE-loss recovered {p.get('ce_loss_recovered', float('nan')):.4f}  "
-                  f"KL {p.get('kl_with_sae', float('nan')):.4f}  peak memory {p['peak_memory_bytes'] / 2**20:.0f} MiB")
+                  f"dead fraction {p['dead_fraction']:.4f}  CE-loss recovered {p.get('ce_loss_recovered') or float('nan'):.4f}  "
+                  f"KL {p.get('kl_with_sae') or float('nan'):.4f}")
         return 0
     finally:
         state.shutdown()

@@ -5,6 +5,11 @@
         -> rate limit on expensive routes (429 + Retry-After) -> inference concurrency (503)
         -> request timeout (504) -> the app
 
+The streamed corpus upload (``POST /api/corpora``) is the one exception to the body limit and the timeout:
+its body goes to disk as it arrives, under ``IWB_MAX_CORPUS_BYTES`` (plus room for the multipart framing),
+with a 413 up front when the declared Content-Length is already over it; its duration is the client's
+bandwidth, so no request timeout applies.
+
 ``install_production(app, settings)`` wires it all, plus a JSON 500 for anything unhandled and the
 metrics' bus listener. ``configure_logging(settings)`` sets JSON log lines for the served process.
 """
@@ -53,6 +58,7 @@ class ProductionMiddleware:
         self.require_key = auth_required(settings)
         self.limiter = RateLimiter(settings.rate_limit)
         self.max_body = settings.max_body_bytes
+        self.max_corpus = settings.max_corpus_bytes + UPLOAD_FRAMING_BYTES
         self.max_inference = max(1, settings.max_concurrent_inference)
         self.timeout = settings.request_timeout_s
         self.in_flight = 0  # touched only on the event loop thread
@@ -99,9 +105,13 @@ class ProductionMiddleware:
             return
         # 2. body size, declared
         length = _content_length(scope)
-        if length is not None and length > self.max_body:
-            await send_json(send, 413, f"request body of {length} bytes exceeds the limit of {self.max_body} "
-                                       f"bytes (IWB_MAX_BODY_BYTES); send a smaller file or raise the limit")
+        upload = is_corpus_upload(method, path)
+        limit = self.max_corpus if upload else self.max_body
+        if length is not None and length > limit:
+            what = ("the corpus size limit (IWB_MAX_CORPUS_BYTES); register a corpus that is already on the "
+                    "server by path (POST /api/corpora/register) or raise the limit") if upload else \
+                "the limit (IWB_MAX_BODY_BYTES); send a smaller file or raise the limit"
+            await send_json(send, 413, f"request body of {length} bytes exceeds {limit} bytes, {what}")
             return
         # 3. rate limit
         if is_expensive(method, path):
@@ -125,24 +135,25 @@ class ProductionMiddleware:
             def release() -> None:  # when the work really ends (a timed-out thread keeps its permit)
                 self.in_flight -= 1
                 self.metrics.in_flight.set(self.in_flight)
-        await self._call_with_limits(scope, receive, send, release)
+        await self._call_with_limits(scope, receive, send, release, limit, None if upload else self.timeout)
 
     async def _call_with_limits(self, scope: Scope, receive: Receive, send: Send,
-                                on_done: Callable[[], None] | None) -> None:
+                                on_done: Callable[[], None] | None, max_body: int, timeout: float | None) -> None:
         """Count the streamed body (413 once past the limit) and bound the time (504).
 
         The app runs as its own task: on timeout the 504 goes out at once, even while a sync route's
         thread is still computing (threads cannot be interrupted); whatever the app sends later is dropped.
         """
         seen = {"bytes": 0, "too_large": False, "started": False, "replaced": False}
-        too_large_detail = (f"request body exceeds the limit of {self.max_body} bytes (IWB_MAX_BODY_BYTES); "
+        which = "IWB_MAX_CORPUS_BYTES" if max_body != self.max_body else "IWB_MAX_BODY_BYTES"
+        too_large_detail = (f"request body exceeds the limit of {max_body} bytes ({which}); "
                             f"send a smaller file or raise the limit")
 
         async def limited_receive() -> Message:
             msg = await receive()
             if msg["type"] == "http.request":
                 seen["bytes"] += len(msg.get("body", b""))
-                if seen["bytes"] > self.max_body:
+                if seen["bytes"] > max_body:
                     seen["too_large"] = True
                     raise _BodyTooLarge()
             return msg
@@ -163,7 +174,7 @@ class ProductionMiddleware:
         if on_done is not None:
             task.add_done_callback(lambda _t: on_done())
         try:
-            done, _ = await asyncio.wait({task}, timeout=self.timeout)
+            done, _ = await asyncio.wait({task}, timeout=timeout)
         except asyncio.CancelledError:
             task.cancel()
             raise
@@ -175,13 +186,22 @@ class ProductionMiddleware:
             elif exc is not None:
                 raise exc
             return
-        log.warning("request timed out after %.1fs: %s %s", self.timeout, scope["method"], scope["path"])
+        log.warning("request timed out after %.1fs: %s %s", timeout, scope["method"], scope["path"])
         started, seen["replaced"] = seen["started"], True
         task.cancel()
         if not started:
-            await send_json(send, 504, f"the request took longer than {self.timeout:g}s "
+            await send_json(send, 504, f"the request took longer than {timeout:g}s "
                                        f"(IWB_REQUEST_TIMEOUT_S); make it smaller (shorter text, fewer "
                                        f"tokens or features) or raise the timeout")
+
+
+UPLOAD_FRAMING_BYTES = 1 << 20
+"""Room for the multipart boundaries and headers around a corpus file of the maximal size."""
+
+
+def is_corpus_upload(method: str, path: str) -> bool:
+    """The streamed corpus upload route (its own size cap, no timeout)."""
+    return method == "POST" and path.rstrip("/") == "/api/corpora"
 
 
 def _retrieve(task: asyncio.Future) -> None:

@@ -71,6 +71,16 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX jobs_subject ON jobs (kind, subject, created_at);
     """,
+    # 3: streamed corpora: how to open each one (a SourceSpec), and its background token count
+    """
+    ALTER TABLE corpora ADD COLUMN kind TEXT NOT NULL DEFAULT 'upload';
+    ALTER TABLE corpora ADD COLUMN format TEXT;
+    ALTER TABLE corpora ADD COLUMN text_field TEXT NOT NULL DEFAULT 'text';
+    ALTER TABLE corpora ADD COLUMN spec_json TEXT;
+    ALTER TABLE corpora ADD COLUMN status TEXT NOT NULL DEFAULT 'ready';
+    ALTER TABLE corpora ADD COLUMN error TEXT;
+    ALTER TABLE corpora ADD COLUMN tokenizer TEXT
+    """,
 ]
 
 

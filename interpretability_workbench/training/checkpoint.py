@@ -1,5 +1,6 @@
-"""Resumable checkpoints: SAE weights, dead-latent trackers, Adam state and step/tokens, as safetensors
-plus JSON in one folder written atomically (nothing pickled)."""
+"""Resumable checkpoints: SAE weights, dead-latent trackers, Adam state, step/tokens and the data stream's
+read position (``activations.stream.StreamState`` of the last *trained* batch), as safetensors plus JSON
+in one folder written atomically (nothing pickled)."""
 from __future__ import annotations
 
 import json
@@ -25,10 +26,13 @@ class Checkpoint(NamedTuple):
     optimizer_state: dict[int, dict[str, torch.Tensor]]
     step: int
     tokens: int
+    stream: dict[str, Any] | None
+    """``StreamState.to_dict()`` after the last trained batch (None in checkpoints older than it)."""
 
 
 def save_checkpoint(folder: Path, saes: list[SparseAutoencoder], trackers: list[DeadTracker],
-                    optimizer: torch.optim.Optimizer | None, step: int, tokens: int) -> Path:
+                    optimizer: torch.optim.Optimizer | None, step: int, tokens: int,
+                    stream: dict[str, Any] | None = None) -> Path:
     weights: dict[str, torch.Tensor] = {}
     for i, (sae, tr) in enumerate(zip(saes, trackers)):
         for name, t in [*sae.state_dict().items(), *tr.state_dict().items()]:
@@ -39,7 +43,8 @@ def save_checkpoint(folder: Path, saes: list[SparseAutoencoder], trackers: list[
             for key, t in st.items():
                 optim[f"{pid}.{key}"] = torch.as_tensor(t).detach().cpu().contiguous()
     state: dict[str, Any] = {"step": step, "tokens": tokens, "sae_cfgs": [s.cfg.to_dict() for s in saes],
-                             "dead_after_tokens": trackers[0].dead_after_tokens if trackers else 0}
+                             "dead_after_tokens": trackers[0].dead_after_tokens if trackers else 0,
+                             "stream": stream}
     with atomic_dir(folder) as tmp:
         save_file(weights, str(tmp / WEIGHTS_NAME))
         save_file(optim or {"_empty": torch.zeros(0)}, str(tmp / OPTIM_NAME))
@@ -67,7 +72,7 @@ def load_checkpoint(folder: Path, device: str | torch.device = "cpu") -> Checkpo
             continue
         pid, name = key.split(".", 1)
         optim.setdefault(int(pid), {})[name] = t.to(device) if name != "step" else t
-    return Checkpoint(saes, trackers, optim, int(state["step"]), int(state["tokens"]))
+    return Checkpoint(saes, trackers, optim, int(state["step"]), int(state["tokens"]), state.get("stream"))
 
 
 def has_checkpoint(folder: Path) -> bool:

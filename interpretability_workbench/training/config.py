@@ -1,18 +1,19 @@
 """TrainingConfig: everything one SAE training run needs, model-independent (validated in __post_init__)."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ..model.hook_names import parse_hook_name
-
-TRAINABLE = ("topk", "standard", "batchtopk")
+from .sweep import ARCHITECTURES as TRAINABLE
+from .sweep import MemberSpec, SweepSpec, default_lr, members
 
 
 @dataclass
 class TrainingConfig:
     hook_names: list[str]
-    """Canonical hook names; one SAE each, all fed from one forward per batch."""
+    """Canonical hook names; one SAE each (or one per ``sweep`` grid point), all fed from one forward per batch."""
     architecture: str = "topk"
     """topk (default, sparse kernels + AuxK), standard (ReLU + L1) or batchtopk."""
     d_sae: int = 4608
@@ -38,17 +39,25 @@ class TrainingConfig:
     model_batch_size: int = 32
     """Contexts per model forward."""
     buffer_tokens: int = 65_536
-    """Shuffle buffer size (activations mixed across contexts)."""
+    """Activations per shuffle block: this many (rounded up to whole contexts) are read, permuted and served
+    before the next block is read (all processes together)."""
     corpus: str = "default"
     """Corpus id ('default' = built-in)."""
     trace_dir: str | None = None
-    """Train from a recorded Parquet trace folder instead of running the model (single hook)."""
-    held_out_fraction: float = 0.05
-    """Contexts held out for the final metrics."""
+    """Train from a recorded Parquet trace folder instead of running the model (single hook; held-out
+    metrics still run the model on the corpus's held-out slice)."""
+    epochs: int | None = None
+    """Passes over the training documents allowed when the corpus is shorter than the budget: 1 never
+    repeats data (a known-short corpus is refused before the run starts, otherwise the run fails when the
+    corpus ends); k allows k passes; None repeats as often as needed. Runs report the passes made."""
     eval_tokens: int = 16_384
-    """Held-out tokens for FVU / L0 / density at the end."""
+    """Held-out tokens for FVU / L0 / density at the end (from a slice at the start of the corpus that is
+    never trained on)."""
     ce_eval_contexts: int = 8
     """Held-out contexts for CE-loss recovered and KL (full forwards: keep small on CPU)."""
+    sweep: SweepSpec | None = None
+    """Train a grid of SAEs per hook from the same batches (widths, k, architectures, L1); None: one SAE
+    per hook with the fields above."""
     checkpoint_every: int = 50
     """Steps between checkpoints (0: only at the end of the run)."""
     normalize: bool = True
@@ -91,14 +100,18 @@ class TrainingConfig:
             raise ValueError(f"architecture must be one of {', '.join(TRAINABLE)} for training, got {self.architecture!r}")
         if self.d_sae <= 0 or not (0 < self.k <= self.d_sae):
             raise ValueError(f"need d_sae > 0 and 0 < k <= d_sae (got d_sae={self.d_sae}, k={self.k})")
+        self.sweep = SweepSpec.from_dict(self.sweep)  # type: ignore[arg-type]
+        self.members  # noqa: B018 - validates the grid
+        if self.epochs is not None and self.epochs < 1:
+            raise ValueError("epochs must be at least 1, or null to repeat the corpus as often as needed")
         if self.batch_size <= 0 or self.total_tokens < self.batch_size:
             raise ValueError(f"total_tokens ({self.total_tokens}) must be at least one batch ({self.batch_size})")
         if self.context_size < 2:
             raise ValueError("context_size must be at least 2")
         if self.b_dec_init not in ("geometric_median", "mean", "zeros"):
             raise ValueError("b_dec_init must be geometric_median, mean or zeros")
-        if not 0 < self.held_out_fraction < 1:
-            raise ValueError("held_out_fraction must be in (0, 1)")
+        if self.eval_tokens < 1 or self.ce_eval_contexts < 0:
+            raise ValueError("eval_tokens must be >= 1 and ce_eval_contexts >= 0")
         self.buffer_tokens = max(self.buffer_tokens, self.batch_size)
 
     @property
@@ -107,7 +120,23 @@ class TrainingConfig:
 
     @property
     def learning_rate(self) -> float:
-        return self.lr if self.lr is not None else 2e-4 / (self.d_sae / 2 ** 14) ** 0.5
+        return self.lr if self.lr is not None else default_lr(self.d_sae)
+
+    @property
+    def members(self) -> list[MemberSpec]:
+        """The SAEs this run trains: every hook crossed with the sweep grid (one per hook without a sweep)."""
+        return members(self.hook_names, self.architecture, self.d_sae, self.k, self.l1_coefficient, self.lr,
+                       self.sweep)
+
+    @property
+    def train_rows(self) -> int:
+        """Activation rows the run trains on: whole batches of the budget."""
+        return self.total_steps * self.batch_size
+
+    @property
+    def held_out_contexts(self) -> int:
+        """Size of the held-out slice: enough contexts for ``eval_tokens`` rows and the CE-loss contexts."""
+        return max(math.ceil(self.eval_tokens / (self.context_size - 1)), self.ce_eval_contexts)
 
     def lr_factor(self, step: int) -> float:
         """Warm-up, constant, then linear decay to 0 (a multiplier of ``learning_rate``)."""

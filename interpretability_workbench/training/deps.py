@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..activations.source_types import SourceSpec
 from ..events import Publish
 from ..sae.registry import SAERegistry
 from ..store.runs import RunRepo
@@ -23,5 +24,5 @@ class RunDeps:
     """Held around every model forward (the model lock, with every patch switched off)."""
     runs_dir: Path
     """Run folders (checkpoints) live under it."""
-    corpus_path: Path | None
-    """The run's corpus file (None: the built-in corpus)."""
+    corpus: SourceSpec
+    """How to open the run's corpus (streamed; the held-out slice comes from it, trace runs too)."""

@@ -2,9 +2,8 @@
 (and its histogram), and the SAE spliced into the model: CE loss clean vs zero-ablation vs SAE, KL."""
 from __future__ import annotations
 
-import threading
 from contextlib import nullcontext
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -58,8 +57,17 @@ def held_out_metrics(saes: list[SparseAutoencoder], batches: list[dict[str, Tens
     return out
 
 
+def held_out_batches(contexts: Tensor, n_tokens: int, batch_size: int) -> int:
+    """Model forwards ``collect_held_out`` makes for ``n_tokens`` rows."""
+    per = contexts.shape[1] - 1
+    return min(-(-contexts.shape[0] // batch_size), -(-(-(-n_tokens // per)) // batch_size))
+
+
 def collect_held_out(lm: LoadedModel, contexts: Tensor, hook_names: list[str], n_tokens: int,
-                     batch_size: int, lock: threading.RLock | None = None) -> list[dict[str, Tensor]]:
+                     batch_size: int, lock: Any = None,
+                     on_batch: Callable[[int], None] | None = None) -> list[dict[str, Tensor]]:
+    """Activations ``{hook: [n d]}`` per model batch of the first ``n_tokens`` rows; ``on_batch(i)`` after
+    the i-th forward (1-based)."""
     out = []
     it = iter_activations(lm, contexts, hook_names, batch_size=batch_size, exclude_first=True, max_tokens=n_tokens)
     while True:
@@ -68,6 +76,8 @@ def collect_held_out(lm: LoadedModel, contexts: Tensor, hook_names: list[str], n
                 out.append({h: a.cpu() for h, a in next(it).items()})
             except StopIteration:
                 return out
+        if on_batch is not None:
+            on_batch(len(out))
 
 
 class SpliceMetrics(NamedTuple):
@@ -91,14 +101,24 @@ def _loss_and_logp(lm: LoadedModel, ids: Tensor, fwd: dict) -> tuple[float, Tens
 
 
 @torch.no_grad()
-def splice_metrics(lm: LoadedModel, saes: list[SparseAutoencoder], contexts: Tensor,
-                   lock: threading.RLock | None = None) -> list[SpliceMetrics]:
+def splice_metrics(lm: LoadedModel, saes: list[SparseAutoencoder], contexts: Tensor, lock: Any = None,
+                   on_forward: Callable[[int], None] | None = None) -> list[SpliceMetrics]:
     """Replace each hook's activation (positions >= 1; position 0 kept) by zeros or the SAE's
-    reconstruction and compare next-token CE loss and KL with the clean model."""
+    reconstruction and compare next-token CE loss and KL with the clean model: one clean forward, one
+    zero-ablation forward per hook (shared by the SAEs at that hook) and one per SAE; ``on_forward(i)``
+    after the i-th."""
     ids = contexts.to(lm.device)
     out = []
+    done = [0]
+
+    def tick() -> None:
+        done[0] += 1
+        if on_forward is not None:
+            on_forward(done[0])
+    zeros: dict[str, tuple[float, Tensor]] = {}
     with lock or nullcontext():
         ce_clean, logp_clean = _loss_and_logp(lm, ids, {})
+        tick()
         for sae in saes:
             def zero(a: Tensor) -> Tensor:
                 a = a.clone()
@@ -111,8 +131,12 @@ def splice_metrics(lm: LoadedModel, saes: list[SparseAutoencoder], contexts: Ten
                 a[:, 1:] = sae(x).x_hat.reshape(a.shape[0], -1, a.shape[-1]).to(a.dtype)
                 return a
 
-            ce_zero, logp_zero = _loss_and_logp(lm, ids, {sae.cfg.hook_name: zero})
+            if sae.cfg.hook_name not in zeros:
+                zeros[sae.cfg.hook_name] = _loss_and_logp(lm, ids, {sae.cfg.hook_name: zero})
+                tick()
+            ce_zero, logp_zero = zeros[sae.cfg.hook_name]
             ce_sae, logp_sae = _loss_and_logp(lm, ids, {sae.cfg.hook_name: splice})
+            tick()
 
             def kl(lp: Tensor) -> float:
                 return float((logp_clean.exp() * (logp_clean - lp)).sum(-1).mean())

@@ -1,5 +1,8 @@
-"""SAETrainingModule: a LightningModule over one SparseAutoencoder per hook (all fed from one batch of
-concatenated activations ``[batch n_hooks*d_in]``). Side effects (events, checkpoints) live in callbacks."""
+"""SAETrainingModule: a LightningModule over the run's members — one SparseAutoencoder per (hook, sweep grid
+point) — all fed from one batch of concatenated activations ``[batch n_hooks*d_in]``. Each member has its
+own objective (its architecture, k or L1), learning rate (an Adam parameter group) and dead-latent tracker;
+the summed loss gives each member exactly the gradients it would get alone. Side effects (events,
+checkpoints) live in callbacks."""
 from __future__ import annotations
 
 from typing import Any
@@ -12,20 +15,27 @@ from ..sae.model import SparseAutoencoder
 from .config import TrainingConfig
 from .objectives import (DeadTracker, StepResult, batchtopk_step, remove_parallel_grads, standard_step,
                          topk_step)
+from .sweep import MemberSpec
 
 
 class SAETrainingModule(pl.LightningModule):
     def __init__(self, saes: list[SparseAutoencoder], cfg: TrainingConfig, *, start_step: int = 0,
-                 optimizer_state: dict | None = None, trackers: list[DeadTracker] | None = None) -> None:
+                 optimizer_state: dict | None = None, trackers: list[DeadTracker] | None = None,
+                 members: list[MemberSpec] | None = None) -> None:
         super().__init__()
         self.cfg = cfg
+        self.members = members if members is not None else cfg.members
+        if len(self.members) != len(saes):
+            raise ValueError(f"{len(saes)} SAEs for {len(self.members)} members: the checkpoint does not match "
+                             "the run's config; start a new run")
         self.saes = nn.ModuleList(saes)
         self.trackers = nn.ModuleList(trackers or [DeadTracker(s.cfg.d_sae, cfg.dead_after_tokens) for s in saes])
         self.start_step = start_step
         self._optimizer_state = optimizer_state
-        self.lr = cfg.learning_rate
+        self.lr_override: float | None = None
+        """One learning rate for every member (the LR finder's suggestion), else each member's own."""
         self.last: list[StepResult] = []
-        """Per-SAE results of the latest step (read by the progress callback)."""
+        """Per-member results of the latest step (read by the progress callback)."""
         self.automatic_optimization = True
 
     @property
@@ -33,28 +43,29 @@ class SAETrainingModule(pl.LightningModule):
         """Absolute optimiser steps taken, counting steps before a resume."""
         return self.start_step + int(self.global_step)
 
-    def _l1(self) -> float:
+    def _l1(self, coefficient: float) -> float:
         warm = max(1, int(self.cfg.total_steps * self.cfg.l1_warmup_fraction))
-        return self.cfg.l1_coefficient * min(1.0, (self.step + 1) / warm)
+        return coefficient * min(1.0, (self.step + 1) / warm)
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         d = self.saes[0].cfg.d_in
         results = []
-        for i, (sae, tracker) in enumerate(zip(self.saes, self.trackers)):
-            x = batch[:, i * d: (i + 1) * d]
-            arch = self.cfg.architecture
-            if arch == "topk":
+        for m, sae, tracker in zip(self.members, self.saes, self.trackers):
+            x = batch[:, m.hook_index * d: (m.hook_index + 1) * d]  # [batch d_in]
+            if m.architecture == "topk":
                 k_aux = self.cfg.aux_k if self.cfg.aux_k is not None else d // 2
                 results.append(topk_step(sae, x, tracker, k_aux, self.cfg.aux_k_coefficient))
-            elif arch == "batchtopk":
+            elif m.architecture == "batchtopk":
                 results.append(batchtopk_step(sae, x, tracker))
             else:
-                results.append(standard_step(sae, x, tracker, self._l1()))
+                results.append(standard_step(sae, x, tracker, self._l1(m.l1_coefficient)))
         self.last = results
         return torch.stack([r.loss for r in results]).sum()
 
     def configure_optimizers(self) -> Any:
-        opt = torch.optim.Adam(self.saes.parameters(), lr=self.lr, betas=(0.9, 0.999))
+        groups = [{"params": list(sae.parameters()), "lr": self.lr_override or m.lr}
+                  for m, sae in zip(self.members, self.saes)]
+        opt = torch.optim.Adam(groups, betas=(0.9, 0.999))
         if self._optimizer_state is not None:
             sd = opt.state_dict()
             sd["state"] = self._optimizer_state
@@ -73,6 +84,9 @@ class SAETrainingModule(pl.LightningModule):
         for sae in self.saes:  # decoder rows stay unit norm
             sae.normalize_decoder()
 
-    def current_lr(self) -> float:
+    def current_lrs(self) -> list[float]:
+        """Each member's current learning rate (after warm-up / decay)."""
         opts = self.trainer.optimizers if self._trainer is not None else []
-        return float(opts[0].param_groups[0]["lr"]) if opts else self.lr
+        if opts:
+            return [float(g["lr"]) for g in opts[0].param_groups]
+        return [self.lr_override or m.lr for m in self.members]

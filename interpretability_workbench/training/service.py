@@ -23,6 +23,7 @@ from ..sae.registry import SAERegistry
 from ..store.db import new_id
 from ..store.runs import MetricPoint, RunRecord, RunRepo
 from .config import TrainingConfig
+from .budget import check_budget
 from .ddp import CLI_HINT, check_multiprocess, is_multiprocess
 from .deps import RunDeps
 
@@ -75,17 +76,39 @@ class TrainingService:
     # commands --------------------------------------------------------------------------
     def start(self, cfg: TrainingConfig, *, multiprocess: bool = False) -> str:
         """Start a run in a worker thread. Multi-process (DDP) settings need ``multiprocess=True``: only the
-        CLI, whose command line Lightning can re-execute per process, passes it (see training/ddp.py)."""
+        CLI, whose command line Lightning can re-execute per process, passes it (see training/ddp.py).
+
+        A counted corpus (or a trace) shorter than the budget is refused here (422) unless ``epochs`` allows
+        the passes it needs; a run that will repeat data records a note saying so (``notes``)."""
         self._check_processes(cfg, multiprocess)
         lm = self.model.require()
         self._check_hooks(lm, cfg)
-        self.corpora.path(cfg.corpus)  # 404 for an unknown corpus
+        self.corpora.source(cfg.corpus)  # 404 for an unknown corpus
+        note = self._check_budget(cfg, lm)
+        if note:
+            cfg.extra = {**cfg.extra, "notes": [*cfg.extra.get("notes", []), note]}
         run_id = new_id("run")
         with self._lock:
             self._check_free(lm.model_id)
             self.runs.create(run_id, lm.model_id, cfg.to_dict())
             self._spawn(run_id, cfg, lm, resume=False)
         return run_id
+
+    def _check_budget(self, cfg: TrainingConfig, lm: LoadedModel) -> str | None:
+        trace_rows = None
+        if cfg.trace_dir:
+            from ..activations.store import read_manifest
+
+            try:
+                trace_rows = read_manifest(cfg.trace_dir).n_tokens
+            except FileNotFoundError as e:
+                raise Invalid(str(e)) from None
+        count = None if trace_rows is not None else self.corpora.known_count(cfg.corpus, lm)
+        return check_budget(cfg, count, lm.tokenizer, trace_rows)
+
+    def notes(self, run_id: str) -> list[str]:
+        """What the run was told when it started (e.g. that it repeats its corpus)."""
+        return list(self.get(run_id).config.get("extra", {}).get("notes", []))
 
     @staticmethod
     def _check_hooks(lm: LoadedModel, cfg: TrainingConfig) -> None:
@@ -173,7 +196,7 @@ class TrainingService:
 
     def _deps(self, cfg: TrainingConfig) -> RunDeps:
         return RunDeps(runs=self.runs, saes=self.saes, publish=self.publish, scope=self.scope,
-                       runs_dir=self.runs_dir, corpus_path=self.corpora.path(cfg.corpus))
+                       runs_dir=self.runs_dir, corpus=self.corpora.source(cfg.corpus))
 
     def _run(self, run_id: str, cfg: TrainingConfig, lm: LoadedModel, cancel: _Cancel, resume: bool) -> None:
         from .runner import train_run

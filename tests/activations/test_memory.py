@@ -88,3 +88,55 @@ def test_counting_and_compressed_reading_stream(big_jsonl, tmp_path: Path, tok) 
         if pos.byte > 32 << 20:
             break
     assert peak - before < LIMIT, f"RSS grew by {(peak - before) >> 20} MiB reading zstandard"
+
+
+def test_uploading_200mb_through_the_server_keeps_memory_flat(big_jsonl, settings, tmp_path: Path) -> None:
+    """The same corpus uploaded through a real server (uvicorn, HTTP, in this process) as a streamed raw body:
+    the server writes it to disk as it arrives, so the process grows by far less than the file."""
+    import socket
+    import time
+
+    import httpx
+    import uvicorn
+
+    from interpretability_workbench.server.app import create_app
+    from interpretability_workbench.state import WorkbenchState
+
+    path, _, _ = big_jsonl
+    st = WorkbenchState(settings.model_copy(update={"max_body_bytes": 1 << 20}))  # no model: no count afterwards
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(st.settings, st, load_model=False), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    t = threading.Thread(target=server.run, daemon=True)
+    t.start()
+    while not server.started:
+        time.sleep(0.02)
+    peaks: list[int] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.05):
+            peaks.append(rss())
+
+    def body():
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                yield chunk
+    try:
+        before = rss()
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        r = httpx.post(f"http://127.0.0.1:{port}/api/corpora", params={"filename": "big.jsonl"}, content=body(),
+                       headers={"content-type": "application/octet-stream"}, timeout=600)
+        done.set()
+        sampler.join()
+        assert r.status_code == 201, r.text
+        assert r.json()["size_bytes"] == path.stat().st_size
+        assert len(peaks) > 5 and max(peaks) - before < LIMIT, f"RSS grew by {(max(peaks) - before) >> 20} MiB"
+    finally:
+        server.should_exit = True
+        t.join(30)
+        st.shutdown()
+        st.close()

@@ -1,6 +1,6 @@
 """Shuffled activation batches from packed contexts: an interrupted run resumed from its stored state
-trains on exactly the batches of an uninterrupted one (tiny model), no row is dropped or served twice,
-and a short corpus is a clear error."""
+trains on exactly the batches of an uninterrupted one (tiny model), every batch has the full size (batches
+continue across blocks), no row is dropped or served twice, and a short corpus is a clear error."""
 from __future__ import annotations
 
 import json
@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from interpretability_workbench.activations.packing import ContextPacker
-from interpretability_workbench.activations.sources import CorpusExhausted, open_source
+from interpretability_workbench.activations.sources import CorpusExhausted, SourceError, open_source
 from interpretability_workbench.activations.store import iter_activations
-from interpretability_workbench.activations.stream import ShuffledBlocks, StreamState
+from interpretability_workbench.activations.stream import PackedBlocks, ShuffledBlocks, StreamState, context_digest
 
 from .conftest import write_jsonl
 
@@ -35,12 +35,13 @@ def test_resume_trains_on_exactly_the_uninterrupted_batches(corpus: Path, tok, t
 
     def stream(state: StreamState | None = None) -> ShuffledBlocks:
         packer = ContextPacker(open_source(corpus), tok, 16, held_out_contexts=2)
-        return ShuffledBlocks(packer, encode, block_contexts=6, batch_size=40, seed=3, max_rows=400, state=state)
+        return ShuffledBlocks(PackedBlocks(packer, encode, block_contexts=6), batch_size=40, seed=3, max_rows=400,
+                              state=state)
 
     whole = list(stream())
     assert sum(b.shape[0] for b in whole) == 400
-    assert [b.shape[0] for b in whole[:3]] == [40, 40, 10]  # 6 contexts x 15 rows = 90 rows a block
-    for cut in (2, 3, 4):  # mid-block, last batch of a block, first batch of the next
+    assert all(b.shape[0] == 40 for b in whole)  # 6 contexts x 15 rows = 90 rows a block; batch 3 spans two
+    for cut in (2, 3, 9):  # mid-block, a batch spanning two blocks, the exact end of block 4
         first = stream()
         done = []
         for b in first:
@@ -57,30 +58,32 @@ def test_resume_trains_on_exactly_the_uninterrupted_batches(corpus: Path, tok, t
 def test_every_row_of_a_block_is_served_once(corpus: Path, tok) -> None:
     packer = ContextPacker(open_source(corpus), tok, 24, held_out_contexts=1)
     contexts = ContextPacker(open_source(corpus), tok, 24, held_out_contexts=1).take(5 * 8)
-    s = ShuffledBlocks(packer, token_rows, block_contexts=8, batch_size=50, seed=0, max_rows=5 * 8 * 23)
+    s = ShuffledBlocks(PackedBlocks(packer, token_rows, block_contexts=8), batch_size=50, seed=0,
+                       max_rows=5 * 8 * 23)
     batches = list(s)
-    assert max(b.shape[0] for b in batches) == 50
-    served = torch.cat(batches).flatten().sort().values
-    assert torch.equal(served, contexts[:, 1:].flatten().sort().values)
-    first_block = torch.cat(batches[:4]).flatten()  # 8 x 23 = 184 rows -> 50, 50, 50, 34
-    assert [b.shape[0] for b in batches[:4]] == [50, 50, 50, 34]
-    assert not torch.equal(first_block, contexts[:8, 1:].flatten())  # shuffled...
-    assert torch.equal(first_block.sort().values, contexts[:8, 1:].flatten().sort().values)  # ...within the block
-    assert s.state.rows == 5 * 8 * 23 and s.state.block == 5 and s.state.served == 0
+    assert [b.shape[0] for b in batches] == [50] * 18 + [20]  # 920 rows: full batches across block ends
+    served = torch.cat(batches).flatten()
+    assert torch.equal(served.sort().values, contexts[:, 1:].flatten().sort().values)
+    block0 = contexts[:8, 1:].flatten()  # 8 x 23 = 184 rows
+    assert not torch.equal(served[:184], block0)  # shuffled...
+    assert torch.equal(served[:184].sort().values, block0.sort().values)  # ...within the block
+    assert s.state.rows == 5 * 8 * 23 and s.state.block == 5 and s.state.offset == 0
+    pos = s.state.block_start
+    assert pos["contexts"] == 40 and int(pos["digest"], 16) == context_digest(contexts)
+    assert context_digest(contexts.flip(0)) == context_digest(contexts)  # order-independent
 
 
 def test_ranks_split_each_block(corpus: Path, tok) -> None:
     def rows(rank: int, world: int) -> torch.Tensor:
         packer = ContextPacker(open_source(corpus), tok, 24)
-        s = ShuffledBlocks(packer, token_rows, block_contexts=8, batch_size=25, max_rows=3 * 8 * 23 // world,
-                           rank=rank, world=world)
+        s = ShuffledBlocks(PackedBlocks(packer, token_rows, block_contexts=8, rank=rank, world=world),
+                           batch_size=25, max_rows=3 * 8 * 23 // world)
         return torch.cat(list(s)).flatten()
 
     single = rows(0, 1).sort().values
     assert torch.equal(torch.cat([rows(0, 2), rows(1, 2)]).sort().values, single)
     with pytest.raises(ValueError, match="split evenly across 3 processes"):
-        ShuffledBlocks(ContextPacker(open_source(corpus), tok, 24), token_rows, block_contexts=8, batch_size=4,
-                       rank=0, world=3)
+        PackedBlocks(ContextPacker(open_source(corpus), tok, 24), token_rows, block_contexts=8, rank=0, world=3)
 
 
 def test_short_corpus_is_a_clear_error(corpus: Path, docs: list[str], tok) -> None:
@@ -88,14 +91,18 @@ def test_short_corpus_is_a_clear_error(corpus: Path, docs: list[str], tok) -> No
 
     n = make_contexts(tok, docs, 32).shape[0]
     too_many = (n + 1) * 31
-    s = ShuffledBlocks(ContextPacker(open_source(corpus), tok, 32), token_rows, block_contexts=7, batch_size=64,
-                       max_rows=too_many)
+    def blocks(epochs: int | None = 1) -> PackedBlocks:
+        return PackedBlocks(ContextPacker(open_source(corpus), tok, 32, epochs=epochs), token_rows, block_contexts=7)
+
+    s = ShuffledBlocks(blocks(), batch_size=64, max_rows=too_many)
     with pytest.raises(CorpusExhausted, match=f"ran out after {n * 31} activation rows of the {too_many} asked"):
         list(s)
     # without a budget, one pass ends the stream cleanly, every context served
-    s = ShuffledBlocks(ContextPacker(open_source(corpus), tok, 32), token_rows, block_contexts=7, batch_size=64)
+    s = ShuffledBlocks(blocks(), batch_size=64)
     assert sum(b.shape[0] for b in s) == n * 31
     # with epochs the same budget is met by repeating the corpus
-    s = ShuffledBlocks(ContextPacker(open_source(corpus), tok, 32, epochs=2), token_rows, block_contexts=7,
-                       batch_size=64, max_rows=too_many)
-    assert sum(b.shape[0] for b in s) == too_many and s.packer.state.epoch == 1
+    r = blocks(2)
+    s = ShuffledBlocks(r, batch_size=64, max_rows=too_many)
+    assert sum(b.shape[0] for b in s) == too_many and r.packer.state.epoch == 1
+    with pytest.raises(SourceError, match="give max_rows"):
+        ShuffledBlocks(blocks(None), batch_size=64, unbounded=True)

@@ -3,6 +3,7 @@ POST /api/training/{run_id}/resume completes it from its last checkpoint."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -84,6 +85,23 @@ def test_sigkill_mid_training_then_resume(tmp_path: Path, tiny_llama_dir: Path) 
         assert done["status"] == "done", done
         assert done["tokens_seen"] >= body["total_tokens"] * 0.99
         assert done["sae_ids"], "the resumed run registered its SAE"
+        # the contexts trained across the kill are exactly those an uninterrupted run reads: the whole blocks
+        # after the held-out slice, each once (an order-independent digest over them)
+        from transformers import AutoTokenizer
+
+        from interpretability_workbench.activations.corpus import default_corpus_path
+        from interpretability_workbench.activations.packing import ContextPacker
+        from interpretability_workbench.activations.sources import open_source
+        from interpretability_workbench.activations.stream import context_digest
+
+        m = done["metrics"]
+        ctx, per = body["context_size"], body["context_size"] - 1
+        block = math.ceil(body["buffer_tokens"] / per)
+        assert m["train_contexts"] == math.ceil(m["train_tokens"] / (block * per)) * block
+        packer = ContextPacker(open_source(default_corpus_path()), AutoTokenizer.from_pretrained(tiny_llama_dir), ctx,
+                               held_out_contexts=m["held_out_contexts"], epochs=None)
+        packer.held_out()
+        assert f"{context_digest(packer.take(m['train_contexts'])):016x}" == m["contexts_digest"]
         sae = httpx.get(f"{base}/api/saes/{done['sae_ids'][0]}").json()
         assert sae["id"] == done["sae_ids"][0]
         # the served process logs one JSON line a request, with its latency

@@ -51,7 +51,10 @@ def _run(client, c1, c2, c3, c3_cm):
         assert any(m["type"] == "training_progress" and m["step"] > 0 for m in msgs)
     detail = _wait_done(client, run_id)
     assert detail["status"] == "done" and detail["sae_ids"] and detail["history"]
-    assert detail["metrics"]["held_out_fvu"] < 1 and "ce_loss_recovered" in detail["metrics"]
+    (member,) = detail["members"]
+    assert member["held_out_fvu"] < 1 and member["ce_loss_recovered"] is not None
+    assert member["sae_id"] == detail["sae_ids"][0] and "held_out_fvu" not in detail["metrics"]
+    assert detail["train_tokens"] == 8192 and detail["held_out_tokens"] == 1024 and detail["passes"] == 1
     assert [r["id"] for r in client.get("/api/training").json()] == [run_id]
     sae = client.get(f"/api/saes/{detail['sae_ids'][0]}").json()
     assert sae["hook_name"] == "blocks.1.hook_resid_post" and sae["run_id"] == run_id

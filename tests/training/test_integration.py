@@ -27,7 +27,7 @@ def test_default_model_layer6_trains(tmp_path, default_lm):
                              checkpoint_every=0, analyze=False, accelerator="cpu")
         row = st.training.wait(st.training.start(cfg), timeout=600)
         assert row.status == "done", row.error
-        m = row.metrics
+        m = row.metrics["members"][0]
         assert m["held_out_fvu"] < 0.5, m["held_out_fvu"]
         assert m["ce_loss_recovered"] > 0.5, m["ce_loss_recovered"]
         assert m["l0"] == pytest.approx(32, abs=1)

@@ -44,40 +44,58 @@ class ErrorMsg(_Msg):
     status: int | None = Field(None, description="The HTTP status the same error has over REST.")
 
 
-class HookProgressWire(_Msg):
+class MemberProgressWire(_Msg):
+    index: int = Field(description="Position of the SAE in the run (as in the run detail's `members`).")
     hook_name: str = Field(description="Hook the SAE reads.")
+    architecture: str = Field(description="topk, standard or batchtopk.")
+    d_sae: int = Field(description="Latents.")
+    k: int = Field(description="Active latents per token (topk, batchtopk).")
+    l1_coefficient: float = Field(description="L1 weight (standard).")
     mse: float | None = Field(None, description="Reconstruction MSE of the last step.")
     fvu: float | None = Field(None, description="Fraction of variance unexplained of the last step.")
     l0: float | None = Field(None, description="Mean active latents per token of the last step.")
-    aux: float | None = Field(None, description="AuxK loss of the last step (topk), 0 otherwise.")
+    aux: float | None = Field(None, description="AuxK loss (topk) or L1 term (standard) of the last step.")
     dead_fraction: float | None = Field(None, description="Latents that have not fired in the dead window.")
+    lr: float | None = Field(None, description="Current learning rate of this SAE.")
+
+
+TrainingPhase = Literal["starting", "preparing", "filling buffer", "training", "evaluating held-out",
+                        "evaluating CE loss", "saving"]
 
 
 class TrainingProgressMsg(_Event):
-    type: Literal["training_progress"] = Field("training_progress", description="A training run's latest snapshot.")
+    type: Literal["training_progress"] = Field("training_progress", description="A training run's latest snapshot (at least every progress interval, in every phase).")
     run_id: str = Field(description="Run id.")
-    total_tokens: int = Field(description="Token budget of the run.")
+    total_tokens: int = Field(description="Tokens the run trains (the budget rounded down to whole batches).")
+    total_steps: int = Field(description="Optimiser steps of the run.")
     step: int = Field(description="Optimiser step.")
     tokens: int = Field(description="Training tokens consumed so far.")
-    tokens_read: int = Field(description="Activations produced by the model so far (ahead of tokens while the buffer fills).")
-    mse: float | None = Field(None, description="Mean over hooks of the last step's MSE.")
-    fvu: float | None = Field(None, description="Mean over hooks of the last step's FVU.")
-    l0: float | None = Field(None, description="Mean over hooks of the last step's L0.")
-    dead_fraction: float | None = Field(None, description="Mean over hooks of the dead fraction.")
-    tokens_per_s: float | None = Field(None, description="Training throughput.")
-    eta_s: float | None = Field(None, description="Estimated seconds left.")
-    lr: float | None = Field(None, description="Current learning rate.")
+    tokens_read: int = Field(description="Activations produced by the model (or read from a trace) so far; ahead of tokens by the block being served.")
+    passes: int = Field(description="Passes over the training data started so far (1: nothing repeated).")
+    phase: TrainingPhase = Field(description="preparing (held-out slice, init sample) -> filling buffer <-> training -> evaluating held-out -> evaluating CE loss -> saving. The buffer is refilled between steps, so filling buffer and training alternate.")
+    phase_done: int = Field(description="Units of the current phase done.")
+    phase_total: int = Field(description="Units of the current phase (0 when unknown).")
+    phase_unit: str = Field(description="What the phase counts: contexts, steps, batches, forwards, SAEs.")
+    tokens_per_s: float | None = Field(None, description="Training throughput (buffer fills included).")
+    eta_s: float | None = Field(None, description="Estimated seconds left for the whole run (training, evaluation, saving) at the rates measured so far.")
     peak_memory_bytes: int = Field(description="Peak memory (GPU allocated, else process RSS).")
-    phase: str = Field(description="starting | filling buffer | training | evaluating.")
     world_size: int = Field(description="Processes training together (DDP).")
-    per_hook: list[HookProgressWire] = Field(description="The same numbers per hook.")
+    aggregate: Literal["mean_over_members"] = Field(description="How mse/fvu/l0/dead_fraction below combine the members: their arithmetic mean. Per-SAE numbers are in `members`.")
+    mse: float | None = Field(None, description="Aggregate (see `aggregate`) of the members' last-step MSE.")
+    fvu: float | None = Field(None, description="Aggregate (see `aggregate`) of the members' last-step FVU.")
+    l0: float | None = Field(None, description="Aggregate (see `aggregate`) of the members' last-step L0.")
+    dead_fraction: float | None = Field(None, description="Aggregate (see `aggregate`) of the members' dead fractions.")
+    members: list[MemberProgressWire] = Field(description="The numbers of each SAE of the run (one per hook, or per hook and sweep grid point).")
 
 
 class TrainingDoneMsg(_Event):
     type: Literal["training_done"] = Field("training_done", description="A run finished and registered its SAEs.")
     run_id: str = Field(description="Run id.")
-    sae_ids: list[str] = Field(description="SAEs produced, one per hook.")
-    metrics: list[dict[str, Any]] = Field(description="Final metrics per hook (held_out_fvu, l0, ce_loss_recovered, ...).")
+    sae_ids: list[str] = Field(description="SAEs produced, one per member.")
+    metrics: list[dict[str, Any]] = Field(description="Final metrics per member: index, hook_name, architecture, d_sae, k, l1_coefficient, label, sae_id, held_out_fvu, explained_variance, l0, dead_fraction, ce_loss_recovered, kl_with_sae.")
+    train_tokens: int = Field(description="Activations trained on (all processes).")
+    held_out_tokens: int = Field(description="Held-out activations the metrics were measured on.")
+    passes: int = Field(description="Passes over the training data the run started (1: no data repeated).")
 
 
 class TrainingFailedMsg(_Event):

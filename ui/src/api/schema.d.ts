@@ -11,11 +11,50 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Corpora: the built-in default and uploads */
+        /** Corpora: the built-in default, uploads and registered ones */
         get: operations["list_corpora_api_corpora_get"];
         put?: never;
-        /** Upload a corpus file (.txt, .jsonl with a 'text' field, .parquet with a 'text' column) */
+        /**
+         * Upload a corpus file, streamed to disk under IWB_MAX_CORPUS_BYTES (413 beyond)
+         * @description multipart/form-data with a `file` part (what browsers send), or the raw file as the body with
+         *     `?filename=`. The file is written to disk as it arrives; an interrupted or oversized upload leaves
+         *     nothing. Its tokens are then counted in the background (`status: counting`).
+         */
         post: operations["upload_corpus_api_corpora_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/corpora/{corpus_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One corpus (with its count progress) */
+        get: operations["get_corpus_api_corpora__corpus_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/corpora/register": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Register a corpus already on this machine (a path under IWB_DATA_DIRS, or a cached hub dataset) */
+        post: operations["register_corpus_api_corpora_register_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -803,11 +842,6 @@ export interface components {
             /** File */
             file: string;
         };
-        /** Body_upload_corpus_api_corpora_post */
-        Body_upload_corpus_api_corpora_post: {
-            /** File */
-            file: string;
-        };
         /** CommitStrengthMsg */
         CommitStrengthMsg: {
             /**
@@ -990,34 +1024,94 @@ export interface components {
         CorpusInfo: {
             /**
              * Created At
-             * @description Upload time (unix seconds).
+             * @description Upload or registration time (unix seconds).
              */
             created_at?: number | null;
+            /**
+             * Error
+             * @description Why counting failed.
+             */
+            error?: string | null;
+            /**
+             * Format
+             * @description txt, jsonl, jsonl.gz, jsonl.zst, parquet, shards (a folder of files), datasets (save_to_disk folder) or hub.
+             */
+            format?: string | null;
             /**
              * Id
              * @description Corpus id ('default' for the built-in corpus).
              */
             id: string;
             /**
+             * Kind
+             * @description upload (stored in the workspace), path (registered under IWB_DATA_DIRS, read in place) or hub (a dataset in the local Hugging Face cache).
+             * @default upload
+             * @enum {string}
+             */
+            kind?: "upload" | "path" | "hub";
+            /**
              * N Docs
-             * @description Number of documents.
+             * @description Number of non-empty documents (null until counted).
              */
             n_docs?: number | null;
             /**
              * N Tokens
-             * @description Tokens under the loaded model's tokenizer.
+             * @description Tokens under the tokenizer of `tokenizer` (null until counted).
              */
             n_tokens?: number | null;
             /**
              * Name
-             * @description File name as uploaded.
+             * @description File name as uploaded, the registered folder or file name, or the hub dataset id.
              */
             name: string;
+            /** @description Live progress while status is counting. */
+            progress?: components["schemas"]["CountProgressWire"] | null;
             /**
              * Size Bytes
-             * @description File size in bytes.
+             * @description Bytes on disk.
              */
             size_bytes?: number | null;
+            /**
+             * Status
+             * @description counting: its tokens are being counted in the background (progress in `progress` and `job` events on WS /ws); ready; failed: unreadable (see `error`).
+             * @default ready
+             * @enum {string}
+             */
+            status?: "counting" | "ready" | "failed";
+            /**
+             * Text Field
+             * @description The JSON field / column read as text.
+             * @default text
+             */
+            text_field?: string;
+            /**
+             * Tokenizer
+             * @description The model whose tokenizer counted `n_tokens`.
+             */
+            tokenizer?: string | null;
+        };
+        /** CountProgressWire */
+        CountProgressWire: {
+            /**
+             * Bytes Done
+             * @description Bytes of the corpus read so far.
+             */
+            bytes_done: number;
+            /**
+             * Bytes Total
+             * @description Bytes of the corpus on disk (compressed size for compressed files).
+             */
+            bytes_total: number;
+            /**
+             * Documents
+             * @description Documents counted so far.
+             */
+            documents: number;
+            /**
+             * Tokens
+             * @description Tokens counted so far.
+             */
+            tokens: number;
         };
         /** DeviceMemoryInfo */
         DeviceMemoryInfo: {
@@ -1751,44 +1845,6 @@ export interface components {
              */
             edges: number[];
         };
-        /** HookProgressWire */
-        HookProgressWire: {
-            /**
-             * Aux
-             * @description AuxK loss of the last step (topk), 0 otherwise.
-             * @default null
-             */
-            aux?: number | null;
-            /**
-             * Dead Fraction
-             * @description Latents that have not fired in the dead window.
-             * @default null
-             */
-            dead_fraction?: number | null;
-            /**
-             * Fvu
-             * @description Fraction of variance unexplained of the last step.
-             * @default null
-             */
-            fvu?: number | null;
-            /**
-             * Hook Name
-             * @description Hook the SAE reads.
-             */
-            hook_name: string;
-            /**
-             * L0
-             * @description Mean active latents per token of the last step.
-             * @default null
-             */
-            l0?: number | null;
-            /**
-             * Mse
-             * @description Reconstruction MSE of the last step.
-             * @default null
-             */
-            mse?: number | null;
-        };
         /** ImportedPretrainedSAE */
         ImportedPretrainedSAE: {
             /**
@@ -2104,11 +2160,203 @@ export interface components {
              */
             type: "logits";
         };
+        /** MemberProgressWire */
+        MemberProgressWire: {
+            /**
+             * Architecture
+             * @description topk, standard or batchtopk.
+             */
+            architecture: string;
+            /**
+             * Aux
+             * @description AuxK loss (topk) or L1 term (standard) of the last step.
+             * @default null
+             */
+            aux?: number | null;
+            /**
+             * D Sae
+             * @description Latents.
+             */
+            d_sae: number;
+            /**
+             * Dead Fraction
+             * @description Latents that have not fired in the dead window.
+             * @default null
+             */
+            dead_fraction?: number | null;
+            /**
+             * Fvu
+             * @description Fraction of variance unexplained of the last step.
+             * @default null
+             */
+            fvu?: number | null;
+            /**
+             * Hook Name
+             * @description Hook the SAE reads.
+             */
+            hook_name: string;
+            /**
+             * Index
+             * @description Position of the SAE in the run (as in the run detail's `members`).
+             */
+            index: number;
+            /**
+             * K
+             * @description Active latents per token (topk, batchtopk).
+             */
+            k: number;
+            /**
+             * L0
+             * @description Mean active latents per token of the last step.
+             * @default null
+             */
+            l0?: number | null;
+            /**
+             * L1 Coefficient
+             * @description L1 weight (standard).
+             */
+            l1_coefficient: number;
+            /**
+             * Lr
+             * @description Current learning rate of this SAE.
+             * @default null
+             */
+            lr?: number | null;
+            /**
+             * Mse
+             * @description Reconstruction MSE of the last step.
+             * @default null
+             */
+            mse?: number | null;
+        };
+        /**
+         * MemberResult
+         * @description One SAE of a finished run: what it is and its final metrics (one point of an L0 vs FVU / CE-loss chart).
+         */
+        MemberResult: {
+            /**
+             * Architecture
+             * @description topk, standard or batchtopk.
+             */
+            architecture: string;
+            /**
+             * Ce Clean
+             * @description Next-token CE loss of the clean model on the CE contexts.
+             */
+            ce_clean?: number | null;
+            /**
+             * Ce Loss Recovered
+             * @description (zero - sae) / (zero - clean); null when CE evaluation was skipped.
+             */
+            ce_loss_recovered?: number | null;
+            /**
+             * Ce With Sae
+             * @description CE loss with the SAE's reconstruction spliced in.
+             */
+            ce_with_sae?: number | null;
+            /**
+             * Ce Zero Ablation
+             * @description CE loss with the hook zero-ablated.
+             */
+            ce_zero_ablation?: number | null;
+            /**
+             * D Sae
+             * @description Latents.
+             */
+            d_sae: number;
+            /**
+             * Dead Fraction
+             * @description Latents that had not fired in the dead window at the end of training.
+             */
+            dead_fraction: number;
+            /**
+             * Density Histogram
+             * @description Histogram of log10 latent density on the held-out tokens: log10_density_edges, counts.
+             */
+            density_histogram?: {
+                [key: string]: number[];
+            } | null;
+            /**
+             * Explained Variance
+             * @description 1 - held_out_fvu.
+             */
+            explained_variance: number;
+            /**
+             * Held Out Dead Fraction
+             * @description Latents that never fired on the held-out tokens.
+             */
+            held_out_dead_fraction?: number | null;
+            /**
+             * Held Out Fvu
+             * @description Fraction of variance unexplained on the held-out tokens.
+             */
+            held_out_fvu: number;
+            /**
+             * Held Out Mse
+             * @description Mean squared error per element on the held-out tokens.
+             */
+            held_out_mse?: number | null;
+            /**
+             * Held Out Tokens
+             * @description Held-out tokens measured.
+             */
+            held_out_tokens?: number | null;
+            /**
+             * Hook Name
+             * @description Hook the SAE reads.
+             */
+            hook_name: string;
+            /**
+             * Index
+             * @description Position in the run (hooks, then architectures, widths, k / L1).
+             */
+            index: number;
+            /**
+             * K
+             * @description Active latents per token (topk, batchtopk).
+             */
+            k?: number | null;
+            /**
+             * Kl With Sae
+             * @description Mean KL(clean || with SAE) per predicted token.
+             */
+            kl_with_sae?: number | null;
+            /**
+             * Kl Zero Ablation
+             * @description Mean KL(clean || zero-ablated).
+             */
+            kl_zero_ablation?: number | null;
+            /**
+             * L0
+             * @description Mean active latents per held-out token.
+             */
+            l0: number;
+            /**
+             * L1 Coefficient
+             * @description L1 weight (standard).
+             */
+            l1_coefficient?: number | null;
+            /**
+             * Label
+             * @description Short description, e.g. 'topk blocks.6.hook_resid_post d_sae=4608 k=32'.
+             */
+            label?: string | null;
+            /**
+             * Lr
+             * @description Learning rate it trained with (before warm-up/decay).
+             */
+            lr?: number | null;
+            /**
+             * Sae Id
+             * @description The registered SAE (GET /api/saes/{sae_id}; null if it was deleted before the run finished registering).
+             */
+            sae_id?: string | null;
+        };
         /** MetricPoint */
         MetricPoint: {
             /**
              * Data
-             * @description mse, fvu, l0, dead_fraction, tokens_per_s, eta_s, lr, peak_memory_bytes, ...
+             * @description members (per SAE: index, hook_name, architecture, d_sae, k, l1_coefficient, mse, fvu, l0, aux, dead_fraction, lr), their aggregate mse/fvu/l0/dead_fraction by the rule in `aggregate` (mean_over_members), tokens_per_s, passes, peak_memory_bytes, world_size.
              */
             data: {
                 [key: string]: unknown;
@@ -2733,6 +2981,44 @@ export interface components {
              */
             lo: number;
         };
+        /**
+         * RegisterCorpus
+         * @description A corpus already on this machine: a path under IWB_DATA_DIRS, or a hub dataset in the local cache.
+         */
+        RegisterCorpus: {
+            /**
+             * Config
+             * @description Hub dataset configuration (subset), when it has several.
+             */
+            config?: string | null;
+            /**
+             * Hub
+             * @description A hub dataset id 'owner/name' read from the local Hugging Face cache (never downloaded).
+             */
+            hub?: string | null;
+            /**
+             * Path
+             * @description Absolute path of a .txt/.jsonl(.gz/.zst)/.parquet file, a folder of Parquet/JSONL shards or a datasets save_to_disk folder, under one of IWB_DATA_DIRS.
+             */
+            path?: string | null;
+            /**
+             * Revision
+             * @description Hub dataset revision in the cache; null = main.
+             */
+            revision?: string | null;
+            /**
+             * Split
+             * @description Split to read (datasets folders with several splits, hub datasets).
+             * @default train
+             */
+            split?: string;
+            /**
+             * Text Field
+             * @description The JSON field / column that holds the text.
+             * @default text
+             */
+            text_field?: string;
+        };
         /** RunDetail */
         RunDetail: {
             /**
@@ -2763,6 +3049,11 @@ export interface components {
              */
             error?: string | null;
             /**
+             * Held Out Tokens
+             * @description Held-out activations the metrics were measured on (done).
+             */
+            held_out_tokens?: number | null;
+            /**
              * History
              * @description Metric history (thinned to at most 2000 points).
              */
@@ -2785,8 +3076,13 @@ export interface components {
                 [key: string]: unknown;
             } | null;
             /**
+             * Members
+             * @description Final metrics of every SAE of the run (done); nothing is aggregated across SAEs.
+             */
+            members?: components["schemas"]["MemberResult"][];
+            /**
              * Metrics
-             * @description Final metrics (done): held_out_fvu, explained_variance, l0, dead_fraction, density_histogram, ce_loss_recovered, kl_with_sae, peak_memory_bytes, per_hook.
+             * @description Run-level final facts (done): train_tokens, requested_tokens, held_out_tokens, held_out_contexts, passes, epochs, steps, world_size, peak_memory_bytes, train_contexts, contexts_digest (order-independent digest of the training contexts), notes, sae_ids, members.
              */
             metrics?: {
                 [key: string]: unknown;
@@ -2796,6 +3092,22 @@ export interface components {
              * @description Base model the run trains on.
              */
             model_id: string;
+            /**
+             * N Members
+             * @description SAEs the run trains (hooks x sweep grid).
+             * @default 1
+             */
+            n_members?: number;
+            /**
+             * Notes
+             * @description What the run was told at start (e.g. that it repeats its corpus).
+             */
+            notes?: string[];
+            /**
+             * Passes
+             * @description Passes over the training data the run started (done; 1: no data repeated).
+             */
+            passes?: number | null;
             /**
              * Sae Ids
              * @description SAEs produced (when done).
@@ -2822,6 +3134,11 @@ export interface components {
              * @description Token budget.
              */
             total_tokens: number;
+            /**
+             * Train Tokens
+             * @description Activations trained on (done; all processes).
+             */
+            train_tokens?: number | null;
             /**
              * Updated At
              * @description Unix time of the last update.
@@ -2860,6 +3177,12 @@ export interface components {
              * @description Base model the run trains on.
              */
             model_id: string;
+            /**
+             * N Members
+             * @description SAEs the run trains (hooks x sweep grid).
+             * @default 1
+             */
+            n_members?: number;
             /**
              * Sae Ids
              * @description SAEs produced (when done).
@@ -3085,6 +3408,34 @@ export interface components {
              */
             type: "subscribe_logits";
         };
+        /**
+         * SweepRequest
+         * @description A grid of SAEs trained at every hook of the run from the same batches (one model forward per batch).
+         *     Each axis left out takes the request's single value; topk/batchtopk members vary k, standard members
+         *     vary l1_coefficient. Every member equals the SAE its configuration trains alone (same seed, same data).
+         */
+        SweepRequest: {
+            /**
+             * Architectures
+             * @description Architectures to train.
+             */
+            architectures?: ("topk" | "standard" | "batchtopk")[] | null;
+            /**
+             * D Sae
+             * @description Widths (latents per SAE).
+             */
+            d_sae?: number[] | null;
+            /**
+             * K
+             * @description Active latents per token (topk, batchtopk members).
+             */
+            k?: number[] | null;
+            /**
+             * L1 Coefficient
+             * @description L1 weights (standard members).
+             */
+            l1_coefficient?: number[] | null;
+        };
         /** TextEffect */
         TextEffect: {
             /**
@@ -3249,12 +3600,22 @@ export interface components {
         /** TrainingDoneMsg */
         TrainingDoneMsg: {
             /**
+             * Held Out Tokens
+             * @description Held-out activations the metrics were measured on.
+             */
+            held_out_tokens: number;
+            /**
              * Metrics
-             * @description Final metrics per hook (held_out_fvu, l0, ce_loss_recovered, ...).
+             * @description Final metrics per member: index, hook_name, architecture, d_sae, k, l1_coefficient, label, sae_id, held_out_fvu, explained_variance, l0, dead_fraction, ce_loss_recovered, kl_with_sae.
              */
             metrics: {
                 [key: string]: unknown;
             }[];
+            /**
+             * Passes
+             * @description Passes over the training data the run started (1: no data repeated).
+             */
+            passes: number;
             /**
              * Run Id
              * @description Run id.
@@ -3262,9 +3623,14 @@ export interface components {
             run_id: string;
             /**
              * Sae Ids
-             * @description SAEs produced, one per hook.
+             * @description SAEs produced, one per member.
              */
             sae_ids: string[];
+            /**
+             * Train Tokens
+             * @description Activations trained on (all processes).
+             */
+            train_tokens: number;
             /**
              * Ts
              * @description Unix time the event was made.
@@ -3302,56 +3668,77 @@ export interface components {
         /** TrainingProgressMsg */
         TrainingProgressMsg: {
             /**
+             * Aggregate
+             * @description How mse/fvu/l0/dead_fraction below combine the members: their arithmetic mean. Per-SAE numbers are in `members`.
+             * @constant
+             */
+            aggregate: "mean_over_members";
+            /**
              * Dead Fraction
-             * @description Mean over hooks of the dead fraction.
+             * @description Aggregate (see `aggregate`) of the members' dead fractions.
              * @default null
              */
             dead_fraction?: number | null;
             /**
              * Eta S
-             * @description Estimated seconds left.
+             * @description Estimated seconds left for the whole run (training, evaluation, saving) at the rates measured so far.
              * @default null
              */
             eta_s?: number | null;
             /**
              * Fvu
-             * @description Mean over hooks of the last step's FVU.
+             * @description Aggregate (see `aggregate`) of the members' last-step FVU.
              * @default null
              */
             fvu?: number | null;
             /**
              * L0
-             * @description Mean over hooks of the last step's L0.
+             * @description Aggregate (see `aggregate`) of the members' last-step L0.
              * @default null
              */
             l0?: number | null;
             /**
-             * Lr
-             * @description Current learning rate.
-             * @default null
+             * Members
+             * @description The numbers of each SAE of the run (one per hook, or per hook and sweep grid point).
              */
-            lr?: number | null;
+            members: components["schemas"]["MemberProgressWire"][];
             /**
              * Mse
-             * @description Mean over hooks of the last step's MSE.
+             * @description Aggregate (see `aggregate`) of the members' last-step MSE.
              * @default null
              */
             mse?: number | null;
+            /**
+             * Passes
+             * @description Passes over the training data started so far (1: nothing repeated).
+             */
+            passes: number;
             /**
              * Peak Memory Bytes
              * @description Peak memory (GPU allocated, else process RSS).
              */
             peak_memory_bytes: number;
             /**
-             * Per Hook
-             * @description The same numbers per hook.
-             */
-            per_hook: components["schemas"]["HookProgressWire"][];
-            /**
              * Phase
-             * @description starting | filling buffer | training | evaluating.
+             * @description preparing (held-out slice, init sample) -> filling buffer <-> training -> evaluating held-out -> evaluating CE loss -> saving. The buffer is refilled between steps, so filling buffer and training alternate.
+             * @enum {string}
              */
-            phase: string;
+            phase: "starting" | "preparing" | "filling buffer" | "training" | "evaluating held-out" | "evaluating CE loss" | "saving";
+            /**
+             * Phase Done
+             * @description Units of the current phase done.
+             */
+            phase_done: number;
+            /**
+             * Phase Total
+             * @description Units of the current phase (0 when unknown).
+             */
+            phase_total: number;
+            /**
+             * Phase Unit
+             * @description What the phase counts: contexts, steps, batches, forwards, SAEs.
+             */
+            phase_unit: string;
             /**
              * Run Id
              * @description Run id.
@@ -3369,18 +3756,23 @@ export interface components {
             tokens: number;
             /**
              * Tokens Per S
-             * @description Training throughput.
+             * @description Training throughput (buffer fills included).
              * @default null
              */
             tokens_per_s?: number | null;
             /**
              * Tokens Read
-             * @description Activations produced by the model so far (ahead of tokens while the buffer fills).
+             * @description Activations produced by the model (or read from a trace) so far; ahead of tokens by the block being served.
              */
             tokens_read: number;
             /**
+             * Total Steps
+             * @description Optimiser steps of the run.
+             */
+            total_steps: number;
+            /**
              * Total Tokens
-             * @description Token budget of the run.
+             * @description Tokens the run trains (the budget rounded down to whole batches).
              */
             total_tokens: number;
             /**
@@ -3389,7 +3781,7 @@ export interface components {
              */
             ts: number;
             /**
-             * @description A training run's latest snapshot. (enum property replaced by openapi-typescript)
+             * @description A training run's latest snapshot (at least every progress interval, in every phase). (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             type: "training_progress";
@@ -3402,7 +3794,7 @@ export interface components {
         /**
          * TrainingRequest
          * @description What to train. Name the hook(s) one of three ways: ``hook_name``, ``layer`` + ``hook``, or ``layers`` + ``hook``
-         *     (one SAE per layer, all fed from one forward per batch).
+         *     (one SAE per layer, all fed from one forward per batch); ``sweep`` trains a grid of SAEs at each of them.
          */
         TrainingRequest: {
             /**
@@ -3430,6 +3822,12 @@ export interface components {
              * @default 4096
              */
             batch_size?: number;
+            /**
+             * Buffer Tokens
+             * @description Activations per shuffle block (read, permuted and served before the next block; memory grows with it).
+             * @default 65536
+             */
+            buffer_tokens?: number;
             /**
              * Ce Eval Contexts
              * @description Held-out contexts for CE-loss recovered and KL (0 skips).
@@ -3466,6 +3864,11 @@ export interface components {
              * @default 1
              */
             devices?: number | string;
+            /**
+             * Epochs
+             * @description Passes over the corpus allowed when it is shorter than the budget: 1 never repeats data (422 up front when the counted corpus is too short), k allows k passes, null repeats as needed (the run reports its passes and notes it at start).
+             */
+            epochs?: number | null;
             /**
              * Eval Tokens
              * @description Held-out tokens for the final FVU / L0 / density.
@@ -3518,6 +3921,12 @@ export interface components {
              */
             lr_finder?: boolean;
             /**
+             * Model Batch Size
+             * @description Contexts per model forward.
+             * @default 32
+             */
+            model_batch_size?: number;
+            /**
              * Normalize
              * @description Scale inputs to mean norm sqrt(d_in); the scale is stored (and folded on export).
              * @default true
@@ -3547,6 +3956,8 @@ export interface components {
              * @default auto
              */
             strategy?: string;
+            /** @description Train a grid of SAEs per hook from the same batches; null: one SAE per hook. */
+            sweep?: components["schemas"]["SweepRequest"] | null;
             /**
              * Total Tokens
              * @description Training tokens (position 0 excluded).
@@ -3556,6 +3967,11 @@ export interface components {
         };
         /** TrainingStarted */
         TrainingStarted: {
+            /**
+             * Notes
+             * @description What to know before it runs, e.g. that the corpus is shorter than the budget and will be repeated.
+             */
+            notes?: string[];
             /**
              * Run Id
              * @description Id of the new or resumed run; progress arrives on WS /ws as training_progress.
@@ -3608,6 +4024,192 @@ export interface operations {
     };
     upload_corpus_api_corpora_post: {
         parameters: {
+            query?: {
+                /** @description File name (its suffix says the format) when the body is the raw file. */
+                filename?: string | null;
+                /** @description Field/column with the text (default 'text'). */
+                text_field?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+                "multipart/form-data": {
+                    /**
+                     * Format: binary
+                     * @description The corpus file: .txt, .jsonl, .jsonl.gz, .jsonl.zst or .parquet.
+                     */
+                    file: string;
+                    /** @description Field/column with the text (before the file part). */
+                    text_field?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CorpusInfo"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_corpus_api_corpora__corpus_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                corpus_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CorpusInfo"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    register_corpus_api_corpora_register_post: {
+        parameters: {
             query?: never;
             header?: never;
             path?: never;
@@ -3615,7 +4217,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "multipart/form-data": components["schemas"]["Body_upload_corpus_api_corpora_post"];
+                "application/json": components["schemas"]["RegisterCorpus"];
             };
         };
         responses: {
