@@ -50,7 +50,8 @@ class WorkbenchState:
         self.features = FeatureService(FeatureRepo(self.db), self.saes, self.model, self.corpora, publish, original,
                                        context_size=s.context_size, max_prompt_tokens=s.max_prompt_tokens)
         labels = self.features.queries
-        self.inference = InferenceEngine(self.model, self.patches, s.max_prompt_tokens)
+        self.inference = InferenceEngine(self.model, self.patches, s.max_prompt_tokens,
+                                         max_batch=s.max_concurrent_inference, batch_window_ms=s.batch_window_ms)
         self.patch_transfer = PatchTransfer(self.patches, self.saes, self.model, max_zip_bytes=s.max_body_bytes * 4)
         self.contrast = ContrastService(self.model, self.saes, labels.labels, original, s.max_prompt_tokens)
         self.provenance = ProvenanceService(self.model, self.saes, labels.label_texts, original, s.max_prompt_tokens)
@@ -96,7 +97,7 @@ class WorkbenchState:
     def shutdown(self) -> None:
         """Stop background work (server exit): runs checkpoint and stop, analyses cancel, live patch
         strengths are persisted."""
-        for svc in (self.training, self.features, self.patches):
+        for svc in (self.training, self.features, self.patches, self.inference):
             try:
                 svc.shutdown()
             except Exception as e:  # noqa: BLE001 - one failing service must not block the others
