@@ -22,9 +22,10 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -87,7 +88,7 @@ def logits_many(model: ModelHandle, patches: PatchManager, max_prompt_tokens: in
             layers = sorted({o[3] for o in ok if o[3] is not None and o[3] > 0})
             grabbed: dict[int, Tensor] = {}
 
-            def grab(i: int):  # noqa: ANN202
+            def grab(i: int):
                 def fn(act: Tensor) -> None:
                     grabbed[i] = act.detach()
                 return fn
@@ -184,7 +185,7 @@ class Batcher:
             self._largest = max(self._largest, len(jobs))
             try:
                 results = self.run([j.request for j in jobs])
-            except BaseException as e:  # noqa: BLE001 - the callers get it, the worker lives on
+            except BaseException as e:
                 log.exception("inference batch of %d failed", len(jobs))
                 for j in jobs:
                     j.future.set_exception(e)

@@ -85,10 +85,10 @@ class InferenceEngine:
         return self.batcher.stats()
 
     def generate(self, text: str, max_new_tokens: int = 32, temperature: float = 0.0, seed: int | None = None,
-                 patch_ids: list[str] | None = None) -> "Generation":
+                 patch_ids: list[str] | None = None) -> Generation:
         return generate(self, text, max_new_tokens, temperature, seed, patch_ids)
 
-    def evaluate(self, patch_id: str, texts: list[str], targets: list[str | int]) -> "Evaluation":
+    def evaluate(self, patch_id: str, texts: list[str], targets: list[str | int]) -> Evaluation:
         return evaluate(self, patch_id, texts, targets)
 
     def shutdown(self) -> None:
@@ -212,5 +212,6 @@ def evaluate(engine: InferenceEngine, patch_id: str, texts: list[str], targets: 
     return Evaluation(results, sum(r.before for r in results) / n, sum(r.after for r in results) / n, tt.ids, tt.notes)
 
 
-__all__ = ["InferenceEngine", "LiveSession", "LiveLogits", "Comparison", "CompareRequest", "TokenProb", "TokenMove",
-           "top_tokens", "kl_divergence", "moved_tokens", "next_token", "next_token_logits", "generate", "evaluate"]
+__all__ = ["CompareRequest", "Comparison", "InferenceEngine", "LiveLogits", "LiveSession", "TokenMove",
+           "TokenProb", "evaluate", "generate", "kl_divergence", "moved_tokens", "next_token", "next_token_logits",
+           "top_tokens"]

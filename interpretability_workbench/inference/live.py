@@ -55,7 +55,7 @@ class LiveSession:
     """Caches for one client (a socket or one request): the prompt's ids and its original run. Valid for one
     model and prompt; a new prompt or model starts over."""
 
-    engine: "InferenceEngine"
+    engine: InferenceEngine
     reuse_prefix: bool = True
     """Run only the positions from the first one the patches change (False: every position)."""
     _key: tuple[int, str] | None = None
@@ -87,7 +87,7 @@ class LiveSession:
             layers.add(layer)
         grabbed: dict[int, Tensor] = {}
 
-        def grab(i: int):  # noqa: ANN202
+        def grab(i: int):
             def fn(act: Tensor) -> None:
                 grabbed[i] = act.detach().clone()
             return fn

@@ -23,10 +23,11 @@ slider move needs no new scan):
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Iterator, Union
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -70,7 +71,7 @@ class ClampScan:
         return ((e.value - self.acts) != 0)[:, live].any(-1)
 
 
-Scan = dict[tuple[str, str], Union[DeltaScan, ClampScan]]
+Scan = dict[tuple[str, str], DeltaScan | ClampScan]
 """(module path, patch id) -> where that patch's entry on that module writes, on the original run."""
 
 

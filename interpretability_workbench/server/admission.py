@@ -94,4 +94,4 @@ class FairQueue:
                 self.active += 1
 
 
-__all__ = ["FairQueue", "Admission"]
+__all__ = ["Admission", "FairQueue"]
