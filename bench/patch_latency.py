@@ -229,10 +229,15 @@ def measure_realistic(st, ids: torch.Tensor, edit: Callable[[torch.Tensor, float
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads (default: torch's); 1 on a CPU shared with other jobs, where "
+                        "threads that must meet at every op wait for each other's turn")
     p.add_argument("--scenarios", default="steer,clamp-throughout,clamp-late")
     a = p.parse_args()
     from interpretability_workbench.model.tokenize import encode_prompt
 
+    if a.threads:
+        torch.set_num_threads(a.threads)
     st = make_state()
     lm = st.lm
     text = prompt_of(lm)

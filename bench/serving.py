@@ -215,6 +215,9 @@ def main() -> int:
     p.add_argument("--sequential", type=int, default=64, help="requests in the one-at-a-time baseline")
     p.add_argument("--max-concurrent", type=int, default=None,
                    help="IWB_MAX_CONCURRENT_INFERENCE for the server (default: the setting's default)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads (default: torch's); 1 on a CPU shared with other jobs, where "
+                        "threads that must meet at every op wait for each other's turn")
     p.add_argument("--patches", choices=["none", "steer"], default="none",
                    help="steer: every request compares against a steer patch at a fifth of the depth")
     a = p.parse_args()
@@ -231,6 +234,8 @@ def main() -> int:
 
     from interpretability_workbench.server.app import create_app
 
+    if a.threads:
+        torch.set_num_threads(a.threads)
     st = make_state(a)
     lm = st.lm
     half = "GPU" if a.device.startswith("cuda") else "CPU"

@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     rate_limit: str = Field("600/minute", description="Rate limit for expensive routes (slowapi syntax).")
     max_body_bytes: int = Field(64 * 1024 * 1024, description="Largest request body accepted (413 beyond).")
     max_prompt_tokens: int = Field(1024, description="Longest prompt accepted for inference (422 beyond).")
-    max_concurrent_inference: int = Field(8, description="Inference-type requests computed at once; concurrent /api/inference requests among them run as one padded batch per patch set.")
+    max_concurrent_inference: int = Field(16, description="Inference-type requests computed at once; concurrent /api/inference requests among them run as one padded batch per patch set.")
     max_queued: int = Field(64, description="Inference-type requests that wait for a turn (fair per client) beyond those computing. Beyond them, or once one has waited IWB_REQUEST_TIMEOUT_S, the answer is 503 with Retry-After.")
     batch_window_ms: float = Field(2.0, description="Under load, how long the inference batcher waits for more requests before starting a batch.")
     request_timeout_s: float = Field(120.0, description="Timeout for a single long request (504 beyond).")

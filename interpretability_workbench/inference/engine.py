@@ -26,7 +26,7 @@ from ..model.tokenize import encode_prompt
 from ..patches.manager import PatchManager
 from .batching import Batcher, BatchStats, CompareRequest, logits_many
 from .live import LiveLogits, LiveSession
-from .results import Comparison, TokenMove, TokenProb, comparison, kl_divergence, moved_tokens, top_tokens
+from .results import Comparison, TokenMove, TokenProb, comparisons, kl_divergence, moved_tokens, top_tokens
 
 
 @torch.no_grad()
@@ -75,11 +75,15 @@ class InferenceEngine:
         error in its place, the others are answered."""
         t0 = time.perf_counter()
         res = logits_many(self.model, self.patches, self.max_prompt_tokens, [(r.text, r.patch_ids) for r in requests])
-        ms = (time.perf_counter() - t0) * 1000
         lm = self.model.require()
-        return [r if isinstance(r, WorkbenchError) else
-                comparison(lm, r.original, r.patched, q.top_k, r.patch_ids, r.n_tokens, r.from_layer, ms)
-                for q, r in zip(requests, res)]
+        done = [(q, r) for q, r in zip(requests, res) if not isinstance(r, WorkbenchError)]
+        if not done:
+            return list(res)  # type: ignore[arg-type]
+        ms = (time.perf_counter() - t0) * 1000
+        made = iter(comparisons(lm, torch.stack([r.original for _, r in done]), torch.stack([r.patched for _, r in done]),
+                                [q.top_k for q, _ in done], [r.patch_ids for _, r in done],
+                                [r.n_tokens for _, r in done], [r.from_layer for _, r in done], ms))
+        return [r if isinstance(r, WorkbenchError) else next(made) for r in res]
 
     def batch_stats(self) -> BatchStats:
         return self.batcher.stats()
