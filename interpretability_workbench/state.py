@@ -60,7 +60,8 @@ class WorkbenchState:
             EndpointSettings(s.explainer_url, s.explainer_model, s.explainer_api_key, s.explainer_timeout_s),
             cache_dir=s.model_cache_dir)
         labels = self.features.queries
-        self.inference = InferenceEngine(self.model, self.patches, s.max_prompt_tokens)
+        self.inference = InferenceEngine(self.model, self.patches, s.max_prompt_tokens,
+                                         max_batch=s.max_concurrent_inference, batch_window_ms=s.batch_window_ms)
         self.patch_transfer = PatchTransfer(self.patches, self.saes, self.model, max_zip_bytes=s.max_body_bytes * 4)
         self.contrast = ContrastService(self.model, self.saes, labels.labels, original, s.max_prompt_tokens)
         self.provenance = ProvenanceService(self.model, self.saes, labels.label_texts, original, s.max_prompt_tokens)
@@ -105,8 +106,8 @@ class WorkbenchState:
     # lifecycle -------------------------------------------------------------------------
     def shutdown(self) -> None:
         """Stop background work (server exit): runs checkpoint and stop, analyses cancel, live patch
-        strengths are persisted, corpus token counts stop (resumed at the next start)."""
-        for svc in (self.training, self.features, self.explanations, self.patches, self.corpora):
+        strengths are persisted, corpus token counts stop (resumed at the next start), the batcher stops."""
+        for svc in (self.training, self.features, self.explanations, self.patches, self.corpora, self.inference):
             try:
                 svc.shutdown()
             except Exception as e:  # noqa: BLE001 - one failing service must not block the others

@@ -1,59 +1,32 @@
 """Next-token distributions of the live model: original (every patch off) vs patched, KL, the tokens
 that moved most, and generation.
 
-The live path (``LiveSession``) keeps the original result and the prompt's ``resid_pre`` at the lowest
-patched block, so a strength change only reruns the blocks at and above it and projects only the last
-position to logits.
+Three paths compute a comparison:
+
+* one-shot (``InferenceEngine.compare``, ``POST /api/inference``): requests go through a ``Batcher``
+  (``inference/batching.py``): concurrent requests run as one right-padded forward per patch set;
+* many at once (``compare_many``): the same batched computation, called directly;
+* live (``LiveSession``, ``inference/live.py``): one prompt, many patched results; the original run is kept
+  (logits, keys and values, ``resid_pre`` at the patched block), so a strength change reruns only the blocks
+  at and above the lowest patched one, only the positions from the first one the patches change, and
+  projects only the last position to logits.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-from ..errors import Invalid
+from ..errors import Invalid, WorkbenchError
 from ..model.handle import ModelHandle
-from ..model.hook_names import hook_name
-from ..model.hooks import forward_last_logits
 from ..model.loader import LoadedModel
 from ..model.tokenize import encode_prompt
 from ..patches.manager import PatchManager
-
-
-@dataclass
-class TokenProb:
-    token: str
-    id: int
-    prob: float
-    logit: float
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class TokenMove:
-    token: str
-    id: int
-    original_probability: float
-    patched_probability: float
-    delta: float
-    """patched − original probability."""
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def top_tokens(lm: LoadedModel, logits: Tensor, k: int) -> list[TokenProb]:
-    """``logits [d_vocab]`` -> the k most probable tokens."""
-    logits = logits.float()
-    probs = logits.softmax(-1)
-    top = probs.topk(min(k, probs.shape[-1]))
-    return [TokenProb(lm.tokenizer.decode([int(i)]), int(i), float(p), float(logits[i]))
-            for p, i in zip(top.values, top.indices)]
+from .batching import Batcher, BatchStats, CompareRequest, logits_many
+from .live import LiveLogits, LiveSession
+from .results import Comparison, TokenMove, TokenProb, comparisons, kl_divergence, moved_tokens, top_tokens
 
 
 @torch.no_grad()
@@ -66,119 +39,65 @@ def next_token(lm: LoadedModel, text: str, top_k: int = 10, max_tokens: int | No
     return top_tokens(lm, next_token_logits(lm, encode_prompt(lm, text, max_tokens)), top_k)
 
 
-# original vs patched ---------------------------------------------------------------------------
-class Comparison(NamedTuple):
-    original: list[TokenProb]
-    patched: list[TokenProb]
-    moved: list[TokenMove]
-    """Tokens whose probability changed most (by |Δp|)."""
-    kl: float
-    """KL(original ‖ patched) in nats."""
-    patch_ids: list[str]
-    n_tokens: int
-    from_layer: int | None
-    """Lowest block rerun for the patched result (None: no patches, patched = original)."""
-    compute_ms: float
-    """Server compute time of this comparison."""
-
-
-def kl_divergence(p_logits: Tensor, q_logits: Tensor) -> float:
-    """KL(p ‖ q) for logits ``[d_vocab]``, in nats."""
-    lp, lq = p_logits.float().log_softmax(-1), q_logits.float().log_softmax(-1)
-    return max(0.0, float((lp.exp() * (lp - lq)).sum()))
-
-
-def moved_tokens(lm: LoadedModel, orig: Tensor, patched: Tensor, k: int) -> list[TokenMove]:
-    po, pp = orig.float().softmax(-1), patched.float().softmax(-1)
-    delta = pp - po
-    idx = delta.abs().topk(min(k, delta.shape[-1])).indices
-    return [TokenMove(lm.tokenizer.decode([int(i)]), int(i), float(po[i]), float(pp[i]), float(delta[i]))
-            for i in idx if float(delta[i]) != 0.0]
+def _held_here(lock: object) -> bool:
+    """Whether the current thread holds ``lock`` (an RLock): a call from inside a model-lock scope must not
+    wait on the batch worker, which needs the lock too."""
+    owned = getattr(lock, "_is_owned", None)
+    return bool(owned()) if owned is not None else False
 
 
 class InferenceEngine:
     """Original vs patched next-token distributions, generation and patch effect checks on the loaded model."""
 
-    def __init__(self, model: ModelHandle, patches: PatchManager, max_prompt_tokens: int) -> None:
+    def __init__(self, model: ModelHandle, patches: PatchManager, max_prompt_tokens: int, max_batch: int = 8,
+                 batch_window_ms: float = 2.0) -> None:
         self.model, self.patches, self.max_prompt_tokens = model, patches, max_prompt_tokens
+        self.max_batch = max(1, int(max_batch))
+        self.batcher = Batcher(self.compare_many, self.max_batch, batch_window_ms / 1000)
 
-    def session(self) -> "LiveSession":
+    def session(self) -> LiveSession:
         return LiveSession(self)
 
-    def compare(self, text: str, top_k: int = 10, patch_ids: list[str] | None = None) -> "Comparison":
-        """Original vs patched next-token distributions (``patch_ids`` None: the enabled patches)."""
-        return LiveSession(self).compare(text, top_k, patch_ids)
+    def compare(self, text: str, top_k: int = 10, patch_ids: list[str] | None = None) -> Comparison:
+        """Original vs patched next-token distributions (``patch_ids`` None: the enabled patches), batched
+        with whatever other comparisons are waiting."""
+        req = CompareRequest(text, top_k, patch_ids)
+        if _held_here(self.model.lock):
+            res = self.compare_many([req])[0]
+        else:
+            res = self.batcher.submit(req).result()
+        if isinstance(res, BaseException):
+            raise res
+        return res
+
+    def compare_many(self, requests: list[CompareRequest]) -> list[Comparison | WorkbenchError]:
+        """Many comparisons in one padded forward per patch set; an item whose input is invalid gets its
+        error in its place, the others are answered."""
+        t0 = time.perf_counter()
+        res = logits_many(self.model, self.patches, self.max_prompt_tokens, [(r.text, r.patch_ids) for r in requests])
+        lm = self.model.require()
+        done = [(q, r) for q, r in zip(requests, res) if not isinstance(r, WorkbenchError)]
+        if not done:
+            return list(res)  # type: ignore[arg-type]
+        ms = (time.perf_counter() - t0) * 1000
+        made = iter(comparisons(lm, torch.stack([r.original for _, r in done]), torch.stack([r.patched for _, r in done]),
+                                [q.top_k for q, _ in done], [r.patch_ids for _, r in done],
+                                [r.n_tokens for _, r in done], [r.from_layer for _, r in done], ms))
+        return [r if isinstance(r, WorkbenchError) else next(made) for r in res]
+
+    def batch_stats(self) -> BatchStats:
+        return self.batcher.stats()
 
     def generate(self, text: str, max_new_tokens: int = 32, temperature: float = 0.0, seed: int | None = None,
-                 patch_ids: list[str] | None = None) -> "Generation":
+                 patch_ids: list[str] | None = None) -> Generation:
         return generate(self, text, max_new_tokens, temperature, seed, patch_ids)
 
-    def evaluate(self, patch_id: str, texts: list[str], targets: list[str | int]) -> "Evaluation":
+    def evaluate(self, patch_id: str, texts: list[str], targets: list[str | int]) -> Evaluation:
         return evaluate(self, patch_id, texts, targets)
 
-
-@dataclass
-class LiveSession:
-    """Caches for one client (a socket or one request): the prompt's ids, the original logits and the
-    original ``resid_pre`` at each block a patched forward started from. Valid for one model and prompt."""
-
-    engine: InferenceEngine
-    _key: tuple[int, str] | None = None
-    _ids: Tensor | None = None
-    _orig: Tensor | None = None
-    _resid: dict[int, Tensor] = field(default_factory=dict)
-
-    def _prepare(self, lm: LoadedModel, text: str) -> Tensor:
-        key = (id(lm.model), text)
-        if key != self._key:
-            self._ids = encode_prompt(lm, text, self.engine.max_prompt_tokens)
-            self._key, self._orig, self._resid = key, None, {}
-        assert self._ids is not None
-        return self._ids
-
-    def _original(self, lm: LoadedModel, ids: Tensor, layer: int | None) -> None:
-        need_resid = layer is not None and layer > 0 and layer not in self._resid
-        if self._orig is not None and not need_resid:
-            return
-        grabbed: dict[str, Tensor] = {}
-        hooks = {}
-        if need_resid:
-            def grab(act: Tensor) -> None:
-                grabbed["r"] = act.detach().clone()
-            hooks[hook_name(layer, "resid_pre")] = grab
-        with self.engine.patches.original:
-            logits = forward_last_logits(lm.model, ids, fwd_hooks=hooks)[0].float()  # [d_vocab]
-        self._orig = logits
-        if need_resid:
-            self._resid[layer] = grabbed["r"]  # type: ignore[index]
-
-    def logits(self, text: str, patch_ids: list[str] | None) -> tuple[Tensor, Tensor, list[str], int | None]:
-        """(original [d_vocab], patched [d_vocab], patch ids used, from_layer) under the model lock."""
-        engine = self.engine
-        with engine.model.lock:
-            lm = engine.model.require()
-            ids = self._prepare(lm, text)
-            pids = engine.patches.resolve_ids(patch_ids)
-            layer = engine.patches.lowest_layer(pids)
-            self._original(lm, ids, layer)
-            assert self._orig is not None
-            if layer is None:
-                return self._orig, self._orig, pids, None
-            with engine.patches.using(pids), torch.no_grad():
-                if layer > 0:
-                    patched = forward_last_logits(lm.model, ids, from_layer=layer, resid_pre=self._resid[layer])
-                else:
-                    patched = forward_last_logits(lm.model, ids)
-            return self._orig, patched[0].float(), pids, layer
-
-    def compare(self, text: str, top_k: int = 10, patch_ids: list[str] | None = None) -> Comparison:
-        t0 = time.perf_counter()
-        orig, patched, pids, layer = self.logits(text, patch_ids)
-        lm = self.engine.model.require()
-        assert self._ids is not None
-        return Comparison(top_tokens(lm, orig, top_k), top_tokens(lm, patched, top_k),
-                          moved_tokens(lm, orig, patched, top_k), kl_divergence(orig, patched), pids,
-                          int(self._ids.shape[1]), layer, (time.perf_counter() - t0) * 1000)
+    def shutdown(self) -> None:
+        """Stop the batch worker once what is queued is answered."""
+        self.batcher.close()
 
 
 # generation ------------------------------------------------------------------------------------
@@ -284,10 +203,19 @@ def evaluate(engine: InferenceEngine, patch_id: str, texts: list[str], targets: 
     tt = resolve_targets(lm, targets)
     sel = torch.tensor(tt.ids)
     results = []
-    for text in texts:
-        orig, patched, _, _ = LiveSession(engine).logits(text, [patch_id])
-        before = float(orig.softmax(-1)[sel.to(orig.device)].sum())
-        after = float(patched.softmax(-1)[sel.to(patched.device)].sum())
-        results.append(TextEffect(text, before, after))
+    for i in range(0, len(texts), engine.max_batch):
+        chunk = texts[i:i + engine.max_batch]
+        for text, r in zip(chunk, logits_many(engine.model, engine.patches, engine.max_prompt_tokens,
+                                               [(t, [patch_id]) for t in chunk])):
+            if isinstance(r, BaseException):
+                raise r
+            before = float(r.original.softmax(-1)[sel.to(r.original.device)].sum())
+            after = float(r.patched.softmax(-1)[sel.to(r.patched.device)].sum())
+            results.append(TextEffect(text, before, after))
     n = len(results)
     return Evaluation(results, sum(r.before for r in results) / n, sum(r.after for r in results) / n, tt.ids, tt.notes)
+
+
+__all__ = ["CompareRequest", "Comparison", "InferenceEngine", "LiveLogits", "LiveSession", "TokenMove",
+           "TokenProb", "evaluate", "generate", "kl_divergence", "moved_tokens", "next_token", "next_token_logits",
+           "top_tokens"]

@@ -154,11 +154,22 @@ def forward_last_logits(
     from_layer: int | None = None,
     resid_pre: Tensor | None = None,
     fwd_hooks: Mapping[str, HookFn] | None = None,
+    last_index: Tensor | None = None,
+    cache: Any = None,
 ) -> Tensor:
     """Logits of the last position only ``[batch d_vocab]``.
 
-    With ``from_layer`` and ``resid_pre`` (the cached input of block ``from_layer``), blocks below
-    ``from_layer`` are skipped and their cached output reused: only layers at and above it run.
+    With ``from_layer`` and ``resid_pre`` (the cached input of block ``from_layer``, ``[batch pos d_model]``
+    for the positions of ``input_ids``), blocks below ``from_layer`` are skipped and their cached output
+    reused: only layers at and above it run.
+
+    ``last_index [batch]`` picks each row's own last position (right-padded batches: a row's real tokens
+    never attend to the padding after them, so its results equal the unpadded forward's).
+
+    ``cache`` (a transformers ``Cache``) runs ``input_ids`` as the positions after the ones it holds
+    (position ids and the causal mask follow from its length) and is filled in place: pass an empty
+    ``DynamicCache`` to keep the keys and values of a whole forward, or a copy cropped to a prefix to run
+    only the tail.
     """
     spec = arch_for(model)
     layers = get_module(model, spec.layers)
@@ -166,7 +177,11 @@ def forward_last_logits(
     captured: dict[str, Tensor] = {}
 
     def grab(_m: nn.Module, _i: Any, out: Any) -> None:
-        captured["h"] = _first(out)[:, -1]
+        h = _first(out)  # [batch pos d_model]
+        if last_index is None:
+            captured["h"] = h[:, -1]
+        else:
+            captured["h"] = h[torch.arange(h.shape[0], device=h.device), last_index.to(h.device)]
         raise _StopForward
 
     saved: list[tuple[int, nn.Module]] = []
@@ -187,7 +202,10 @@ def forward_last_logits(
     try:
         with hooks(model, fwd_hooks or {}):
             try:
-                model(input_ids=input_ids, use_cache=False)
+                if cache is None:
+                    model(input_ids=input_ids, use_cache=False)
+                else:
+                    model(input_ids=input_ids, cache=cache, use_cache=True)
             except _StopForward:
                 pass
     finally:

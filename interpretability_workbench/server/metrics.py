@@ -54,6 +54,7 @@ class Metrics:
                                            "Latency of inference and generation requests.", ["route"],
                                            buckets=LATENCY_BUCKETS, registry=r)
         self.in_flight = Gauge("iwb_inference_in_flight", "Inference requests being computed now.", registry=r)
+        self.queued = Gauge("iwb_inference_queued", "Inference requests waiting in the admission queue.", registry=r)
         self.rejected = Counter("iwb_requests_rejected", "Requests refused by a guard.", ["reason"], registry=r)
         self.training_tps = Gauge("iwb_training_tokens_per_second", "Throughput of the running training.",
                                   registry=r)

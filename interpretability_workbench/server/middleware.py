@@ -2,13 +2,20 @@
 ``server/ws.py`` asks ``app.state.ws_auth`` before accepting a socket):
 
     CORS (explicit origins) -> access log + metrics -> API key (401) -> body limit (413)
-        -> rate limit on expensive routes (429 + Retry-After) -> inference concurrency (503)
+        -> rate limit on expensive routes (429 + Retry-After) -> inference admission queue (503 + Retry-After)
         -> request timeout (504) -> the app
 
 The streamed corpus upload (``POST /api/corpora``) is the one exception to the body limit and the timeout:
 its body goes to disk as it arrives, under ``IWB_MAX_CORPUS_BYTES`` (plus room for the multipart framing),
 with a 413 up front when the declared Content-Length is already over it; its duration is the client's
 bandwidth, so no request timeout applies.
+
+The inference admission queue (``server/admission.py``): at most ``IWB_MAX_CONCURRENT_INFERENCE``
+inference-type requests compute at once (concurrent ``/api/inference`` requests among them are batched by
+the engine); up to ``IWB_MAX_QUEUED`` more wait, first come first served per client (API key, else peer
+address) and round robin between clients. A request beyond the queue, or still waiting when its deadline
+(``IWB_REQUEST_TIMEOUT_S`` after it arrived) passes, gets 503 with ``Retry-After``: it never started, so
+retrying is safe. An admitted request has what is left of its deadline before the 504.
 
 ``install_production(app, settings)`` wires it all, plus a JSON 500 for anything unhandled and the
 metrics' bus listener. ``configure_logging(settings)`` sets JSON log lines for the served process.
@@ -25,6 +32,7 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 from ..settings import Settings
+from .admission import FairQueue
 from .metrics import Metrics
 from .security import (RateLimiter, auth_required, check_cors, client_id, is_expensive, is_inference,
                        key_matches, make_ws_auth, needs_key, rate_group, rest_key)
@@ -61,7 +69,12 @@ class ProductionMiddleware:
         self.max_corpus = settings.max_corpus_bytes + UPLOAD_FRAMING_BYTES
         self.max_inference = max(1, settings.max_concurrent_inference)
         self.timeout = settings.request_timeout_s
-        self.in_flight = 0  # touched only on the event loop thread
+        self.queue = FairQueue(self.max_inference, settings.max_queued)  # touched only on the event loop thread
+
+    @property
+    def in_flight(self) -> int:
+        """Inference requests admitted and not yet finished (a timed-out thread still counts)."""
+        return self.queue.active
 
     def _templates(self) -> list[tuple[re.Pattern[str], str]]:
         if self._route_templates is None:
@@ -121,21 +134,32 @@ class ProductionMiddleware:
                                            f"retry in {decision.retry_after_s}s (IWB_RATE_LIMIT)",
                                 {"Retry-After": str(decision.retry_after_s)})
                 return
-        # 4. bounded inference concurrency: reject at once when full
+        # 4. inference admission: compute now, or wait in the fair queue, or 503 + Retry-After
         release: Callable[[], None] | None = None
+        timeout = self.timeout
         if is_inference(method, path):
-            if self.in_flight >= self.max_inference:
-                await send_json(send, 503, f"the server is computing {self.in_flight} inference requests "
-                                           f"(IWB_MAX_CONCURRENT_INFERENCE={self.max_inference}); retry shortly",
-                                {"Retry-After": "1"})
+            got = await self.queue.admit(client_id(scope, by_key=self.require_key), self.timeout)
+            self.metrics.queued.set(self.queue.queued)
+            if not got.admitted:
+                retry = self.queue.retry_after_s()
+                if got.reason == "full":
+                    detail = (f"the inference queue is full: {self.queue.active} requests computing "
+                              f"(IWB_MAX_CONCURRENT_INFERENCE={self.max_inference}) and {self.queue.queued} waiting "
+                              f"(IWB_MAX_QUEUED={self.queue.max_queued}); retry in {retry}s")
+                else:
+                    detail = (f"waited {got.waited_s:.1f}s in the inference queue without a turn "
+                              f"(IWB_REQUEST_TIMEOUT_S={self.timeout:g}); retry in {retry}s")
+                await send_json(send, 503, detail, {"Retry-After": str(retry)})
                 return
-            self.in_flight += 1
-            self.metrics.in_flight.set(self.in_flight)
+            timeout = max(0.001, self.timeout - got.waited_s)
+            self.metrics.in_flight.set(self.queue.active)
+            admitted_at = time.monotonic()
 
-            def release() -> None:  # when the work really ends (a timed-out thread keeps its permit)
-                self.in_flight -= 1
-                self.metrics.in_flight.set(self.in_flight)
-        await self._call_with_limits(scope, receive, send, release, limit, None if upload else self.timeout)
+            def release() -> None:  # when the work really ends (a timed-out thread keeps its slot)
+                self.queue.release(time.monotonic() - admitted_at)
+                self.metrics.in_flight.set(self.queue.active)
+                self.metrics.queued.set(self.queue.queued)
+        await self._call_with_limits(scope, receive, send, release, limit, None if upload else timeout)
 
     async def _call_with_limits(self, scope: Scope, receive: Receive, send: Send,
                                 on_done: Callable[[], None] | None, max_body: int, timeout: float | None) -> None:
@@ -143,6 +167,11 @@ class ProductionMiddleware:
 
         The app runs as its own task: on timeout the 504 goes out at once, even while a sync route's
         thread is still computing (threads cannot be interrupted); whatever the app sends later is dropped.
+        ``timeout`` is ``IWB_REQUEST_TIMEOUT_S`` (an inference request gets what its wait left; None: no bound).
+
+        An inference request (``on_done`` set) is not cancelled on timeout or disconnect: its work runs in a
+        thread that cannot be interrupted (cancelling the task would only hide it), so the work runs to its
+        end and ``on_done`` frees its queue slot then, not earlier.
         """
         seen = {"bytes": 0, "too_large": False, "started": False, "replaced": False}
         which = "IWB_MAX_CORPUS_BYTES" if max_body != self.max_body else "IWB_MAX_BODY_BYTES"
@@ -176,7 +205,9 @@ class ProductionMiddleware:
         try:
             done, _ = await asyncio.wait({task}, timeout=timeout)
         except asyncio.CancelledError:
-            task.cancel()
+            seen["replaced"] = True
+            if on_done is None:
+                task.cancel()
             raise
         if task in done:
             exc = None if task.cancelled() else task.exception()
@@ -188,7 +219,8 @@ class ProductionMiddleware:
             return
         log.warning("request timed out after %.1fs: %s %s", timeout, scope["method"], scope["path"])
         started, seen["replaced"] = seen["started"], True
-        task.cancel()
+        if on_done is None:
+            task.cancel()
         if not started:
             await send_json(send, 504, f"the request took longer than {timeout:g}s "
                                        f"(IWB_REQUEST_TIMEOUT_S); make it smaller (shorter text, fewer "

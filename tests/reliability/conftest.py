@@ -113,3 +113,16 @@ def training_body(app: Any, **overrides: Any) -> dict[str, Any]:
     props = set(schema.get("properties", {}))
     body = {**TINY_TRAINING, **overrides}
     return {k: v for k, v in body.items() if k in props}
+
+
+def same_inference_answer(a: dict, b: dict) -> None:
+    """Two /api/inference answers agree up to float32 rounding (batched vs alone): token lists may swap
+    only where two probabilities tie to 1e-6."""
+    assert (a["patch_ids"], a["n_tokens"], a["from_layer"]) == (b["patch_ids"], b["n_tokens"], b["from_layer"])
+    assert a["kl"] == pytest.approx(b["kl"], rel=1e-3, abs=1e-7)
+    for key in ("original", "patched"):
+        pa, pb = [t["prob"] for t in a[key]], [t["prob"] for t in b[key]]
+        assert pa == pytest.approx(pb, abs=1e-6)
+        for i, (ta, tb) in enumerate(zip(a[key], b[key])):
+            if ta["id"] != tb["id"]:  # only a near tie may swap places
+                assert abs(pa[i] - pa[min(i + 1, len(pa) - 1)]) < 1e-6 or abs(pa[i] - pa[max(i - 1, 0)]) < 1e-6

@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import torch
 
-from .conftest import api_paths, live_server, training_body
+from .conftest import api_paths, live_server, same_inference_answer, training_body
 
 N_PROBES = 120
 P99_RATIO_BOUND = 50.0  # generous: only a blocked event loop (seconds) breaks it, GIL sharing does not
@@ -72,36 +72,46 @@ def test_health_p99_stays_low_while_training(make_app) -> None:
 
 
 async def _client(base: str, i: int, until: float, routes: list[tuple[str, str, dict | None]],
-                  codes: dict[int, int]) -> None:
+                  codes: dict[int, int], answers: list[dict]) -> None:
     async with httpx.AsyncClient(base_url=base, timeout=60) as c:
         j = i
         while time.time() < until:
             method, path, body = routes[j % len(routes)]
             r = await c.request(method, path, json=body)
             codes[r.status_code] = codes.get(r.status_code, 0) + 1
+            if path == "/api/inference" and r.status_code == 200:
+                answers.append(r.json())
             j += 1
 
 
 def test_loopback_load_zero_5xx(make_app) -> None:
-    """20 concurrent clients for 10 s over the read routes plus a few heavier ones: no 5xx at all."""
+    """20 concurrent clients for 10 s over the read routes plus a few heavier ones: every request is answered
+    (a client waits for each answer before the next request), none with a 5xx, and every inference answer
+    equals the same request made alone afterwards. Throughput is the bench's business (bench/serving.py)."""
     app, state = make_app(rate_limit="100000/minute")
     paths = api_paths(app)
     reads = [("GET", p, None) for p in ("/api/health", "/api/model", "/api/corpora", "/api/metrics",
                                          "/api/training", "/api/saes") if "GET" in paths.get(p, set())]
     reads += [("GET", "/api/saes/sae_missing/features", None), ("GET", "/api/nope", None)]
     heavy = [("POST", "/api/saes/sae_missing/activations", {"text": "def f(x): return x"})]
+    infer_body = {"text": "The capital of France is", "top_k": 5}
     if "POST" in paths.get("/api/inference", set()):
-        heavy.append(("POST", "/api/inference", {"text": "The capital of France is", "top_k": 5}))
+        heavy.append(("POST", "/api/inference", infer_body))
     n_clients, n_heavy = 20, min(2, state.settings.max_concurrent_inference)
     codes: dict[int, int] = {}
+    answers: list[dict] = []
 
     async def main(base: str) -> None:
         until = time.time() + 10
-        await asyncio.gather(*(_client(base, i, until, heavy if i < n_heavy else reads, codes)
+        await asyncio.gather(*(_client(base, i, until, heavy if i < n_heavy else reads, codes, answers)
                                for i in range(n_clients)))
     with live_server(app) as base:
         asyncio.run(main(base))
+        with httpx.Client(base_url=base, timeout=60) as c:
+            alone = c.post("/api/inference", json=infer_body).json() if answers else None
     total = sum(codes.values())
-    print(f"{total} requests, status counts {dict(sorted(codes.items()))}")
-    assert total > 100
+    print(f"{total} requests, status counts {dict(sorted(codes.items()))}, {len(answers)} inference answers")
+    assert total >= n_clients  # every client got at least its first answer
     assert not {c for c in codes if c >= 500}, codes
+    for a in answers:
+        same_inference_answer(a, alone)

@@ -82,9 +82,13 @@ def test_cors_explicit_origins_only(make_client, settings) -> None:
 
 
 def test_body_limit_declared_and_streamed(make_client, tmp_path) -> None:
-    c = make_client(max_body_bytes=1000)
-    r = c.post("/api/corpora", files={"file": ("big.txt", b"x" * 5000)})
+    c = make_client(max_body_bytes=1000, max_corpus_bytes=2000)
+    r = c.post("/api/model", content=b"{" + b" " * 5000 + b"}", headers={"Content-Type": "application/json"})
     assert r.status_code == 413 and "IWB_MAX_BODY_BYTES" in r.json()["detail"]
+    # corpus uploads stream to disk under their own limit (IWB_MAX_CORPUS_BYTES), not the body limit
+    r = c.post("/api/corpora", files={"file": ("big.txt", b"x" * 1_000_000)})
+    assert r.status_code == 413 and "IWB_MAX_CORPUS_BYTES" in r.json()["detail"]
+    assert c.post("/api/corpora", files={"file": ("mid.txt", b"x " * 700)}).status_code == 201
 
     def chunks():  # no Content-Length: the middleware counts the stream
         for _ in range(10):

@@ -28,14 +28,17 @@ def test_load_another_model_and_bad_names(client, tiny_model_dirs):
     assert r.status_code == 422 and "name" in r.json()["detail"]
 
 
-def test_corpora_upload_and_list(client):
+def test_corpora_upload_and_list(client, state):
     body = "\n\n".join(f"document number {i} talks about sparse autoencoders" for i in range(20))
     r = client.post("/api/corpora", files={"file": ("notes.txt", io.BytesIO(body.encode()), "text/plain")})
     assert r.status_code == 201, r.text
     c = r.json()
-    assert c["name"] == "notes.txt" and c["n_docs"] == 20 and c["n_tokens"] > 100
+    assert c["name"] == "notes.txt" and c["status"] == "counting"  # tokens are counted in the background
+    assert state.corpora.wait_counts(120)
     listed = client.get("/api/corpora").json()
     assert [x["id"] for x in listed] == ["default", c["id"]]
+    c = listed[1]
+    assert c["status"] == "ready" and c["n_docs"] == 20 and c["n_tokens"] > 100
     jl = "\n".join(json.dumps({"text": "hello world"}) for _ in range(3))
     assert client.post("/api/corpora", files={"file": ("a.jsonl", io.BytesIO(jl.encode()))}).status_code == 201
 

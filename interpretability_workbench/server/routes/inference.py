@@ -1,4 +1,8 @@
-"""/api/inference and /api/generate: original vs patched next tokens and continuations."""
+"""/api/inference and /api/generate: original vs patched next tokens and continuations.
+
+Concurrent ``/api/inference`` requests are batched by the engine (one padded forward per patch set); the
+admission queue in front of every inference-type route is the middleware's (``server/admission.py``).
+"""
 from __future__ import annotations
 
 from fastapi import APIRouter
