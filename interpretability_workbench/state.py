@@ -10,6 +10,7 @@ import logging
 from typing import Any, Callable
 
 from .activations.corpora import CorpusService
+from .behaviour.service import BehaviourService
 from .contrast.contrast import ContrastService
 from .events import EventBus, TrainingDone
 from .features.service import FeatureService
@@ -21,6 +22,7 @@ from .patches.peft_io import PatchTransfer
 from .provenance.service import ProvenanceService
 from .sae.registry import SAERegistry
 from .settings import Settings
+from .store.behaviours import BehaviourRepo
 from .store.corpora import CorpusRepo
 from .store.db import Database
 from .store.features import FeatureRepo
@@ -54,6 +56,8 @@ class WorkbenchState:
         self.patch_transfer = PatchTransfer(self.patches, self.saes, self.model, max_zip_bytes=s.max_body_bytes * 4)
         self.contrast = ContrastService(self.model, self.saes, labels.labels, original, s.max_prompt_tokens)
         self.provenance = ProvenanceService(self.model, self.saes, labels.label_texts, original, s.max_prompt_tokens)
+        self.behaviours = BehaviourService(BehaviourRepo(self.db), self.model, self.saes, self.patches, self.training,
+                                           labels.labels, publish, s.max_prompt_tokens)
         # cross-service reactions
         self.bus.on(TrainingDone, self._analyse_after_training)
 
@@ -94,9 +98,9 @@ class WorkbenchState:
 
     # lifecycle -------------------------------------------------------------------------
     def shutdown(self) -> None:
-        """Stop background work (server exit): runs checkpoint and stop, analyses cancel, live patch
-        strengths are persisted."""
-        for svc in (self.training, self.features, self.patches):
+        """Stop background work (server exit): behaviour jobs and runs stop (resumable), analyses cancel, live
+        patch strengths are persisted."""
+        for svc in (self.behaviours, self.training, self.features, self.patches):
             try:
                 svc.shutdown()
             except Exception as e:  # noqa: BLE001 - one failing service must not block the others

@@ -3,7 +3,8 @@ and whole-file operations (backup snapshot, path rewrite).
 
 Each table has one owner, a repository module beside this one that returns dataclass records:
 ``corpora.py`` (corpora), ``runs.py`` (runs, metrics), ``saes.py`` (saes), ``features.py`` (analyses,
-features), ``patches.py`` (patches). Nothing outside ``store/`` writes SQL.
+features), ``patches.py`` (patches), ``behaviours.py`` (behaviour_jobs, behaviour_candidates). Nothing
+outside ``store/`` writes SQL.
 
 Columns whose names end in ``_json`` hold JSON; ``insert``/``update`` encode dicts and lists for them and
 reads decode them, so repositories deal in plain Python values.
@@ -54,6 +55,20 @@ MIGRATIONS: list[str] = [
         id TEXT PRIMARY KEY, name TEXT NOT NULL, sae_id TEXT, mode TEXT NOT NULL, features_json TEXT NOT NULL,
         strength REAL NOT NULL, enabled INTEGER NOT NULL DEFAULT 1, config_json TEXT NOT NULL,
         created_at REAL NOT NULL, updated_at REAL NOT NULL
+    );
+    """,
+    # 2: behaviour-removal search jobs and every candidate they evaluated (store/behaviours.py)
+    """
+    CREATE TABLE behaviour_jobs (
+        id TEXT PRIMARY KEY, model_id TEXT NOT NULL, status TEXT NOT NULL, phase TEXT NOT NULL,
+        request_json TEXT NOT NULL, state_json TEXT, result_json TEXT, error TEXT,
+        n_evaluated INTEGER NOT NULL DEFAULT 0, attempt INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL, updated_at REAL NOT NULL
+    );
+    CREATE TABLE behaviour_candidates (
+        job_id TEXT NOT NULL REFERENCES behaviour_jobs (id) ON DELETE CASCADE, idx INTEGER NOT NULL,
+        key TEXT NOT NULL, stage TEXT NOT NULL, attempt INTEGER NOT NULL, data_json TEXT NOT NULL,
+        created_at REAL NOT NULL, PRIMARY KEY (job_id, idx), UNIQUE (job_id, key)
     );
     """,
 ]
