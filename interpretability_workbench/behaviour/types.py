@@ -11,6 +11,8 @@ SEARCH_MODES = ("ablate", "scale", "clamp")
 """Modes the search may use: ablate (fraction t ≤ 1 of the span removed), scale (factor s = 1 − t, used for
 t > 1, i.e. pushing the component past zero, when allowed), clamp (SAE splice holding the features at v ≤ 0)."""
 POSITIONS = ("last", "max", "all")
+MAX_PROMPTS = 256
+"""Most prompts per set (as the REST schema allows)."""
 DAMAGE_WEIGHT = 0.01
 """Objective of a feasible candidate: target ratio + DAMAGE_WEIGHT · budget use (prefers the gentler of two
 candidates that remove the behaviour equally)."""
@@ -102,12 +104,14 @@ class SearchRequest:
         self.positive, self.negative = [str(t) for t in self.positive], [str(t) for t in self.negative]
         if len(self.positive) < 2 or len(self.negative) < 2:
             raise ValueError("give at least 2 positive and 2 negative prompts (one of each is held out)")
+        if len(self.positive) > MAX_PROMPTS or len(self.negative) > MAX_PROMPTS:
+            raise ValueError(f"at most {MAX_PROMPTS} prompts per set")
         if any(not t.strip() for t in self.positive + self.negative):
             raise ValueError("prompts must not be empty")
         if (self.target_tokens is None) == (self.target_text is None):
             raise ValueError("give exactly one of target_tokens and target_text")
-        if self.target_tokens is not None and not self.target_tokens:
-            raise ValueError("target_tokens is empty")
+        if self.target_tokens is not None and not 1 <= len(self.target_tokens) <= 64:
+            raise ValueError("give 1 to 64 target_tokens")
         if self.target_text is not None and not self.target_text.strip():
             raise ValueError("target_text is empty")
         if self.sae_ids is not None:
