@@ -70,7 +70,7 @@ def last_logits(model: nn.Module, seqs: list[Tensor], pad_id: int, batch_size: i
         last = torch.tensor([len(seqs[i]) - 1 for i in idx], device=device)  # [batch]
         grabbed: dict[str, Tensor] = {}
 
-        def grab(_m: nn.Module, _i: Any, o: Any) -> None:
+        def grab(_m: nn.Module, _i: Any, o: Any, grabbed: dict[str, Tensor] = grabbed, last: Tensor = last) -> None:
             h = o[0] if isinstance(o, (tuple, list)) else o  # [batch pos d_model]
             grabbed["h"] = h[torch.arange(h.shape[0], device=h.device), last]
             raise _Stop

@@ -92,7 +92,7 @@ def held_out_damage(c: Candidate, max_kl: float, max_target_change: float) -> fl
 def pareto_front(cands: list[Candidate], max_kl: float, max_target_change: float) -> list[int]:
     """Indices of the candidates no other beats on both held-out target ratio and held-out budget use,
     ordered by budget use."""
-    pts = sorted(((held_out_damage(c, max_kl, max_target_change), c.held_out.target_ratio, c.index) for c in cands))
+    pts = sorted((held_out_damage(c, max_kl, max_target_change), c.held_out.target_ratio, c.index) for c in cands)
     front, best_ratio = [], float("inf")
     for _dmg, ratio, idx in pts:
         if ratio < best_ratio:

@@ -21,7 +21,8 @@ candidate is looked up, never measured twice.
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from .types import Candidate, Edit, LayerRanking, SearchRequest, edits_key
 

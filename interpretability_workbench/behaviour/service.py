@@ -20,7 +20,8 @@ import logging
 import threading
 import time
 import traceback
-from typing import Any, Callable, NamedTuple, Protocol
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
 
 from ..contrast.contrast import LabelLookup
 from ..errors import Conflict, Invalid, NotFound, WorkbenchError
@@ -41,8 +42,15 @@ from ..training.config import TrainingConfig
 from .evaluate import Evaluator, PromptSplit, split_prompts
 from .export import EditSetExport, export_edit_set
 from .ranking import rank_saes
-from .report import (BehaviourReport, EditReport, PromptEffect, chosen_features, export_note, held_out_damage,
-                     pareto_front)
+from .report import (
+    BehaviourReport,
+    EditReport,
+    PromptEffect,
+    chosen_features,
+    export_note,
+    held_out_damage,
+    pareto_front,
+)
 from .search import SearchOutcome, run_search
 from .types import Candidate, Edit, LayerRanking, SearchRequest, edits_key, score
 

@@ -119,7 +119,7 @@ class SearchRequest:
             if not self.sae_ids:
                 raise ValueError("sae_ids is empty; leave it out to use every SAE of the loaded model")
         if self.layers is not None:
-            self.layers = sorted(set(int(x) for x in self.layers))
+            self.layers = sorted({int(x) for x in self.layers})
             if not self.layers or self.layers[0] < 0:
                 raise ValueError("layers must be non-empty block indices >= 0")
         if self.train_missing and not self.layers:

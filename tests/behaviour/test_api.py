@@ -8,6 +8,7 @@ from dataclasses import fields
 
 import pytest
 import torch
+from pydantic import ValidationError
 
 from interpretability_workbench.behaviour.export import export_edit_set
 from interpretability_workbench.events import EVENT_TYPES, BehaviourCandidate
@@ -147,6 +148,6 @@ def test_behaviour_event_has_a_wire_twin():
                             feasible=True, objective=0.11, budget_use=0.0, best_index=0)
     msg = event_message(ev)
     assert msg.type == "behaviour_candidate" and msg.edits[0].features == [5]
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         event_message(BehaviourCandidate(job_id="j", index=0, stage="s", edits=[{"mode": "steer"}], search={},
                                          held_out={}, feasible=True, objective=0.0, budget_use=0.0))

@@ -5,8 +5,17 @@ import pytest
 
 from interpretability_workbench.behaviour.report import pareto_front
 from interpretability_workbench.behaviour.search import run_search
-from interpretability_workbench.behaviour.types import (Budget, Candidate, Edit, LayerRanking, RankedFeature,
-                                                        SearchRequest, SplitMetrics, edits_key, score)
+from interpretability_workbench.behaviour.types import (
+    Budget,
+    Candidate,
+    Edit,
+    LayerRanking,
+    RankedFeature,
+    SearchRequest,
+    SplitMetrics,
+    edits_key,
+    score,
+)
 
 REQ = {"positive": ["a b", "c d"], "negative": ["e f", "g h"], "target_tokens": [1]}
 
@@ -28,7 +37,7 @@ def world(good: set[int], harm: float = 0.0004):
                 ratio *= 1 - 0.6 * hit
                 kl += harm * 0.1 * len(e.features) + (0.01 if e.strength < 0 else 0.0)
             else:
-                ratio *= max(0.0, 1 - min(t, 1.0) * hit) + (0.0 if t <= 1 else 0.0)
+                ratio *= max(0.0, 1 - min(t, 1.0) * hit)
                 kl += harm * len(e.features) * t
         return ratio, kl
     return measure

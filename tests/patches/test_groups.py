@@ -112,6 +112,5 @@ def test_trial_applies_unsaved_drafts_exactly_and_leaves_nothing(state):
     with state.patches.using([a.id, c.id]):
         real = forward_last_logits(state.lm.model, ids)[0]
     assert torch.equal(tried, real)  # the trial is the patch machinery, not an approximation
-    with pytest.raises(Conflict):
-        with state.patches.trial([state.patches.get(a.id)]):
-            pass
+    with pytest.raises(Conflict), state.patches.trial([state.patches.get(a.id)]):
+        pass

@@ -10,8 +10,14 @@ from ...behaviour.types import SearchRequest
 from ...errors import Invalid
 from ...store.behaviours import BehaviourJobRecord
 from ..deps import StateDep
-from ..schemas.behaviours import (BehaviourJob, BehaviourJobSummary, CandidatePatchRequest, CandidateWire,
-                                  JobStarted, RemoveBehaviourRequest)
+from ..schemas.behaviours import (
+    BehaviourJob,
+    BehaviourJobSummary,
+    CandidatePatchRequest,
+    CandidateWire,
+    JobStarted,
+    RemoveBehaviourRequest,
+)
 from ..schemas.common import ERRORS
 from ..schemas.patches import Patch
 from .patches import to_wire as patch_wire
