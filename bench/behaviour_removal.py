@@ -111,11 +111,12 @@ def plant(model: torch.nn.Module, tok, out_dir: Path, lines: list[str], steps: i
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="default", help="model to plant the behaviour into (default: SmolLM2-135M)")
     ap.add_argument("--layers", default="6,12,18", help="layers the job trains SAEs at and searches")
     ap.add_argument("--lora-steps", type=int, default=60)
     ap.add_argument("--train-tokens", type=int, default=60_000)
     ap.add_argument("--d-sae", type=int, default=4608)
-    ap.add_argument("--max-evaluations", type=int, default=60)
+    ap.add_argument("--max-evaluations", type=int, default=80)
     ap.add_argument("--quick", action="store_true", help="a smoke run: fewer steps, tokens and candidates")
     ap.add_argument("--json", default=None, help="also write the job's report here")
     a = ap.parse_args()
@@ -127,7 +128,7 @@ def main() -> None:
     log = lambda s: print(s, flush=True)  # noqa: E731
     home = Settings().home
     work = Path(tempfile.mkdtemp(prefix="iwb-behaviour-bench-"))
-    base = load_model("default", device="cpu", dtype="float32", cache_dir=home / "models")
+    base = load_model(a.model, device="cpu", dtype="float32", cache_dir=home / "models")
     lines = first_lines(0)
     eval_lines, lora_lines = lines[:40], lines[40:]
     t = time.perf_counter()
