@@ -151,3 +151,22 @@ def test_behaviour_event_has_a_wire_twin():
     with pytest.raises(ValidationError):
         event_message(BehaviourCandidate(job_id="j", index=0, stage="s", edits=[{"mode": "steer"}], search={},
                                          held_out={}, feasible=True, objective=0.0, budget_use=0.0))
+
+
+def test_progress_over_the_websocket(client, state, planted_sae):
+    with client.websocket_connect("/ws") as ws:
+        assert ws.receive_json()["type"] == "hello"
+        r = client.post("/api/behaviours/remove", json={**BODY, "max_evaluations": 4})
+        job_id = r.json()["job_id"]
+        cands, jobs = [], []
+        while not jobs or jobs[-1]["status"] == "running":
+            msg = ws.receive_json()
+            if msg.get("job_id") != job_id:
+                continue
+            (cands if msg["type"] == "behaviour_candidate" else jobs).append(msg)
+    assert jobs[-1]["type"] == "job" and jobs[-1]["kind"] == "behaviour_removal" and jobs[-1]["status"] == "done"
+    assert [c["index"] for c in cands] == [0, 1, 2, 3] and jobs[-1]["done"] == 4 and jobs[-1]["total"] == 4
+    assert {"ranking", "searching", "finalising"} <= {j["detail"] for j in jobs}
+    stored = client.get(f"/api/behaviours/{job_id}/candidates").json()
+    for c, s in zip(cands, stored):
+        assert c["edits"] == s["edits"] and c["held_out"] == s["held_out"] and c["feasible"] == s["feasible"]
