@@ -363,10 +363,11 @@ class BehaviourService:
                 raise Conflict(f"training run {run_id} for layers {state['missing_layers']} is {rec.status}"
                                f"{': ' + rec.error if rec.error else ''}; resume the job to resume the run")
             if cancel.is_set():
-                try:
-                    self.training.cancel(run_id)
-                except WorkbenchError:
-                    pass
+                if cancel.reason == "cancelled":  # at shutdown the training service interrupts its run itself
+                    try:
+                        self.training.cancel(run_id)
+                    except WorkbenchError:
+                        pass
                 raise _Stopped(cancel.reason)
             time.sleep(POLL_S)
 
