@@ -102,7 +102,7 @@ def plant(model: torch.nn.Module, tok, out_dir: Path, lines: list[str], steps: i
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if step % 10 == 0 or step == steps - 1:
+        if step % 5 == 0 or step == steps - 1:
             log(f"  plant step {step:3d}: phrase CE {ce.item():.3f}, negatives KL {kl.item():.4f}")
     merged = model.merge_and_unload()
     merged.save_pretrained(out_dir)
@@ -113,7 +113,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="default", help="model to plant the behaviour into (default: SmolLM2-135M)")
     ap.add_argument("--layers", default="6,12,18", help="layers the job trains SAEs at and searches")
-    ap.add_argument("--lora-steps", type=int, default=60)
+    ap.add_argument("--lora-steps", type=int, default=30)
     ap.add_argument("--train-tokens", type=int, default=60_000)
     ap.add_argument("--d-sae", type=int, default=4608)
     ap.add_argument("--max-evaluations", type=int, default=80)
@@ -213,6 +213,9 @@ def main() -> None:
             ev.baseline()
         with st.patches.using([hand.id]):
             hm = ev.metrics(ev.measure())[1]
+        neg = ev.orig_target[ev.groups["held_negative"]]
+        log(f"planted model, held out: P({rep['target_tokens'][0]!r}) after the trigger {hm.target_before:.4f}, "
+            f"after the negatives {float(neg.mean()):.4f} (max {float(neg.max()):.4f})")
         log(f"hand-written (top-10 ablate @ layer {last_layer}): P {hm.target_before:.4f} -> {hm.target_after:.4f} "
             f"(ratio {hm.target_ratio:.3f}), negatives mean KL {hm.kl_mean:.5f}, largest target change "
             f"{hm.max_target_change:.4f}")
