@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -223,6 +224,7 @@ def main() -> None:
     finally:
         st.shutdown()
         st.close()
+        shutil.rmtree(work, ignore_errors=True)
     total, cpu = time.perf_counter() - t_start, time.process_time() - c_start
     log(f"whole bench: {total:.0f} s wall, {cpu:.0f} s CPU (plant {t_plant:.0f} s / {c_plant:.0f} s CPU, job "
         f"{t_job:.0f} s / {c_job:.0f} s CPU); load average at start {load0:.1f}, now {os.getloadavg()[0]:.1f} on "
