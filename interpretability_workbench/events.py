@@ -167,14 +167,40 @@ class JobProgress(Event):
     job_id: str
     kind: str
     status: str
-    """queued | running | done | failed | cancelled."""
+    """queued | running | done | failed | cancelled | interrupted."""
     done: int = 0
     total: int = 0
     detail: str | None = None
 
 
+@dataclass
+class BehaviourCandidate(Event):
+    """A behaviour-removal search evaluated one candidate (``job`` events carry the job's status)."""
+
+    type: ClassVar[str] = "behaviour_candidate"
+    job_id: str
+    index: int
+    """Evaluation order within the job."""
+    stage: str
+    """screen | refine | prune | combine."""
+    edits: list[dict[str, Any]]
+    """One per SAE: sae_id, hook_name, layer, mode, strength, features."""
+    search: dict[str, Any]
+    """Metrics on the search split (n_positive, n_negative, target_before, target_after, target_ratio,
+    kl_mean, kl_max, max_target_change)."""
+    held_out: dict[str, Any]
+    """The same metrics on the held-out split."""
+    feasible: bool
+    """Within the budget on the search split."""
+    objective: float
+    budget_use: float
+    best_index: int | None = None
+    """The best within-budget candidate so far."""
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (TrainingProgress, TrainingDone, TrainingFailed, TrainingCancelled,
-                                        AnalysisProgress, AnalysisDone, ModelLoaded, JobProgress)
+                                        AnalysisProgress, AnalysisDone, ModelLoaded, JobProgress,
+                                        BehaviourCandidate)
 """Every event the bus carries (each has a wire twin in ``server/schemas/ws.py``)."""
 
 

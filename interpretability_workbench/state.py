@@ -10,6 +10,7 @@ import logging
 from typing import Any, Callable
 
 from .activations.corpora import CorpusService
+from .behaviour.service import BehaviourService
 from .contrast.contrast import ContrastService
 from .events import EventBus, TrainingDone
 from .features.explanations import EndpointSettings, ExplanationService
@@ -22,6 +23,7 @@ from .patches.peft_io import PatchTransfer
 from .provenance.service import ProvenanceService
 from .sae.registry import PretrainedImporter, SAERegistry
 from .settings import Settings
+from .store.behaviours import BehaviourRepo
 from .store.corpora import CorpusRepo
 from .store.db import Database
 from .store.features import FeatureRepo
@@ -65,6 +67,8 @@ class WorkbenchState:
         self.patch_transfer = PatchTransfer(self.patches, self.saes, self.model, max_zip_bytes=s.max_body_bytes * 4)
         self.contrast = ContrastService(self.model, self.saes, labels.labels, original, s.max_prompt_tokens)
         self.provenance = ProvenanceService(self.model, self.saes, labels.label_texts, original, s.max_prompt_tokens)
+        self.behaviours = BehaviourService(BehaviourRepo(self.db), self.model, self.saes, self.patches, self.training,
+                                           labels.labels, publish, s.max_prompt_tokens)
         # cross-service reactions
         self.bus.on(TrainingDone, self._analyse_after_training)
 
@@ -105,9 +109,10 @@ class WorkbenchState:
 
     # lifecycle -------------------------------------------------------------------------
     def shutdown(self) -> None:
-        """Stop background work (server exit): runs checkpoint and stop, analyses cancel, live patch
-        strengths are persisted, corpus token counts stop (resumed at the next start), the batcher stops."""
-        for svc in (self.training, self.features, self.explanations, self.patches, self.corpora, self.inference):
+        """Stop background work (server exit): behaviour jobs and runs stop (resumable), analyses cancel, live
+        patch strengths are persisted, corpus token counts stop (resumed at the next start), the batcher stops."""
+        for svc in (self.behaviours, self.training, self.features, self.explanations, self.patches, self.corpora,
+                    self.inference):
             try:
                 svc.shutdown()
             except Exception as e:  # noqa: BLE001 - one failing service must not block the others

@@ -9,7 +9,6 @@ MODES = ("ablate", "scale", "steer", "clamp", "adapter")
 """ablate / scale / steer / clamp act on SAE features; adapter is an imported LoRA adapter (raw deltas)."""
 WEIGHT_MODES = ("ablate", "scale", "steer", "adapter")
 """Modes implemented as low-rank weight deltas (exportable as PEFT LoRA adapters)."""
-MAX_RANK = 16
 DEFAULT_STRENGTH = {"ablate": 1.0, "scale": 0.0, "steer": 4.0, "clamp": 0.0, "adapter": 1.0}
 
 
@@ -22,7 +21,9 @@ class PatchConfig:
     mode: str
     """ablate | scale | steer | clamp | adapter."""
     features: list[int] = field(default_factory=list)
-    """SAE latent indices the patch acts on (empty for adapters)."""
+    """SAE latent indices the patch acts on (empty for adapters). A group of any size is one patch in every
+    mode: ablate/scale project onto the span of all the features' decoder rows (one delta per residual writer
+    of rank dim span ≤ d_model, see ``lora.py``), steer adds their sum, clamp holds each of them."""
     sae_id: str | None = None
     """SAE whose decoder/encoder define the edit (None for imported adapters)."""
     strength: float = 1.0
@@ -36,7 +37,8 @@ class PatchConfig:
     hook_name: str = ""
     """SAE hook (``blocks.L.hook_resid_post``); for adapters empty."""
     rank: int = 0
-    """Rank of the weight deltas (number of orthonormal directions; 1 for steer; 0 for clamp)."""
+    """Rank of the weight deltas (number of orthonormal directions: at most the number of features and
+    d_model; 1 for steer; 0 for clamp)."""
     target_modules: list[str] = field(default_factory=list)
     """Module paths the patch wraps (filled when it is applied)."""
     created_at: float = field(default_factory=time.time)
@@ -55,8 +57,6 @@ class PatchConfig:
                 raise ValueError("feature indices must be distinct")
             if any(f < 0 for f in self.features):
                 raise ValueError("feature indices must be >= 0")
-            if self.mode in ("ablate", "scale") and len(self.features) > MAX_RANK:
-                raise ValueError(f"{self.mode} takes at most {MAX_RANK} features (rank {MAX_RANK}); split the group")
             if not self.sae_id:
                 raise ValueError(f"{self.mode} patches need an sae_id")
         self.strength = float(self.strength)

@@ -19,6 +19,11 @@ gpt2, gpt_neox — not families with post-block norms such as gemma2/olmo2, refu
 * ``steer`` (α): ``lora_B.bias = Σ_f W_dec[f]`` (in residual units) on block L's MLP out projection with
   ``scaling = α``: exactly ``α·Σ W_dec[f]`` is added to ``resid_post`` L at every position.
 
+A group of any size is one patch: n features give r = dim span(decoder rows) ≤ min(n, d_model) orthonormal
+directions and one rank-r delta per writer. Nothing in the algebra, the wrapper or PEFT's LoRA layout bounds
+r, so no group is split (a delta costs r·(in + out) multiply-adds per token, under the layer's own in·out
+while r < in·out / (in + out), e.g. 288 for a 576×576 projection).
+
 Clamp is input-dependent (an SAE splice), not a weight delta: see ``inject.ClampBlock``.
 
 Dtype and device: deltas are built in float32 on the SAE's device (the model's main device), reading each

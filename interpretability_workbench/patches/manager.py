@@ -114,20 +114,27 @@ class PatchManager:
         return patch_id in self._applied, self._errors.get(patch_id)
 
     # create / update / delete ----------------------------------------------------------------
-    def create(self, *, sae_id: str, features: list[int], mode: str, strength: float | None = None,
-               name: str | None = None, enabled: bool = True) -> PatchConfig:
+    def draft(self, *, sae_id: str, features: list[int], mode: str, strength: float | None = None,
+              name: str | None = None, enabled: bool = True, extra: dict | None = None) -> PatchConfig:
+        """A validated patch config for the loaded model, neither applied nor stored (``create`` and
+        ``trial`` take it from here)."""
         fit = self.saes.fitted(sae_id)  # 404 unknown SAE, 400 when it does not fit the loaded model
         scfg = fit.sae.cfg
         if features and max(features) >= scfg.d_sae:
             raise Invalid(f"feature {max(features)} is out of range: SAE {sae_id} has features 0..{scfg.d_sae - 1}")
         try:
-            cfg = PatchConfig(
-                id=new_id("patch"), name=name or f"{mode} {','.join(map(str, features))} @ {scfg.hook_name}",
+            return PatchConfig(
+                id=new_id("patch"), name=name or f"{mode} {_feature_list(features)} @ {scfg.hook_name}",
                 mode=mode, features=list(features), sae_id=sae_id,
                 strength=strength if strength is not None else DEFAULT_STRENGTH.get(mode, 1.0),
-                enabled=enabled, model_id=fit.lm.model_id, hook_name=scfg.hook_name)
+                enabled=enabled, model_id=fit.lm.model_id, hook_name=scfg.hook_name, extra=dict(extra or {}))
         except ValueError as e:
             raise Invalid(str(e)) from None
+
+    def create(self, *, sae_id: str, features: list[int], mode: str, strength: float | None = None,
+               name: str | None = None, enabled: bool = True, extra: dict | None = None) -> PatchConfig:
+        cfg = self.draft(sae_id=sae_id, features=features, mode=mode, strength=strength, name=name,
+                         enabled=enabled, extra=extra)
         with self.model.lock:
             self._apply(cfg)  # raises before anything is stored if the edit cannot be built
             self._save(cfg, new=True)
@@ -231,6 +238,14 @@ class PatchManager:
             return feature_deltas(self._model(), sae, cfg.features, cfg.mode)
 
     def _apply(self, cfg: PatchConfig) -> None:
+        paths = self._attach(cfg)
+        cfg.target_modules = paths
+        self._applied[cfg.id] = paths
+        self._errors.pop(cfg.id, None)
+
+    def _attach(self, cfg: PatchConfig) -> list[str]:
+        """Put the patch's wrappers entries on the live model; returns the wrapped module paths (nothing is
+        left behind when it fails)."""
         lm = self.model.require()
         model = lm.model
         paths: list[str] = []
@@ -261,9 +276,7 @@ class PatchManager:
             for p in paths:
                 inject.remove_entry(model, p, cfg.id)
             raise
-        cfg.target_modules = paths
-        self._applied[cfg.id] = paths
-        self._errors.pop(cfg.id, None)
+        return paths
 
     def _unapply(self, patch_id: str) -> None:
         paths = self._applied.pop(patch_id, [])
@@ -343,6 +356,33 @@ class PatchManager:
             finally:
                 self._restore(before)
 
+    @contextmanager
+    def trial(self, drafts: list[PatchConfig]) -> Iterator[None]:
+        """The model with exactly ``drafts`` on (unsaved configs from ``draft``; every stored patch off) for the
+        duration of the block, under the model lock; their wrapper entries are removed on exit. The drafts go
+        through the same deltas and wrappers as stored patches, so what a trial measures is what ``create``
+        of the same configs gives."""
+        with self.model.lock:
+            model = self._model()
+            attached: list[tuple[str, list[str]]] = []
+            before = self._switch_only(set())
+            try:
+                for cfg in drafts:
+                    if cfg.id in self._configs or any(cfg.id == pid for pid, _ in attached):
+                        raise Conflict(f"{cfg.id} is a stored patch or given twice; trial takes fresh drafts")
+                    if cfg.mode == "adapter":
+                        raise Invalid("trial takes feature patches (ablate, scale, steer, clamp)")
+                    paths = self._attach(cfg)
+                    attached.append((cfg.id, paths))
+                    for p in paths:
+                        inject.set_entry(model, p, cfg.id, enabled=True)
+                yield
+            finally:
+                for pid, paths in attached:
+                    for p in paths:
+                        inject.remove_entry(model, p, pid)
+                self._restore(before)
+
     def suspended(self) -> Any:
         """The original model for the duration of the block (for analyses that must not see patches)."""
         return self.using([])
@@ -350,6 +390,11 @@ class PatchManager:
     def shutdown(self) -> None:
         """Persist live strength changes nobody committed."""
         self.commit()
+
+
+def _feature_list(features: list[int], shown: int = 8) -> str:
+    head = ",".join(map(str, features[:shown]))
+    return head if len(features) <= shown else f"{head},… ({len(features)} features)"
 
 
 def _check_shape(module: Any, d: ModuleDelta) -> None:

@@ -3,7 +3,8 @@ and whole-file operations (backup snapshot, path rewrite).
 
 Each table has one owner, a repository module beside this one that returns dataclass records:
 ``corpora.py`` (corpora), ``runs.py`` (runs, metrics), ``saes.py`` (saes), ``features.py`` (analyses,
-features, explanations), ``patches.py`` (patches), ``jobs.py`` (jobs). Nothing outside ``store/`` writes SQL.
+features, explanations), ``patches.py`` (patches), ``jobs.py`` (jobs), ``behaviours.py`` (behaviour_jobs,
+behaviour_candidates). Nothing outside ``store/`` writes SQL.
 
 Columns whose names end in ``_json`` hold JSON; ``insert``/``update`` encode dicts and lists for them and
 reads decode them, so repositories deal in plain Python values.
@@ -80,6 +81,20 @@ MIGRATIONS: list[str] = [
     ALTER TABLE corpora ADD COLUMN status TEXT NOT NULL DEFAULT 'ready';
     ALTER TABLE corpora ADD COLUMN error TEXT;
     ALTER TABLE corpora ADD COLUMN tokenizer TEXT
+    """,
+    # 4: behaviour-removal search jobs and every candidate they evaluated (store/behaviours.py)
+    """
+    CREATE TABLE behaviour_jobs (
+        id TEXT PRIMARY KEY, model_id TEXT NOT NULL, status TEXT NOT NULL, phase TEXT NOT NULL,
+        request_json TEXT NOT NULL, state_json TEXT, result_json TEXT, error TEXT,
+        n_evaluated INTEGER NOT NULL DEFAULT 0, attempt INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL, updated_at REAL NOT NULL
+    );
+    CREATE TABLE behaviour_candidates (
+        job_id TEXT NOT NULL REFERENCES behaviour_jobs (id) ON DELETE CASCADE, idx INTEGER NOT NULL,
+        key TEXT NOT NULL, stage TEXT NOT NULL, attempt INTEGER NOT NULL, data_json TEXT NOT NULL,
+        created_at REAL NOT NULL, PRIMARY KEY (job_id, idx), UNIQUE (job_id, key)
+    );
     """,
 ]
 

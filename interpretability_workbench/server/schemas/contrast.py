@@ -36,7 +36,7 @@ class ContrastResponse(BaseModel):
 
 
 class ContrastPatchRequest(BaseModel):
-    features: list[int] = Field(min_length=1, max_length=256, description="Selected features (e.g. from a contrast).")
+    features: list[int] = Field(min_length=1, max_length=65_536, description="Selected features (e.g. from a contrast); a group of any size is one patch.")
     mode: PatchModeIn = Field("ablate", description="Edit applied to the whole group.")
     strength: float | None = Field(None, description="Strength (see PatchCreate).")
     name: str | None = Field(None, max_length=200, description="Patch name.")

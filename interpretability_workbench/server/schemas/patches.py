@@ -10,7 +10,7 @@ PatchModeIn = Literal["ablate", "scale", "steer", "clamp"]
 
 class PatchCreate(BaseModel):
     sae_id: str = Field(min_length=1, max_length=200, description="SAE whose features the patch acts on.")
-    features: list[int] = Field(min_length=1, max_length=256, description="Feature (latent) indices; ablate/scale take at most 16.")
+    features: list[int] = Field(min_length=1, max_length=65_536, description="Feature (latent) indices: a group of any size is one patch in every mode (ablate/scale project out the span of all their decoder rows).")
     mode: PatchModeIn = Field(description="ablate: remove the features' directions from the residual stream up to the SAE's layer; scale: multiply that component by `strength`; steer: add strength·W_dec[f]; clamp: hold the activations at `strength` (SAE splice, error term kept).")
     strength: float | None = Field(None, description="ablate: fraction removed (default 1); scale: factor s (default 0); steer: α (default 4); clamp: value v (default 0).")
     name: str | None = Field(None, max_length=200, description="Name; a description of the edit when omitted.")
@@ -21,7 +21,7 @@ class PatchUpdate(BaseModel):
     strength: float | None = Field(None, description="New strength (applied in place).")
     enabled: bool | None = Field(None, description="Turn the patch on or off.")
     name: str | None = Field(None, max_length=200, description="New name.")
-    features: list[int] | None = Field(None, min_length=1, max_length=256, description="New feature list (the deltas are rebuilt).")
+    features: list[int] | None = Field(None, min_length=1, max_length=65_536, description="New feature list, any size (the deltas are rebuilt).")
 
 
 class Patch(BaseModel):

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from .behaviours import EditWire, SplitMetrics
 from .inference import TokenMove, TokenProb
 
 ModelStatus = Literal["none", "loading", "ready", "error"]
@@ -139,10 +140,24 @@ class JobMsg(_Event):
     type: Literal["job"] = Field("job", description="Progress of a background job.")
     job_id: str = Field(description="Job id.")
     kind: str = Field(description="What the job does.")
-    status: str = Field(description="queued | running | done | failed | cancelled.")
+    status: str = Field(description="queued | running | done | failed | cancelled | interrupted.")
     done: int = Field(description="Units done.")
     total: int = Field(description="Units in all.")
     detail: str | None = Field(None, description="A note (the error when failed).")
+
+
+class BehaviourCandidateMsg(_Event):
+    type: Literal["behaviour_candidate"] = Field("behaviour_candidate", description="A behaviour-removal job evaluated one candidate (status changes come as `job` events, kind behaviour_removal).")
+    job_id: str = Field(description="Job id.")
+    index: int = Field(description="Evaluation order within the job.")
+    stage: str = Field(description="screen | refine | prune | combine.")
+    edits: list[EditWire] = Field(description="One edit per SAE.")
+    search: SplitMetrics = Field(description="Measured on the search split.")
+    held_out: SplitMetrics = Field(description="Measured on the held-out split.")
+    feasible: bool = Field(description="Within budget on the search split.")
+    objective: float = Field(description="target ratio + 0.01 × budget use (search split); lower is better.")
+    budget_use: float = Field(description="Fraction of the budget spent on the search split.")
+    best_index: int | None = Field(None, description="The best within-budget candidate so far.")
 
 
 class LogitsMsg(_Msg):
@@ -163,13 +178,13 @@ class LogitsMsg(_Msg):
 
 WsServerMessage = Annotated[Union[
     HelloMsg, PongMsg, ErrorMsg, LogitsMsg, TrainingProgressMsg, TrainingDoneMsg, TrainingFailedMsg,
-    TrainingCancelledMsg, AnalysisProgressMsg, AnalysisDoneMsg, ModelLoadedMsg, JobMsg,
+    TrainingCancelledMsg, AnalysisProgressMsg, AnalysisDoneMsg, ModelLoadedMsg, JobMsg, BehaviourCandidateMsg,
 ], Field(discriminator="type")]
 
 EVENT_MESSAGES: dict[str, type[_Event]] = {
     m.model_fields["type"].default: m for m in (
         TrainingProgressMsg, TrainingDoneMsg, TrainingFailedMsg, TrainingCancelledMsg, AnalysisProgressMsg,
-        AnalysisDoneMsg, ModelLoadedMsg, JobMsg)
+        AnalysisDoneMsg, ModelLoadedMsg, JobMsg, BehaviourCandidateMsg)
 }
 """Bus event type -> its wire model."""
 

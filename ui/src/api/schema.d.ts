@@ -4,6 +4,143 @@
  */
 
 export interface paths {
+    "/api/behaviours": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Behaviour-removal jobs, newest first */
+        get: operations["list_jobs_api_behaviours_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/behaviours/{job_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A job: request, status, phase, best candidate so far, and the report once done */
+        get: operations["get_job_api_behaviours__job_id__get"];
+        put?: never;
+        post?: never;
+        /** Forget a job and its candidates (its patches stay) */
+        delete: operations["delete_job_api_behaviours__job_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/behaviours/{job_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Stop the job before its next candidate (resumable) */
+        post: operations["cancel_job_api_behaviours__job_id__cancel_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/behaviours/{job_id}/candidates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every candidate the job evaluated, in order, with its Pareto flag */
+        get: operations["list_candidates_api_behaviours__job_id__candidates_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/behaviours/{job_id}/candidates/{index}/patch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Make patches (one per SAE) from any evaluated candidate, e.g. another Pareto point */
+        post: operations["patch_from_candidate_api_behaviours__job_id__candidates__index__patch_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/behaviours/{job_id}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The job's edit set as one PEFT LoRA adapter (weight-delta patches only; 422 for clamp) */
+        get: operations["export_job_api_behaviours__job_id__export_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/behaviours/{job_id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Continue an interrupted, cancelled or failed job from its stored candidates */
+        post: operations["resume_job_api_behaviours__job_id__resume_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/behaviours/remove": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Start a search for SAE feature edits that remove a behaviour (one job at a time; 409 otherwise) */
+        post: operations["remove_behaviour_api_behaviours_remove_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/corpora": {
         parameters: {
             query?: never;
@@ -830,6 +967,307 @@ export interface components {
              */
             updated_at?: number | null;
         };
+        /** BehaviourCandidateMsg */
+        BehaviourCandidateMsg: {
+            /**
+             * Best Index
+             * @description The best within-budget candidate so far.
+             * @default null
+             */
+            best_index?: number | null;
+            /**
+             * Budget Use
+             * @description Fraction of the budget spent on the search split.
+             */
+            budget_use: number;
+            /**
+             * Edits
+             * @description One edit per SAE.
+             */
+            edits: components["schemas"]["EditWire"][];
+            /**
+             * Feasible
+             * @description Within budget on the search split.
+             */
+            feasible: boolean;
+            /** @description Measured on the held-out split. */
+            held_out: components["schemas"]["SplitMetrics"];
+            /**
+             * Index
+             * @description Evaluation order within the job.
+             */
+            index: number;
+            /**
+             * Job Id
+             * @description Job id.
+             */
+            job_id: string;
+            /**
+             * Objective
+             * @description target ratio + 0.01 × budget use (search split); lower is better.
+             */
+            objective: number;
+            /** @description Measured on the search split. */
+            search: components["schemas"]["SplitMetrics"];
+            /**
+             * Stage
+             * @description screen | refine | prune | combine.
+             */
+            stage: string;
+            /**
+             * Ts
+             * @description Unix time the event was made.
+             */
+            ts: number;
+            /**
+             * @description A behaviour-removal job evaluated one candidate (status changes come as `job` events, kind behaviour_removal). (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "behaviour_candidate";
+        };
+        /** BehaviourJob */
+        BehaviourJob: {
+            /**
+             * Attempt
+             * @description 0 for the first run, +1 per resume.
+             */
+            attempt: number;
+            /** @description The best within-budget candidate so far. */
+            best?: components["schemas"]["CandidateWire"] | null;
+            /**
+             * Created At
+             * @description Unix seconds.
+             */
+            created_at: number;
+            /**
+             * Error
+             * @description Why it failed.
+             */
+            error?: string | null;
+            /**
+             * Id
+             * @description Job id.
+             */
+            id: string;
+            /**
+             * Max Evaluations
+             * @description Candidates evaluated at most.
+             */
+            max_evaluations: number;
+            /**
+             * Missing Layers
+             * @description Requested layers that had no SAE (trained by the job).
+             */
+            missing_layers: number[];
+            /**
+             * Model Id
+             * @description Model searched.
+             */
+            model_id: string;
+            /**
+             * N Evaluated
+             * @description Candidates evaluated so far.
+             */
+            n_evaluated: number;
+            /**
+             * Name
+             * @description Edit set name.
+             */
+            name?: string | null;
+            /**
+             * Phase
+             * @description Where the job is (or stopped).
+             * @enum {string}
+             */
+            phase: "queued" | "training" | "ranking" | "searching" | "finalising" | "done";
+            /** @description The final report (status done). */
+            report?: components["schemas"]["BehaviourReport"] | null;
+            /** @description The request. */
+            request: components["schemas"]["RemoveBehaviourRequest"];
+            /**
+             * Sae Ids
+             * @description SAEs searched (trained ones included once trained).
+             */
+            sae_ids: string[];
+            /**
+             * Status
+             * @description Job status; interrupted, cancelled and failed jobs can be resumed.
+             * @enum {string}
+             */
+            status: "queued" | "running" | "done" | "failed" | "cancelled" | "interrupted";
+            /**
+             * Training Run Id
+             * @description The training run for the missing layers (its progress: training_progress events).
+             */
+            training_run_id?: string | null;
+            /**
+             * Updated At
+             * @description Unix seconds.
+             */
+            updated_at: number;
+        };
+        /** BehaviourJobSummary */
+        BehaviourJobSummary: {
+            /**
+             * Attempt
+             * @description 0 for the first run, +1 per resume.
+             */
+            attempt: number;
+            /**
+             * Created At
+             * @description Unix seconds.
+             */
+            created_at: number;
+            /**
+             * Error
+             * @description Why it failed.
+             */
+            error?: string | null;
+            /**
+             * Id
+             * @description Job id.
+             */
+            id: string;
+            /**
+             * Max Evaluations
+             * @description Candidates evaluated at most.
+             */
+            max_evaluations: number;
+            /**
+             * Model Id
+             * @description Model searched.
+             */
+            model_id: string;
+            /**
+             * N Evaluated
+             * @description Candidates evaluated so far.
+             */
+            n_evaluated: number;
+            /**
+             * Name
+             * @description Edit set name.
+             */
+            name?: string | null;
+            /**
+             * Phase
+             * @description Where the job is (or stopped).
+             * @enum {string}
+             */
+            phase: "queued" | "training" | "ranking" | "searching" | "finalising" | "done";
+            /**
+             * Status
+             * @description Job status; interrupted, cancelled and failed jobs can be resumed.
+             * @enum {string}
+             */
+            status: "queued" | "running" | "done" | "failed" | "cancelled" | "interrupted";
+            /**
+             * Updated At
+             * @description Unix seconds.
+             */
+            updated_at: number;
+        };
+        /** BehaviourReport */
+        BehaviourReport: {
+            /**
+             * Best Candidate
+             * @description The candidate the patches were made from.
+             */
+            best_candidate?: number | null;
+            /**
+             * Edit Set
+             * @description The job id, shared by the patches.
+             */
+            edit_set: string;
+            /**
+             * Edits
+             * @description One patch per SAE: mode, strength, features with labels.
+             */
+            edits: components["schemas"]["EditReport"][];
+            /**
+             * Exhausted
+             * @description max_evaluations ran out before the search's stages finished.
+             */
+            exhausted: boolean;
+            /**
+             * Export Note
+             * @description How to export, or why PEFT is not possible (clamp).
+             */
+            export_note: string;
+            /**
+             * Feasible
+             * @description The patches are within budget on the search split.
+             */
+            feasible: boolean;
+            /** @description Measured from the returned patches on the held-out prompts (null when no patch was made). */
+            held_out?: components["schemas"]["SplitMetrics"] | null;
+            /**
+             * Held Out Feasible
+             * @description ... and on the held-out split.
+             */
+            held_out_feasible: boolean;
+            /**
+             * Held Out Negative
+             * @description Per held-out negative prompt.
+             */
+            held_out_negative: components["schemas"]["PromptEffect"][];
+            /**
+             * Held Out Positive
+             * @description Per held-out positive prompt.
+             */
+            held_out_positive: components["schemas"]["PromptEffect"][];
+            /**
+             * Message
+             * @description Why no patch was made, when none was.
+             */
+            message?: string | null;
+            /**
+             * N Evaluated
+             * @description Candidates evaluated.
+             */
+            n_evaluated: number;
+            /**
+             * Notes
+             * @description Other remarks.
+             */
+            notes: string[];
+            /**
+             * Pareto
+             * @description Candidate indices on the Pareto front, by held-out budget use.
+             */
+            pareto: number[];
+            /**
+             * Patch Ids
+             * @description The patches made (an edit set: each carries extra.edit_set = the job id).
+             */
+            patch_ids: string[];
+            /**
+             * Peft Exportable
+             * @description Every patch is a weight delta: GET /api/behaviours/{job_id}/export gives one PEFT adapter.
+             */
+            peft_exportable: boolean;
+            /** @description Measured from the returned patches on the search prompts. */
+            search?: components["schemas"]["SplitMetrics"] | null;
+            /**
+             * Seconds
+             * @description Wall time of the job's attempts.
+             */
+            seconds: number;
+            /**
+             * Target Ids
+             * @description Target token ids.
+             */
+            target_ids: number[];
+            /**
+             * Target Notes
+             * @description How text targets were resolved.
+             */
+            target_notes: string[];
+            /**
+             * Target Tokens
+             * @description The targets decoded.
+             */
+            target_tokens: string[];
+        };
         /** Body_import_patch_route_api_patches_import_post */
         Body_import_patch_route_api_patches_import_post: {
             /** File */
@@ -841,6 +1279,115 @@ export interface components {
         Body_import_sae_api_saes_import_post: {
             /** File */
             file: string;
+        };
+        /** BudgetIn */
+        BudgetIn: {
+            /**
+             * Max Kl
+             * @description Largest mean KL(original ‖ patched) of the next-token distribution over the negative prompts, nats.
+             * @default 0.01
+             */
+            max_kl?: number;
+            /**
+             * Max Target Change
+             * @description Largest |Δ target probability| on any single negative prompt.
+             * @default 0.05
+             */
+            max_target_change?: number;
+        };
+        /** CandidatePatchRequest */
+        CandidatePatchRequest: {
+            /**
+             * Enabled
+             * @description Leave the patches enabled on the live model.
+             * @default true
+             */
+            enabled?: boolean;
+        };
+        /** CandidateWire */
+        CandidateWire: {
+            /**
+             * Attempt
+             * @description Which attempt of the job evaluated it (0, then +1 per resume).
+             */
+            attempt: number;
+            /**
+             * Budget Use
+             * @description Fraction of the budget spent on the search split (≤ 1: within budget).
+             */
+            budget_use: number;
+            /**
+             * Edits
+             * @description One edit per SAE.
+             */
+            edits: components["schemas"]["EditWire"][];
+            /**
+             * Feasible
+             * @description Within budget on the search split.
+             */
+            feasible: boolean;
+            /** @description Measured on the held-out split. */
+            held_out: components["schemas"]["SplitMetrics"];
+            /**
+             * Held Out Budget Use
+             * @description Fraction of the budget spent on the held-out split (the Pareto front's damage axis).
+             */
+            held_out_budget_use: number;
+            /**
+             * Index
+             * @description Evaluation order.
+             */
+            index: number;
+            /**
+             * Objective
+             * @description target ratio + 0.01 × budget use (search split); lower is better.
+             */
+            objective: number;
+            /**
+             * Pareto
+             * @description On the Pareto front (held-out target ratio vs held-out budget use).
+             */
+            pareto: boolean;
+            /** @description Measured on the search split (what the search decides on). */
+            search: components["schemas"]["SplitMetrics"];
+            /**
+             * Stage
+             * @description screen | refine | prune | combine.
+             */
+            stage: string;
+        };
+        /** ChosenFeature */
+        ChosenFeature: {
+            /**
+             * Effect Size
+             * @description Contrast score: largest Cohen's d over the ranking positions (search split).
+             */
+            effect_size?: number | null;
+            /**
+             * Index
+             * @description Feature index.
+             */
+            index: number;
+            /**
+             * Label
+             * @description Its label (None before the SAE is analysed).
+             */
+            label?: string | null;
+            /**
+             * Mean Negative
+             * @description Mean activation on the negatives at the last token.
+             */
+            mean_negative?: number | null;
+            /**
+             * Mean Positive
+             * @description Mean activation on the positives at the last token.
+             */
+            mean_positive?: number | null;
+            /**
+             * Top Tokens
+             * @description Tokens it fires on most (from the analysis).
+             */
+            top_tokens: string[];
         };
         /** CommitStrengthMsg */
         CommitStrengthMsg: {
@@ -945,7 +1492,7 @@ export interface components {
         ContrastPatchRequest: {
             /**
              * Features
-             * @description Selected features (e.g. from a contrast).
+             * @description Selected features (e.g. from a contrast); a group of any size is one patch.
              */
             features: number[];
             /**
@@ -1187,6 +1734,84 @@ export interface components {
              * @description Downstream node id.
              */
             target: string;
+        };
+        /** EditReport */
+        EditReport: {
+            /**
+             * Features
+             * @description The features chosen, with labels.
+             */
+            features: components["schemas"]["ChosenFeature"][];
+            /**
+             * Hook Name
+             * @description Its hook.
+             */
+            hook_name: string;
+            /**
+             * Layer
+             * @description Its block.
+             */
+            layer: number;
+            /**
+             * Mode
+             * @description ablate | scale | clamp.
+             * @enum {string}
+             */
+            mode: "ablate" | "scale" | "clamp";
+            /**
+             * Patch Id
+             * @description The patch made for this edit.
+             */
+            patch_id: string;
+            /**
+             * Rank
+             * @description Rank of its weight deltas (0 for clamp).
+             */
+            rank: number;
+            /**
+             * Sae Id
+             * @description Its SAE.
+             */
+            sae_id: string;
+            /**
+             * Strength
+             * @description Strength of the patch.
+             */
+            strength: number;
+        };
+        /** EditWire */
+        EditWire: {
+            /**
+             * Features
+             * @description Feature indices, best-ranked first.
+             */
+            features: number[];
+            /**
+             * Hook Name
+             * @description The SAE's hook.
+             */
+            hook_name: string;
+            /**
+             * Layer
+             * @description The SAE's block.
+             */
+            layer: number;
+            /**
+             * Mode
+             * @description ablate | scale | clamp.
+             * @enum {string}
+             */
+            mode: "ablate" | "scale" | "clamp";
+            /**
+             * Sae Id
+             * @description SAE of the edit.
+             */
+            sae_id: string;
+            /**
+             * Strength
+             * @description ablate: fraction removed; scale: factor; clamp: value held.
+             */
+            strength: number;
         };
         /** ErrorMsg */
         ErrorMsg: {
@@ -2031,7 +2656,7 @@ export interface components {
             kind: string;
             /**
              * Status
-             * @description queued | running | done | failed | cancelled.
+             * @description queued | running | done | failed | cancelled | interrupted.
              */
             status: string;
             /**
@@ -2049,6 +2674,19 @@ export interface components {
              * @enum {string}
              */
             type: "job";
+        };
+        /** JobStarted */
+        JobStarted: {
+            /**
+             * Job Id
+             * @description Job id; progress arrives as `job` (kind behaviour_removal) and `behaviour_candidate` WS events.
+             */
+            job_id: string;
+            /**
+             * Status
+             * @description queued | cancelling.
+             */
+            status: string;
         };
         /** LoadModelRequest */
         LoadModelRequest: {
@@ -2619,7 +3257,7 @@ export interface components {
             enabled?: boolean;
             /**
              * Features
-             * @description Feature (latent) indices; ablate/scale take at most 16.
+             * @description Feature (latent) indices: a group of any size is one patch in every mode (ablate/scale project out the span of all their decoder rows).
              */
             features: number[];
             /**
@@ -2653,7 +3291,7 @@ export interface components {
             enabled?: boolean | null;
             /**
              * Features
-             * @description New feature list (the deltas are rebuilt).
+             * @description New feature list, any size (the deltas are rebuilt).
              */
             features?: number[] | null;
             /**
@@ -2816,6 +3454,29 @@ export interface components {
              * @description Variance explained, as the registry lists it.
              */
             variance_explained?: number | null;
+        };
+        /** PromptEffect */
+        PromptEffect: {
+            /**
+             * Kl
+             * @description KL(original ‖ patched), nats.
+             */
+            kl: number;
+            /**
+             * Target After
+             * @description With the edit set on.
+             */
+            target_after: number;
+            /**
+             * Target Before
+             * @description Summed target probability, original model.
+             */
+            target_before: number;
+            /**
+             * Text
+             * @description The prompt.
+             */
+            text: string;
         };
         /** ProvenanceEdge */
         ProvenanceEdge: {
@@ -3018,6 +3679,116 @@ export interface components {
              * @default text
              */
             text_field?: string;
+        };
+        /** RemoveBehaviourRequest */
+        RemoveBehaviourRequest: {
+            /** @description Damage allowed on the negative prompts. */
+            budget?: components["schemas"]["BudgetIn"];
+            /**
+             * Enable Result
+             * @description Leave the resulting patches enabled on the live model.
+             * @default true
+             */
+            enable_result?: boolean;
+            /**
+             * Held Out Fraction
+             * @description Share of each prompt set held out for the report (the search decides on the rest).
+             * @default 0.5
+             */
+            held_out_fraction?: number;
+            /**
+             * Layers
+             * @description Layers to search at; with train_missing, layers without a resid_post SAE are trained first (else 422 lists them).
+             */
+            layers?: number[] | null;
+            /**
+             * Max Evaluations
+             * @description Candidates evaluated at most.
+             * @default 150
+             */
+            max_evaluations?: number;
+            /**
+             * Max Features
+             * @description Most features per layer considered (top of the contrast ranking).
+             * @default 32
+             */
+            max_features?: number;
+            /**
+             * Modes
+             * @description Modes allowed: ablate (fraction of the features' span removed), scale (factor on it; used past full removal), clamp (SAE splice holding the features at a value ≤ 0; not exportable as PEFT).
+             */
+            modes?: ("ablate" | "scale" | "clamp")[];
+            /**
+             * Name
+             * @description Name of the resulting edit set.
+             */
+            name?: string | null;
+            /**
+             * Negative
+             * @description Prompts whose next-token distribution must stay as it is. Part is held out for the report.
+             */
+            negative: string[];
+            /**
+             * Positions
+             * @description Positions the contrast ranking reads; a feature scores its largest effect size over them.
+             */
+            positions?: ("last" | "max" | "all")[];
+            /**
+             * Positive
+             * @description Prompts after which the model shows the behaviour (its next token is a target). Part is held out for the report.
+             */
+            positive: string[];
+            /**
+             * Sae Ids
+             * @description SAEs to search over; null = every SAE that fits the loaded model (within `layers` if given).
+             */
+            sae_ids?: string[] | null;
+            /**
+             * Seed
+             * @description Seeds the split; the search is deterministic given it.
+             * @default 0
+             */
+            seed?: number;
+            /**
+             * Target Text
+             * @description The phrase the behaviour produces; its first token is the target. Give this or target_tokens.
+             */
+            target_text?: string | null;
+            /**
+             * Target Tokens
+             * @description Target tokens: ids, or text (its first token); their probabilities are summed. Give this or target_text.
+             */
+            target_tokens?: (string | number)[] | null;
+            /**
+             * Train Corpus
+             * @description Corpus id the missing layers train on (it should contain text showing the behaviour).
+             * @default default
+             */
+            train_corpus?: string;
+            /**
+             * Train D Sae
+             * @description Latents of SAEs trained for missing layers.
+             * @default 4608
+             */
+            train_d_sae?: number;
+            /**
+             * Train K
+             * @description Active latents per token (topk) of SAEs trained for missing layers.
+             * @default 32
+             */
+            train_k?: number;
+            /**
+             * Train Missing
+             * @description Train SAEs for the requested layers that have none (one training run; the job waits for it).
+             * @default false
+             */
+            train_missing?: boolean;
+            /**
+             * Train Tokens
+             * @description Training tokens for missing layers.
+             * @default 100000
+             */
+            train_tokens?: number;
         };
         /** RunDetail */
         RunDetail: {
@@ -3382,6 +4153,49 @@ export interface components {
              * @enum {string}
              */
             type: "set_strength";
+        };
+        /** SplitMetrics */
+        SplitMetrics: {
+            /**
+             * Kl Max
+             * @description Largest KL over the negatives.
+             */
+            kl_max: number;
+            /**
+             * Kl Mean
+             * @description Mean KL(original ‖ patched) over the negatives, nats.
+             */
+            kl_mean: number;
+            /**
+             * Max Target Change
+             * @description Largest |Δ target probability| over the negatives.
+             */
+            max_target_change: number;
+            /**
+             * N Negative
+             * @description Negative prompts in the split.
+             */
+            n_negative: number;
+            /**
+             * N Positive
+             * @description Positive prompts in the split.
+             */
+            n_positive: number;
+            /**
+             * Target After
+             * @description Mean target probability on the positives, patched.
+             */
+            target_after: number;
+            /**
+             * Target Before
+             * @description Mean target probability on the positives, original model.
+             */
+            target_before: number;
+            /**
+             * Target Ratio
+             * @description target_after / target_before.
+             */
+            target_ratio: number;
         };
         /** SubscribeLogitsMsg */
         SubscribeLogitsMsg: {
@@ -3992,7 +4806,7 @@ export interface components {
             type: "unsubscribe_logits";
         };
         WsClientMessage: components["schemas"]["PingMsg"] | components["schemas"]["SubscribeLogitsMsg"] | components["schemas"]["SetPromptMsg"] | components["schemas"]["SetStrengthMsg"] | components["schemas"]["CommitStrengthMsg"] | components["schemas"]["UnsubscribeLogitsMsg"];
-        WsServerMessage: components["schemas"]["HelloMsg"] | components["schemas"]["PongMsg"] | components["schemas"]["ErrorMsg"] | components["schemas"]["LogitsMsg"] | components["schemas"]["TrainingProgressMsg"] | components["schemas"]["TrainingDoneMsg"] | components["schemas"]["TrainingFailedMsg"] | components["schemas"]["TrainingCancelledMsg"] | components["schemas"]["AnalysisProgressMsg"] | components["schemas"]["AnalysisDoneMsg"] | components["schemas"]["ModelLoadedMsg"] | components["schemas"]["JobMsg"];
+        WsServerMessage: components["schemas"]["HelloMsg"] | components["schemas"]["PongMsg"] | components["schemas"]["ErrorMsg"] | components["schemas"]["LogitsMsg"] | components["schemas"]["TrainingProgressMsg"] | components["schemas"]["TrainingDoneMsg"] | components["schemas"]["TrainingFailedMsg"] | components["schemas"]["TrainingCancelledMsg"] | components["schemas"]["AnalysisProgressMsg"] | components["schemas"]["AnalysisDoneMsg"] | components["schemas"]["ModelLoadedMsg"] | components["schemas"]["JobMsg"] | components["schemas"]["BehaviourCandidateMsg"];
     };
     responses: never;
     parameters: never;
@@ -4002,6 +4816,711 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    list_jobs_api_behaviours_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BehaviourJobSummary"][];
+                };
+            };
+        };
+    };
+    get_job_api_behaviours__job_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BehaviourJob"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    delete_job_api_behaviours__job_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    cancel_job_api_behaviours__job_id__cancel_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobStarted"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    list_candidates_api_behaviours__job_id__candidates_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CandidateWire"][];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    patch_from_candidate_api_behaviours__job_id__candidates__index__patch_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                index: number;
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CandidatePatchRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Patch"][];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    export_job_api_behaviours__job_id__export_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Zip of one PEFT LoRA adapter folder holding the edit set */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/zip": unknown;
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    resume_job_api_behaviours__job_id__resume_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobStarted"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    remove_behaviour_api_behaviours_remove_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RemoveBehaviourRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobStarted"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     list_corpora_api_corpora_get: {
         parameters: {
             query?: never;
