@@ -166,7 +166,7 @@ def unit_directions(W_dec: Tensor | np.ndarray, pca_dims: int | None = None) -> 
     w = torch.from_numpy(_as_numpy(W_dec).copy()).double()
     w = w / w.norm(dim=1, keepdim=True).clamp_min(1e-12)
     if pca_dims is not None and pca_dims < w.shape[1]:
-        evals, evecs = torch.linalg.eigh(w.T @ w)  # ascending [d_in], [d_in d_in]
+        evecs = torch.linalg.eigh(w.T @ w).eigenvectors  # [d_in d_in], eigenvalues ascending
         basis = evecs[:, -pca_dims:].flip(1)
         # fix each eigenvector's sign so the projection is a function of the decoder alone
         basis = basis * torch.where(basis.sum(0) < 0, -1.0, 1.0)
