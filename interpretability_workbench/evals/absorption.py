@@ -179,7 +179,10 @@ def absorption_from_activations(x: Tensor, letters: np.ndarray, words: list[str]
             skipped[letter] = f"ground-truth probe F1 {probe_f1:.2f} < {cfg.min_probe_f1}"
             continue
         cols, main_f1 = _main_latents(z, y, tr, te, cfg)
-        main = z.latents[cols].tolist() if cols else []
+        if not cols:
+            skipped[letter] = "no latent fires on its training words, so it has no main latent"
+            continue
+        main = z.latents[cols].tolist()
         p = probe.direction().double()
         proj_dec = (W_dec @ p) / sae.scale  # [d_sae] probe projection per unit activation
         cos = (W_dec @ p) / dec_norm  # [d_sae]

@@ -110,3 +110,22 @@ def test_bad_inputs() -> None:
         absorption_from_activations(x[:10], letters, words, sae)
     with pytest.raises(BadRequest):
         AbsorptionConfig(test_fraction=1.0)
+
+
+@pytest.mark.integration
+def test_first_letter_task_on_the_default_model(default_lm) -> None:
+    """The real tokenizer yields thousands of words, prompts keep nearly all, and the model's residual
+    stream at layer 6 carries first letters linearly for most letters (the task is meaningful there)."""
+    from interpretability_workbench.evals.tasks import first_letter_prompts, first_letter_words
+
+    words = first_letter_words(default_lm.tokenizer)
+    assert len(words.words) > 5000 and len(np.unique(words.letters)) == 26
+    sample = first_letter_words(default_lm.tokenizer, max_per_letter=24)
+    prompts = first_letter_prompts(default_lm.tokenizer, sample)
+    assert len(prompts.kept) > 0.95 * len(sample.words)
+    sae = SparseAutoencoder(SAEConfig(d_in=default_lm.d_model, d_sae=1024, k=16, hook_name="blocks.6.hook_resid_post"))
+    sae.reset_parameters(seed=0)
+    res = absorption(default_lm, sae, AbsorptionConfig(max_per_letter=24, max_k=3))
+    assert len(res.letters) >= 10, res.skipped
+    assert all(r.probe_f1 >= 0.6 for r in res.letters)
+    assert 0.0 <= res.mean_absorption_fraction() <= 1.0 and 0.0 <= res.mean_full_absorption() <= 1.0
