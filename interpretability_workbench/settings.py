@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     max_concurrent_inference: int = Field(4, description="Inference requests computed or queued at once (503 beyond).")
     request_timeout_s: float = Field(120.0, description="Timeout for a single long request (504 beyond).")
     context_size: int = Field(128, description="Default context length in tokens for recording activations.")
+    analysis_tokens: int = Field(0, ge=0, description="Tokens a feature analysis reads when the request names none; 0: the whole corpus (the built-in one: ~155k tokens).")
     log_level: str = Field("INFO", description="Log level.")
     log_json: bool = Field(True, description="Structured JSON log lines.")
 

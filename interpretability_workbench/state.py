@@ -44,12 +44,15 @@ class WorkbenchState:
         # services, in data-flow order: each gets exactly what it uses
         self.corpora = CorpusService(CorpusRepo(self.db), s.corpora_dir, self.model)
         self.saes = SAERegistry(SAERepo(self.db), s.artifacts_dir / "saes", self.model)
-        self.patches = PatchManager(PatchRepo(self.db), self.saes, self.model, s.artifacts_dir / "patches")
+        feature_repo = FeatureRepo(self.db)
+        self.patches = PatchManager(PatchRepo(self.db), self.saes, self.model, s.artifacts_dir / "patches",
+                                    mean_activations=feature_repo.mean_activations)
         original = self.patches.original  # the model lock with every patch off: recording never sees patches
         self.training = TrainingService(RunRepo(self.db), self.model, self.saes, self.corpora, publish, original,
                                         s.runs_dir)
-        self.features = FeatureService(FeatureRepo(self.db), self.saes, self.model, self.corpora, publish, original,
-                                       context_size=s.context_size, max_prompt_tokens=s.max_prompt_tokens)
+        self.features = FeatureService(feature_repo, self.saes, self.model, self.corpora, publish, original,
+                                       context_size=s.context_size, max_prompt_tokens=s.max_prompt_tokens,
+                                       analysis_tokens=s.analysis_tokens)
         labels = self.features.queries
         self.inference = InferenceEngine(self.model, self.patches, s.max_prompt_tokens)
         self.patch_transfer = PatchTransfer(self.patches, self.saes, self.model, max_zip_bytes=s.max_body_bytes * 4)

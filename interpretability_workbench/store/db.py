@@ -56,6 +56,12 @@ MIGRATIONS: list[str] = [
         created_at REAL NOT NULL, updated_at REAL NOT NULL
     );
     """,
+    # 2: feature sort score and degenerate flag (features/labels.py), indexed for the feature list
+    """
+    ALTER TABLE features ADD COLUMN diversity REAL;
+    ALTER TABLE features ADD COLUMN degenerate INTEGER;
+    CREATE INDEX features_diversity ON features (sae_id, diversity);
+    """,
 ]
 
 

@@ -15,15 +15,18 @@ _DISPLAY_LABEL = "COALESCE(NULLIF(label, ''), auto_label, '')"
 SORT_KEYS = {
     "index": "idx", "density": "density", "max_act": "max_act", "max_activation": "max_act",
     "mean_act": "mean_act", "mean_activation": "mean_act", "label": _DISPLAY_LABEL, "starred": "starred",
+    "diversity": "diversity",
 }
 """Sort names the feature list accepts (prefix '-' to descend), mapped to SQL."""
-_SUMMARY_COLS = "sae_id, idx, label, auto_label, notes, starred, density, max_act, mean_act, top_tokens_json"
+_SUMMARY_COLS = ("sae_id, idx, label, auto_label, notes, starred, density, max_act, mean_act, top_tokens_json, "
+                 "diversity, degenerate")
 _UPSERT = """
-INSERT INTO features (sae_id, idx, auto_label, density, max_act, mean_act, top_tokens_json, data_json)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO features (sae_id, idx, auto_label, density, max_act, mean_act, top_tokens_json, data_json, diversity,
+  degenerate)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT(sae_id, idx) DO UPDATE SET auto_label = excluded.auto_label, density = excluded.density,
   max_act = excluded.max_act, mean_act = excluded.mean_act, top_tokens_json = excluded.top_tokens_json,
-  data_json = excluded.data_json
+  data_json = excluded.data_json, diversity = excluded.diversity, degenerate = excluded.degenerate
 """
 
 
@@ -55,6 +58,11 @@ class FeatureRow:
     """Peak tokens of the top contexts: ``{token, id, count, key}``, most frequent first."""
     data: dict[str, Any] | None = None
     """Everything else the analysis stored (contexts, quantiles, histograms, logits, neighbours)."""
+    diversity: float | None = None
+    """Effective number of distinct non-whitespace peak tokens (``features/labels.diversity``); None before an
+    analysis that computes it."""
+    degenerate: bool | None = None
+    """Every top context peaks on whitespace (``features/labels.is_degenerate``); None when not computed."""
 
     @property
     def display_label(self) -> str:
@@ -79,6 +87,10 @@ class AnalysedFeature:
     mean_act: float
     top_tokens: list[dict[str, Any]]
     data: dict[str, Any]
+    diversity: float | None = None
+    """Sort score (``features/labels.diversity``)."""
+    degenerate: bool | None = None
+    """Whitespace-only peaks (``features/labels.is_degenerate``)."""
 
 
 @dataclass
@@ -88,13 +100,16 @@ class FeatureFilter:
     starred: bool = False
     text: str | None = None
     """Case-insensitive substring of the label, automatic label or notes."""
+    hide_degenerate: bool = False
+    """Leave out degenerate features (rows analysed before the flag existed are kept)."""
 
 
 def _row(r: dict[str, Any]) -> FeatureRow:
     return FeatureRow(sae_id=r["sae_id"], idx=r["idx"], label=r.get("label") or None, auto_label=r.get("auto_label"),
                       notes=r.get("notes") or "", starred=bool(r.get("starred")), density=r.get("density"),
                       max_act=r.get("max_act"), mean_act=r.get("mean_act"), top_tokens=r.get("top_tokens_json") or [],
-                      data=r.get("data_json"))
+                      data=r.get("data_json"), diversity=r.get("diversity"),
+                      degenerate=None if r.get("degenerate") is None else bool(r["degenerate"]))
 
 
 def _like(q: str) -> str:
@@ -134,7 +149,8 @@ class FeatureRepo:
     # features ----------------------------------------------------------------------------------
     def upsert_analysed(self, sae_id: str, rows: Iterable[AnalysedFeature]) -> None:
         self.db.executemany(_UPSERT, ((sae_id, r.idx, r.auto_label, r.density, r.max_act, r.mean_act,
-                                       json.dumps(r.top_tokens), json.dumps(r.data)) for r in rows))
+                                       json.dumps(r.top_tokens), json.dumps(r.data), r.diversity,
+                                       None if r.degenerate is None else int(r.degenerate)) for r in rows))
 
     def get(self, sae_id: str, idx: int) -> FeatureRow | None:
         row = self.db.get("features", sae_id=sae_id, idx=idx)
@@ -155,6 +171,8 @@ class FeatureRepo:
             params.append(flt.token_key)
         if flt.starred:
             where.append("starred = 1")
+        if flt.hide_degenerate:
+            where.append("COALESCE(degenerate, 0) = 0")
         if flt.text:
             where.append("(label LIKE ? ESCAPE '\\' OR auto_label LIKE ? ESCAPE '\\' OR notes LIKE ? ESCAPE '\\')")
             params += [_like(flt.text)] * 3
@@ -165,6 +183,14 @@ class FeatureRepo:
             f"SELECT {_SUMMARY_COLS} FROM features WHERE {cond} ORDER BY {nulls}{col} {'DESC' if desc else 'ASC'}, "
             f"idx ASC LIMIT ? OFFSET ?", [*params, limit, offset])
         return [_row(r) for r in rows], int(total)
+
+    def mean_activations(self, sae_id: str, indices: list[int]) -> dict[int, float]:
+        """Mean activation when active of the given analysed features (features never active are left out)."""
+        if not indices:
+            return {}
+        rows = self.db.query(f"SELECT idx, mean_act FROM features WHERE sae_id = ? AND idx IN "
+                             f"({','.join('?' * len(indices))}) AND mean_act > 0", [sae_id, *indices])
+        return {int(r["idx"]): float(r["mean_act"]) for r in rows}
 
     def labels(self, sae_id: str, indices: list[int] | None = None) -> dict[int, FeatureLabel]:
         """Display label and top tokens of the given features (all analysed ones when ``indices`` is None)."""

@@ -14,8 +14,10 @@ class FeatureSummary(BaseModel):
     density: float | None = Field(None, description="Fraction of analysed tokens on which the feature is active.")
     max_activation: float | None = Field(None, description="Largest activation seen in the analysis corpus.")
     mean_activation: float | None = Field(None, description="Mean activation over the tokens where it is active.")
-    top_tokens: list[str] = Field(default_factory=list, description="Tokens its top contexts peak on, most frequent first.")
+    top_tokens: list[str] = Field(default_factory=list, description="Tokens its top contexts peak on, most frequent first (byte pieces of a multi-byte character as '<0xE2>').")
     starred: bool = Field(False, description="Starred by the user.")
+    diversity: float | None = Field(None, description="Sort score: effective number of distinct non-whitespace peak tokens among the top contexts (share of non-whitespace peaks × exp(entropy)); 0 for whitespace-only or dead features; null for analyses made before it existed.")
+    degenerate: bool | None = Field(None, description="Every top context peaks on a whitespace-only token (special tokens and position 0 are never peaks); hidden by hide_degenerate.")
 
 
 class FeaturePage(BaseModel):
@@ -114,8 +116,8 @@ class ActivationsResponse(BaseModel):
 
 
 class AnalysisRequest(BaseModel):
-    corpus: str | None = Field(None, description="Corpus id (GET /api/corpora); default: held-out split of the built-in corpus.")
-    n_tokens: int | None = Field(None, ge=1, le=10_000_000, description="Analyse at most this many tokens.")
+    corpus: str | None = Field(None, description="Corpus id (GET /api/corpora); default: the built-in corpus.")
+    n_tokens: int | None = Field(None, ge=1, le=10_000_000, description="Analyse at most this many tokens (the first ones of the corpus); default: IWB_ANALYSIS_TOKENS, whose default 0 reads the whole corpus.")
 
 
 class AnalysisProgress(BaseModel):

@@ -638,12 +638,12 @@ export interface components {
         AnalysisRequest: {
             /**
              * Corpus
-             * @description Corpus id (GET /api/corpora); default: held-out split of the built-in corpus.
+             * @description Corpus id (GET /api/corpora); default: the built-in corpus.
              */
             corpus?: string | null;
             /**
              * N Tokens
-             * @description Analyse at most this many tokens.
+             * @description Analyse at most this many tokens (the first ones of the corpus); default: IWB_ANALYSIS_TOKENS, whose default 0 reads the whole corpus.
              */
             n_tokens?: number | null;
         };
@@ -808,6 +808,12 @@ export interface components {
         /** ContrastPatchRequest */
         ContrastPatchRequest: {
             /**
+             * Enabled
+             * @description Whether the group patch acts on the live model (the Patch console's results) at once; off by default: the effect check applies it explicitly, and the user enables it in the Patch console.
+             * @default false
+             */
+            enabled?: boolean;
+            /**
              * Features
              * @description Selected features (e.g. from a contrast).
              */
@@ -829,6 +835,13 @@ export interface components {
              * @description Strength (see PatchCreate).
              */
             strength?: number | null;
+            /**
+             * Strength Unit
+             * @description 'absolute': strength as described under `strength`; 'typical_activation' (steer and clamp only): strength counts units of the features' typical activation — their mean activation when active from the SAE's analysis, or before an analysis the residual norm at the hook over the decoder norm — fixed when the patch is created (unit_scale), so steer 4 adds four times the features' usual contribution. Exports bake in the absolute strength (strength × unit_scale).
+             * @default absolute
+             * @enum {string}
+             */
+            strength_unit?: "absolute" | "typical_activation";
         };
         /** ContrastRequest */
         ContrastRequest: {
@@ -1044,10 +1057,20 @@ export interface components {
              */
             coactive?: components["schemas"]["Neighbour"][] | null;
             /**
+             * Degenerate
+             * @description Every top context peaks on a whitespace-only token (special tokens and position 0 are never peaks); hidden by hide_degenerate.
+             */
+            degenerate?: boolean | null;
+            /**
              * Density
              * @description Fraction of analysed tokens on which the feature is active.
              */
             density?: number | null;
+            /**
+             * Diversity
+             * @description Sort score: effective number of distinct non-whitespace peak tokens among the top contexts (share of non-whitespace peaks × exp(entropy)); 0 for whitespace-only or dead features; null for analyses made before it existed.
+             */
+            diversity?: number | null;
             /** @description Activation histogram over the tokens where the feature is active. */
             histogram: components["schemas"]["Histogram"];
             /**
@@ -1116,7 +1139,7 @@ export interface components {
             top_token_counts?: components["schemas"]["TokenCount"][];
             /**
              * Top Tokens
-             * @description Tokens its top contexts peak on, most frequent first.
+             * @description Tokens its top contexts peak on, most frequent first (byte pieces of a multi-byte character as '<0xE2>').
              */
             top_tokens?: string[];
             /**
@@ -1246,10 +1269,20 @@ export interface components {
              */
             auto_label?: string | null;
             /**
+             * Degenerate
+             * @description Every top context peaks on a whitespace-only token (special tokens and position 0 are never peaks); hidden by hide_degenerate.
+             */
+            degenerate?: boolean | null;
+            /**
              * Density
              * @description Fraction of analysed tokens on which the feature is active.
              */
             density?: number | null;
+            /**
+             * Diversity
+             * @description Sort score: effective number of distinct non-whitespace peak tokens among the top contexts (share of non-whitespace peaks × exp(entropy)); 0 for whitespace-only or dead features; null for analyses made before it existed.
+             */
+            diversity?: number | null;
             /**
              * Index
              * @description Feature (latent) index in the SAE.
@@ -1278,7 +1311,7 @@ export interface components {
             starred?: boolean;
             /**
              * Top Tokens
-             * @description Tokens its top contexts peak on, most frequent first.
+             * @description Tokens its top contexts peak on, most frequent first (byte pieces of a multi-byte character as '<0xE2>').
              */
             top_tokens?: string[];
             /**
@@ -1845,6 +1878,11 @@ export interface components {
         /** Patch */
         Patch: {
             /**
+             * Absolute Strength
+             * @description strength × unit_scale: what the edit applies (and exports bake in).
+             */
+            absolute_strength: number;
+            /**
              * Applied
              * @description Whether the patch is applied to the loaded model.
              */
@@ -1901,6 +1939,11 @@ export interface components {
              */
             name: string;
             /**
+             * Origin
+             * @description Where the patch was made ('contrast', 'patch console', ...); null when unknown.
+             */
+            origin?: string | null;
+            /**
              * Rank
              * @description Rank of the weight deltas (0 for clamp).
              */
@@ -1912,14 +1955,33 @@ export interface components {
             sae_id?: string | null;
             /**
              * Strength
-             * @description Current strength (see PatchCreate.strength; adapters: multiplier).
+             * @description Current strength (see PatchCreate.strength; adapters: multiplier), in strength_unit.
              */
             strength: number;
+            /**
+             * Strength Unit
+             * @description 'absolute': strength as described under `strength`; 'typical_activation' (steer and clamp only): strength counts units of the features' typical activation — their mean activation when active from the SAE's analysis, or before an analysis the residual norm at the hook over the decoder norm — fixed when the patch is created (unit_scale), so steer 4 adds four times the features' usual contribution. Exports bake in the absolute strength (strength × unit_scale).
+             * @default absolute
+             * @enum {string}
+             */
+            strength_unit?: "absolute" | "typical_activation";
             /**
              * Target Modules
              * @description Module paths the patch wraps.
              */
             target_modules: string[];
+            /**
+             * Unit Scale
+             * @description Absolute strength of one unit (1 for 'absolute').
+             * @default 1
+             */
+            unit_scale?: number;
+            /**
+             * Unit Source
+             * @description Where unit_scale came from: 'analysis' (mean activation when active), 'residual_norm' (no analysis yet), 'given' (imported) or '' (absolute).
+             * @default
+             */
+            unit_source?: string;
             /**
              * Updated At
              * @description Last change (unix seconds).
@@ -1951,6 +2013,11 @@ export interface components {
              */
             name?: string | null;
             /**
+             * Origin
+             * @description Where the patch was made (e.g. 'patch console', 'feature page'), shown beside it.
+             */
+            origin?: string | null;
+            /**
              * Sae Id
              * @description SAE whose features the patch acts on.
              */
@@ -1960,6 +2027,13 @@ export interface components {
              * @description ablate: fraction removed (default 1); scale: factor s (default 0); steer: α (default 4); clamp: value v (default 0).
              */
             strength?: number | null;
+            /**
+             * Strength Unit
+             * @description 'absolute': strength as described under `strength`; 'typical_activation' (steer and clamp only): strength counts units of the features' typical activation — their mean activation when active from the SAE's analysis, or before an analysis the residual norm at the hook over the decoder norm — fixed when the patch is created (unit_scale), so steer 4 adds four times the features' usual contribution. Exports bake in the absolute strength (strength × unit_scale).
+             * @default absolute
+             * @enum {string}
+             */
+            strength_unit?: "absolute" | "typical_activation";
         };
         /** PatchUpdate */
         PatchUpdate: {
@@ -4928,13 +5002,15 @@ export interface operations {
     list_features_api_saes__sae_id__features_get: {
         parameters: {
             query?: {
+                /** @description Leave out degenerate features: those whose top contexts all peak on whitespace-only tokens (see FeatureSummary). */
+                hide_degenerate?: boolean;
                 /** @description Page size. */
                 limit?: number;
                 /** @description First item to return. */
                 offset?: number;
                 /** @description Search: 'token:<tok>' (features peaking on that token), 'is:starred', or text in label/notes. */
                 q?: string | null;
-                /** @description index | density | max_activation (max_act) | mean_activation | label | starred; prefix '-' to sort descending. */
+                /** @description index | density | max_activation (max_act) | mean_activation | label | starred | diversity; prefix '-' to sort descending. */
                 sort?: string;
             };
             header?: never;
