@@ -19,6 +19,7 @@ from ..model.handle import ModelHandle
 from ..model.hook_names import hook_name
 from ..model.hooks import forward_last_logits
 from ..model.loader import LoadedModel
+from ..model.token_text import token_text
 from ..model.tokenize import encode_prompt
 from ..patches.manager import PatchManager
 
@@ -52,7 +53,7 @@ def top_tokens(lm: LoadedModel, logits: Tensor, k: int) -> list[TokenProb]:
     logits = logits.float()
     probs = logits.softmax(-1)
     top = probs.topk(min(k, probs.shape[-1]))
-    return [TokenProb(lm.tokenizer.decode([int(i)]), int(i), float(p), float(logits[i]))
+    return [TokenProb(token_text(lm.tokenizer, int(i)), int(i), float(p), float(logits[i]))
             for p, i in zip(top.values, top.indices)]
 
 
@@ -92,7 +93,7 @@ def moved_tokens(lm: LoadedModel, orig: Tensor, patched: Tensor, k: int) -> list
     po, pp = orig.float().softmax(-1), patched.float().softmax(-1)
     delta = pp - po
     idx = delta.abs().topk(min(k, delta.shape[-1])).indices
-    return [TokenMove(lm.tokenizer.decode([int(i)]), int(i), float(po[i]), float(pp[i]), float(delta[i]))
+    return [TokenMove(token_text(lm.tokenizer, int(i)), int(i), float(po[i]), float(pp[i]), float(delta[i]))
             for i in idx if float(delta[i]) != 0.0]
 
 

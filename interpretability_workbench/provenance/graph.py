@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from ..model.hook_map import arch_for, get_module
+from ..model.token_text import token_text, token_texts
 from .splice import Ablation, SpliceRun, ablation_effects, node_pre, spliced_forward
 from .types import (DownstreamLogits, EdgeCheck, GraphEdge, GraphNode, GraphOptions, LogitEffect,
                     ProvenanceGraph, SAERef, Validation)
@@ -67,7 +68,7 @@ def downstream_logits(model: torch.nn.Module, tokenizer: object, ref: SAERef, in
         top, bot = eff.topk(k), (-eff).topk(k)
 
     def conv(vals: Tensor, ids: Tensor, sign: float) -> list[LogitEffect]:
-        return [LogitEffect(tokenizer.decode([int(i)]), int(i), sign * float(v))  # type: ignore[attr-defined]
+        return [LogitEffect(token_text(tokenizer, int(i)), int(i), sign * float(v))
                 for v, i in zip(vals, ids)]
 
     return DownstreamLogits(conv(top.values, top.indices, 1.0), conv(bot.values, bot.indices, -1.0))
@@ -163,8 +164,7 @@ def build_graph(
     node_id = _node_ids([target, *upstream])
     run = spliced_forward(model, input_ids, target, upstream) if input_ids is not None else None
     tracer = _Tracer(upstream, run)
-    tokens = ([tokenizer.decode([int(t)]) for t in input_ids[0]]  # type: ignore[attr-defined]
-              if input_ids is not None else [])
+    tokens = token_texts(tokenizer, input_ids[0].tolist()) if input_ids is not None else []
 
     def activation(ref: SAERef, i: int, pos: int | None) -> float | None:
         if run is None or pos is None:

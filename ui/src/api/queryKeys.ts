@@ -29,10 +29,16 @@ export const queryKeys = {
     analysis: (saeId: string) => ["sae", saeId, "analysis"] as const,
     /** every (sort, q) listing of the SAE's features */
     featureLists: (saeId: string) => ["sae", saeId, "features"] as const,
-    featureList: (saeId: string, sort: FeatureSort, q: string) => ["sae", saeId, "features", { sort, q }] as const,
+    featureList: (saeId: string, sort: FeatureSort, q: string, hideDegenerate = false) =>
+      ["sae", saeId, "features", { sort, q, hideDegenerate }] as const,
     /** every feature detail of the SAE */
     features: (saeId: string) => ["sae", saeId, "feature"] as const,
     feature: (saeId: string, index: number) => ["sae", saeId, "feature", index] as const,
+    /** the activations of some features on one text (the Patch console's strips) */
+    textActivations: (saeId: string, text: string, features: number[]) =>
+      ["sae", saeId, "activations", { text, features }] as const,
+    /** the SAEs below this one and the layers that have none (provenance) */
+    upstream: (saeId: string) => ["sae", saeId, "upstream"] as const,
   },
 
   patches: () => ["patches"] as const,
