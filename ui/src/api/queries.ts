@@ -96,3 +96,12 @@ export function useTextActivations(saeId: string | null, text: string, features:
     placeholderData: (prev) => prev,
   });
 }
+
+/** Which SAEs a provenance graph of `saeId`'s features traces through, and which layers lack one (idle without an id). */
+export function useUpstream(saeId: string | null | undefined, depth: number) {
+  return useQuery({
+    queryKey: queryKeys.upstream(saeId ?? "", depth),
+    queryFn: () => api.provenanceUpstream(saeId!, depth),
+    enabled: !!saeId && depth >= 1,
+  });
+}

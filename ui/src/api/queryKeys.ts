@@ -22,6 +22,9 @@ export const queryKeys = {
 
   /** the list of registered SAEs (trained and imported) */
   saes: () => ["saes"] as const,
+  /** the SAEs below one SAE and the layers that have none (provenance); under ["saes"] so that a new SAE
+   * (training_done invalidates the list) refreshes it too */
+  upstream: (saeId: string, depth: number) => ["saes", "upstream", saeId, depth] as const,
 
   sae: {
     /** everything about one SAE: analysis status, feature pages, feature details */
@@ -37,8 +40,6 @@ export const queryKeys = {
     /** the activations of some features on one text (the Patch console's strips) */
     textActivations: (saeId: string, text: string, features: number[]) =>
       ["sae", saeId, "activations", { text, features }] as const,
-    /** the SAEs below this one and the layers that have none (provenance) */
-    upstream: (saeId: string) => ["sae", saeId, "upstream"] as const,
   },
 
   patches: () => ["patches"] as const,

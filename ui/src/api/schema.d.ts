@@ -230,6 +230,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/provenance/upstream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Which SAEs a provenance graph of this SAE's features would trace through, which layers lack one, and a training request for them */
+        get: operations["upstream_api_provenance_upstream_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/saes": {
         parameters: {
             query?: never;
@@ -2208,6 +2225,41 @@ export interface components {
             /** @description Ablation check of the strongest edges (prompt only). */
             validation?: components["schemas"]["ProvenanceValidation"] | null;
         };
+        /** ProvenanceUpstream */
+        ProvenanceUpstream: {
+            /**
+             * Available
+             * @description The SAE per lower layer a graph would trace through, nearest first (empty: provenance cannot be traced yet).
+             */
+            available: components["schemas"]["UpstreamSAEOut"][];
+            /**
+             * Hook
+             * @description Its hook kind (resid_post, ...).
+             */
+            hook: string;
+            /**
+             * Layer
+             * @description Its block index.
+             */
+            layer: number;
+            /**
+             * Missing Layers
+             * @description Layers below the target without an SAE, nearest first.
+             */
+            missing_layers: number[];
+            /**
+             * Sae Id
+             * @description The target SAE.
+             */
+            sae_id: string;
+            /**
+             * Suggested Layers
+             * @description The nearest layers without an SAE that a graph of the asked depth would use: train these.
+             */
+            suggested_layers: number[];
+            /** @description A POST /api/training body (plus total_tokens of your choice) that trains the suggested layers like the target. */
+            train: components["schemas"]["UpstreamTrainRequest"];
+        };
         /** ProvenanceValidation */
         ProvenanceValidation: {
             /**
@@ -3085,6 +3137,57 @@ export interface components {
              * @enum {string}
              */
             type: "unsubscribe_logits";
+        };
+        /** UpstreamSAEOut */
+        UpstreamSAEOut: {
+            /**
+             * Hook Name
+             * @description Its hook point.
+             */
+            hook_name: string;
+            /**
+             * Layer
+             * @description Block index it reads.
+             */
+            layer: number;
+            /**
+             * Name
+             * @description SAE name.
+             */
+            name: string;
+            /**
+             * Sae Id
+             * @description SAE id.
+             */
+            sae_id: string;
+        };
+        /** UpstreamTrainRequest */
+        UpstreamTrainRequest: {
+            /**
+             * Architecture
+             * @description Architecture, as the target's.
+             */
+            architecture: string;
+            /**
+             * D Sae
+             * @description Latents per SAE, as the target's.
+             */
+            d_sae: number;
+            /**
+             * Hook
+             * @description Hook kind, as the target's.
+             */
+            hook: string;
+            /**
+             * K
+             * @description Active latents per token, as the target's (topk, batchtopk).
+             */
+            k?: number | null;
+            /**
+             * Layers
+             * @description Layers to train (the suggested ones).
+             */
+            layers: number[];
         };
         WsClientMessage: components["schemas"]["PingMsg"] | components["schemas"]["SubscribeLogitsMsg"] | components["schemas"]["SetPromptMsg"] | components["schemas"]["SetStrengthMsg"] | components["schemas"]["CommitStrengthMsg"] | components["schemas"]["UnsubscribeLogitsMsg"];
         WsServerMessage: components["schemas"]["HelloMsg"] | components["schemas"]["PongMsg"] | components["schemas"]["ErrorMsg"] | components["schemas"]["LogitsMsg"] | components["schemas"]["TrainingProgressMsg"] | components["schemas"]["TrainingDoneMsg"] | components["schemas"]["TrainingFailedMsg"] | components["schemas"]["TrainingCancelledMsg"] | components["schemas"]["AnalysisProgressMsg"] | components["schemas"]["AnalysisDoneMsg"] | components["schemas"]["ModelLoadedMsg"] | components["schemas"]["JobMsg"];
@@ -4298,6 +4401,94 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ProvenanceResponse"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    upstream_api_provenance_upstream_get: {
+        parameters: {
+            query: {
+                /** @description Upstream layers wanted. */
+                depth?: number;
+                /** @description Target SAE id. */
+                sae_id: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProvenanceUpstream"];
                 };
             };
             /** @description Bad Request */

@@ -105,6 +105,7 @@ export type ProvEdge = S["ProvenanceEdge"];
 export type EdgeValidation = S["EdgeValidationItem"];
 export type LogitEffect = S["LogitEffectItem"];
 export type ProvenanceGraphData = S["ProvenanceResponse"];
+export type ProvenanceUpstream = S["ProvenanceUpstream"];
 
 export interface ProvenanceQuery {
   sae_id: string;
