@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             t = summary["timings"]
             print(f"analysed {summary['d_sae']} features of {args.sae} on {summary['n_tokens']} tokens "
-                  f"({summary['corpus']}): {summary['dead']} dead, mean L0 {summary['mean_l0']:.1f}, "
+                  f"({summary.get('excluded_tokens', 0)} special tokens left out; {summary['corpus']}): "
+                  f"{summary['dead']} dead, mean L0 {summary['mean_l0']:.1f}, "
                   f"{summary['seconds']:.1f}s (forward {t['forward_s']:.1f}s, analysis {t['encode_stats_s']:.1f}s)")
         return 0
     finally:

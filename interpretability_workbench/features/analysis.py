@@ -30,7 +30,7 @@ from ..errors import Conflict
 from ..model.hooks import run_with_cache
 from ..model.loader import LoadedModel
 from ..sae.model import SparseAutoencoder
-from .labels import auto_label, diversity, is_degenerate, peak_token_counts, token_key
+from .labels import auto_label, consistency, is_degenerate, peak_token_counts, token_key
 from .logits import decoder_neighbours, logit_effects
 from .stats import BINS_PER_DECADE, RESERVOIR_PER_BIN, FeatureStats, SparseActs, hist_edges, sparse_encode
 
@@ -349,7 +349,7 @@ def _build_rows(stats, cfg, vocab, contexts, top, quant, valid, start, win_tok, 
         }
         rows.append({
             "idx": f, "auto_label": auto_label(peaks, [t["token"] for t in pos_tok]),
-            "diversity": diversity(peaks), "degenerate": is_degenerate(peaks),
+            "consistency": consistency(peaks), "degenerate": is_degenerate(peaks),
             "density": density[f], "max_act": mx[f], "mean_act": mean[f],
             "top_tokens_json": top_tokens, "data_json": data,
         })

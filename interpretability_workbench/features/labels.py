@@ -1,4 +1,4 @@
-"""Automatic short feature labels, the degenerate-feature rule and the diversity score — all from the tokens a
+"""Automatic short feature labels, the degenerate-feature rule and the consistency score — all from the tokens a
 feature peaks on in its top-activating contexts (no language model involved).
 
 Tokens are shown by one rule (the UI's ``ui/src/tokens/display.ts`` is its twin): a whitespace-only token as
@@ -10,12 +10,15 @@ Labels say what they are: ``top token: 'return'`` when one token holds at least 
 ``top tokens: '(' '[' '{'`` otherwise (the two or three most frequent), ``promotes: 'def' 'class'`` when every
 peak is whitespace (the top positive logit tokens then say more), ``dead`` when the feature never fired.
 
-A feature is **degenerate** when it has top contexts and every one of them peaks on a whitespace-only token
-(special tokens and position 0 never become peaks: the analysis leaves them out). Its **diversity** is the
-effective number of distinct non-whitespace peak tokens, ``share · exp(H)``: ``H`` the entropy (nats) of the
-peak-token distribution among the non-whitespace peaks (tokens compared by ``token_key``), ``share`` the
-fraction of peaks that are not whitespace. 0 for degenerate and dead features, 1 for a feature that always
-peaks on one word, up to the number of top contexts when every peak is a different word.
+A feature is **degenerate** when at least half of its top contexts peak on a whitespace-only token (special
+tokens and position 0 never become peaks: the analysis leaves them out) — the runs-of-spaces features that
+otherwise fill the top of a list sorted by activation. Its **consistency**, the default sort score, says how
+much its top contexts agree on a non-whitespace peak token: ``share · (1 − H / ln n)`` with ``n`` the number of
+top contexts, ``share`` the fraction of their peaks that are not whitespace and ``H`` the entropy (nats) of
+those peaks' tokens (compared by ``token_key``). 1 when every top context peaks on the same word ('return'),
+near 0 when they all peak on different tokens (no shared theme in the peaks) and 0 for whitespace-only and dead
+features. Measured on SmolLM2-135M (layer 6), sorting by it puts token features such as 'subprocess', 'SSL',
+'XML' or '>>>' first, where sorting by entropy the other way round surfaced mixtures of unrelated tokens.
 """
 from __future__ import annotations
 
@@ -63,18 +66,19 @@ def peak_token_counts(peak_tokens: list[T]) -> list[tuple[T, int]]:
 
 
 def is_degenerate(peak_tokens: list[str]) -> bool:
-    """Every top context peaks on a whitespace-only token (False for a feature without top contexts)."""
-    return bool(peak_tokens) and all(is_blank(t) for t in peak_tokens)
+    """At least half of the top contexts peak on a whitespace-only token (False without top contexts)."""
+    return bool(peak_tokens) and 2 * sum(is_blank(t) for t in peak_tokens) >= len(peak_tokens)
 
 
-def diversity(peak_tokens: list[str]) -> float:
-    """Effective number of distinct non-whitespace peak tokens, weighted by their share (module docstring)."""
+def consistency(peak_tokens: list[str]) -> float:
+    """How much the top contexts agree on a non-whitespace peak token, 0..1 (module docstring)."""
     content = [token_key(t) for t in peak_tokens if not is_blank(t)]
     if not content:
         return 0.0
     n = len(content)
     h = -sum(c / n * math.log(c / n) for c in Counter(content).values())
-    return round(n / len(peak_tokens) * math.exp(h), 4)
+    spread = h / math.log(len(peak_tokens)) if len(peak_tokens) > 1 else 0.0
+    return round(n / len(peak_tokens) * (1.0 - spread), 4)
 
 
 def _quoted(tokens: list[str]) -> str:

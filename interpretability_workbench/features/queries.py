@@ -26,7 +26,7 @@ def summary(row: FeatureRow) -> dict[str, Any]:
         "user_label": row.label, "density": row.density, "max_activation": row.max_act,
         "mean_activation": row.mean_act, "starred": row.starred,
         "top_tokens": [t["token"] for t in row.top_tokens],
-        "diversity": row.diversity, "degenerate": row.degenerate,
+        "consistency": row.consistency, "degenerate": row.degenerate,
     }
 
 

@@ -201,7 +201,7 @@ class FeatureService:
             progress("saving", 0, len(result.rows))
             self.repo.upsert_analysed(sae_id, (
                 AnalysedFeature(r["idx"], r["auto_label"], r["density"], r["max_act"], r["mean_act"],
-                                r["top_tokens_json"], r["data_json"], r["diversity"], r["degenerate"])
+                                r["top_tokens_json"], r["data_json"], r["consistency"], r["degenerate"])
                 for r in result.rows))
         except Exception as e:
             cancelled = cancel.is_set()

@@ -58,9 +58,9 @@ MIGRATIONS: list[str] = [
     """,
     # 2: feature sort score and degenerate flag (features/labels.py), indexed for the feature list
     """
-    ALTER TABLE features ADD COLUMN diversity REAL;
+    ALTER TABLE features ADD COLUMN consistency REAL;
     ALTER TABLE features ADD COLUMN degenerate INTEGER;
-    CREATE INDEX features_diversity ON features (sae_id, diversity);
+    CREATE INDEX features_consistency ON features (sae_id, consistency, density);
     """,
 ]
 

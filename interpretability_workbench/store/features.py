@@ -15,18 +15,18 @@ _DISPLAY_LABEL = "COALESCE(NULLIF(label, ''), auto_label, '')"
 SORT_KEYS = {
     "index": "idx", "density": "density", "max_act": "max_act", "max_activation": "max_act",
     "mean_act": "mean_act", "mean_activation": "mean_act", "label": _DISPLAY_LABEL, "starred": "starred",
-    "diversity": "diversity",
+    "consistency": "consistency",
 }
 """Sort names the feature list accepts (prefix '-' to descend), mapped to SQL."""
 _SUMMARY_COLS = ("sae_id, idx, label, auto_label, notes, starred, density, max_act, mean_act, top_tokens_json, "
-                 "diversity, degenerate")
+                 "consistency, degenerate")
 _UPSERT = """
-INSERT INTO features (sae_id, idx, auto_label, density, max_act, mean_act, top_tokens_json, data_json, diversity,
+INSERT INTO features (sae_id, idx, auto_label, density, max_act, mean_act, top_tokens_json, data_json, consistency,
   degenerate)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT(sae_id, idx) DO UPDATE SET auto_label = excluded.auto_label, density = excluded.density,
   max_act = excluded.max_act, mean_act = excluded.mean_act, top_tokens_json = excluded.top_tokens_json,
-  data_json = excluded.data_json, diversity = excluded.diversity, degenerate = excluded.degenerate
+  data_json = excluded.data_json, consistency = excluded.consistency, degenerate = excluded.degenerate
 """
 
 
@@ -58,11 +58,12 @@ class FeatureRow:
     """Peak tokens of the top contexts: ``{token, id, count, key}``, most frequent first."""
     data: dict[str, Any] | None = None
     """Everything else the analysis stored (contexts, quantiles, histograms, logits, neighbours)."""
-    diversity: float | None = None
-    """Effective number of distinct non-whitespace peak tokens (``features/labels.diversity``); None before an
-    analysis that computes it."""
+    consistency: float | None = None
+    """Agreement of the top contexts on a non-whitespace peak token, 0..1 (``features/labels.consistency``); None
+    before an analysis that computes it."""
     degenerate: bool | None = None
-    """Every top context peaks on whitespace (``features/labels.is_degenerate``); None when not computed."""
+    """At least half of the top contexts peak on whitespace (``features/labels.is_degenerate``); None when not
+    computed."""
 
     @property
     def display_label(self) -> str:
@@ -87,10 +88,10 @@ class AnalysedFeature:
     mean_act: float
     top_tokens: list[dict[str, Any]]
     data: dict[str, Any]
-    diversity: float | None = None
-    """Sort score (``features/labels.diversity``)."""
+    consistency: float | None = None
+    """Sort score (``features/labels.consistency``)."""
     degenerate: bool | None = None
-    """Whitespace-only peaks (``features/labels.is_degenerate``)."""
+    """Mostly whitespace peaks (``features/labels.is_degenerate``)."""
 
 
 @dataclass
@@ -108,7 +109,7 @@ def _row(r: dict[str, Any]) -> FeatureRow:
     return FeatureRow(sae_id=r["sae_id"], idx=r["idx"], label=r.get("label") or None, auto_label=r.get("auto_label"),
                       notes=r.get("notes") or "", starred=bool(r.get("starred")), density=r.get("density"),
                       max_act=r.get("max_act"), mean_act=r.get("mean_act"), top_tokens=r.get("top_tokens_json") or [],
-                      data=r.get("data_json"), diversity=r.get("diversity"),
+                      data=r.get("data_json"), consistency=r.get("consistency"),
                       degenerate=None if r.get("degenerate") is None else bool(r["degenerate"]))
 
 
@@ -149,7 +150,7 @@ class FeatureRepo:
     # features ----------------------------------------------------------------------------------
     def upsert_analysed(self, sae_id: str, rows: Iterable[AnalysedFeature]) -> None:
         self.db.executemany(_UPSERT, ((sae_id, r.idx, r.auto_label, r.density, r.max_act, r.mean_act,
-                                       json.dumps(r.top_tokens), json.dumps(r.data), r.diversity,
+                                       json.dumps(r.top_tokens), json.dumps(r.data), r.consistency,
                                        None if r.degenerate is None else int(r.degenerate)) for r in rows))
 
     def get(self, sae_id: str, idx: int) -> FeatureRow | None:
@@ -179,9 +180,11 @@ class FeatureRepo:
         cond = " AND ".join(where)
         total = self.db.query_one(f"SELECT COUNT(*) AS n FROM features WHERE {cond}", params)["n"]  # type: ignore[index]
         nulls = f"CASE WHEN {col} IS NULL THEN 1 ELSE 0 END, "
+        # many features tie on consistency (1: every top context peaks on one word): the commoner first
+        then = "density DESC, " if col == "consistency" else ""
         rows = self.db.query(
             f"SELECT {_SUMMARY_COLS} FROM features WHERE {cond} ORDER BY {nulls}{col} {'DESC' if desc else 'ASC'}, "
-            f"idx ASC LIMIT ? OFFSET ?", [*params, limit, offset])
+            f"{then}idx ASC LIMIT ? OFFSET ?", [*params, limit, offset])
         return [_row(r) for r in rows], int(total)
 
     def mean_activations(self, sae_id: str, indices: list[int]) -> dict[int, float]:

@@ -103,7 +103,7 @@ def test_planted_feature_found_on_its_token_with_exact_logit_effects(state, make
         shown = [clean_token(t["token"]) for t in detail["top_positive_logits"][:3]]
         assert detail["auto_label"] == ("promotes: " + " ".join(f"'{t}'" for t in shown))[:47] + (
             "…" if len("promotes: " + " ".join(f"'{t}'" for t in shown)) > 48 else "")
-        assert detail["degenerate"] is True and detail["diversity"] == 0.0
+        assert detail["degenerate"] is True and detail["consistency"] == 0.0
     assert abs(detail["density"] - float((proj + bias > 0)[kept].float().mean())) < 1e-6
     # logit effects: W_dec[3] through the final RMSNorm's weight and the unembedding, computed here
     spec = arch_for(lm.model)

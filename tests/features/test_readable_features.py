@@ -1,5 +1,5 @@
 """Features a researcher can read: special tokens never examples, whitespace features flagged and filtered, a
-diversity sort score, labels that say what they are, byte pieces shown as <0xNN>, the analysis budget."""
+consistency sort score, labels that say what they are, byte pieces shown as <0xNN>, the analysis budget."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import math
 import torch
 
 from interpretability_workbench.activations.corpus import load_texts, make_contexts
-from interpretability_workbench.features.labels import auto_label, diversity, is_degenerate, whitespace_marks
+from interpretability_workbench.features.labels import auto_label, consistency, is_degenerate, whitespace_marks
 from interpretability_workbench.features.service import excluded_token_ids
 from interpretability_workbench.model.token_text import piece_bytes, render_bytes, token_texts
 from interpretability_workbench.store.features import AnalysedFeature
@@ -46,7 +46,7 @@ def test_token_texts_show_byte_pieces_exactly(state):
     assert [tok.decode([i]) for i in plain] == [s for s in shown if "<0x" not in s]
 
 
-# labels, degenerate, diversity ------------------------------------------------------------------
+# labels, degenerate, consistency ------------------------------------------------------------------
 def test_labels_say_what_they_are():
     assert auto_label([" return"] * 6 + [" def"] * 4) == "top token: 'return'"
     assert auto_label(["(", "[", "{", "(", "["]) == "top tokens: '(' '[' '{'"
@@ -55,15 +55,17 @@ def test_labels_say_what_they_are():
     assert whitespace_marks("\n\t ") == "↵⇥␣" and whitespace_marks(" " * 9) == "␣" * 6 + "…"
 
 
-def test_degenerate_and_diversity():
-    assert is_degenerate([" ", "\n\n", "  "]) and not is_degenerate([" ", "x"]) and not is_degenerate([])
-    assert diversity([" ", "\n"]) == 0.0 and diversity([]) == 0.0
-    assert diversity([" return"] * 10) == 1.0
-    assert math.isclose(diversity([f"w{i}" for i in range(10)]), 10.0, rel_tol=1e-4)
-    # half whitespace, the rest two words evenly: share 0.5 × exp(ln 2) = 1
-    assert math.isclose(diversity([" "] * 4 + ["a", "b", "a", "b"]), 1.0, rel_tol=1e-4)
+def test_degenerate_and_consistency():
+    assert is_degenerate([" ", "\n\n", "  "]) and is_degenerate([" ", "x"]) and not is_degenerate([" ", "x", "y"])
+    assert not is_degenerate([])
+    assert consistency([" ", "\n"]) == 0.0 and consistency([]) == 0.0
+    assert consistency([" return"] * 10) == 1.0
+    assert consistency([f"w{i}" for i in range(10)]) == 0.0  # no two top contexts agree
+    # half whitespace, the other half two words evenly over 8 peaks: 0.5 × (1 − ln 2 / ln 8) = 1/3
+    assert math.isclose(consistency([" "] * 4 + ["a", "b", "a", "b"]), 0.5 * (1 - math.log(2) / math.log(8)), abs_tol=1e-4)
     # keys: case and surrounding spaces do not make tokens distinct
-    assert diversity([" Return", "return", "RETURN "]) == 1.0
+    assert consistency([" Return", "return", "RETURN "]) == 1.0
+    assert consistency(["x"]) == 1.0
 
 
 # analysis: excluded positions ---------------------------------------------------------------------
@@ -90,30 +92,31 @@ def test_special_tokens_are_never_counted_or_peaks(state, analysed):
         assert all(t["id"] not in excluded for t in row.top_tokens)
 
 
-def test_rows_carry_diversity_and_degenerate_from_their_peaks(state, analysed):
+def test_rows_carry_consistency_and_degenerate_from_their_peaks(state, analysed):
     sae_id, _ = analysed
     vocab = state.features.vocab(state.lm)
     for row in list(state.features.repo.iter_rows(sae_id))[:40]:
         peaks = [vocab[c["token_ids"][c["position"] - c["start"]]] for c in row.data["top_contexts"]]
-        assert row.diversity == diversity(peaks)
+        assert row.consistency == consistency(peaks)
         assert row.degenerate == is_degenerate(peaks)
 
 
-def test_hide_degenerate_filter_and_diversity_sort(client, state, make_sae):
+def test_hide_degenerate_filter_and_consistency_sort(client, state, make_sae):
     sae_id, _ = make_sae(seed=3, d_sae=16)
     rows = []
     for i in range(16):
         degen = i % 3 == 0
-        rows.append(AnalysedFeature(i, "x", 0.1, 1.0, 0.5, [], {}, diversity=0.0 if degen else float(i),
+        # consistency ties (i // 2) are broken by density, the commoner first
+        rows.append(AnalysedFeature(i, "x", 0.01 * i, 1.0, 0.5, [], {}, consistency=0.0 if degen else (i // 2) / 8,
                                     degenerate=degen))
     state.features.repo.upsert_analysed(sae_id, rows)
     base = f"/api/saes/{sae_id}/features"
     every = client.get(base, params={"limit": 500}).json()
     assert every["total"] == 16
-    kept = client.get(base, params={"limit": 500, "hide_degenerate": True, "sort": "-diversity"}).json()
+    kept = client.get(base, params={"limit": 500, "hide_degenerate": True, "sort": "-consistency"}).json()
     assert kept["total"] == 10
     assert [f["index"] for f in kept["items"]] == [i for i in range(15, -1, -1) if i % 3]
-    assert all(f["degenerate"] is False and f["diversity"] == f["index"] for f in kept["items"])
+    assert all(f["degenerate"] is False and f["consistency"] == (f["index"] // 2) / 8 for f in kept["items"])
 
 
 # analysis budget ----------------------------------------------------------------------------------

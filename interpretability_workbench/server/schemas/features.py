@@ -16,8 +16,8 @@ class FeatureSummary(BaseModel):
     mean_activation: float | None = Field(None, description="Mean activation over the tokens where it is active.")
     top_tokens: list[str] = Field(default_factory=list, description="Tokens its top contexts peak on, most frequent first (byte pieces of a multi-byte character as '<0xE2>').")
     starred: bool = Field(False, description="Starred by the user.")
-    diversity: float | None = Field(None, description="Sort score: effective number of distinct non-whitespace peak tokens among the top contexts (share of non-whitespace peaks × exp(entropy)); 0 for whitespace-only or dead features; null for analyses made before it existed.")
-    degenerate: bool | None = Field(None, description="Every top context peaks on a whitespace-only token (special tokens and position 0 are never peaks); hidden by hide_degenerate.")
+    consistency: float | None = Field(None, description="Default sort score, 0..1: how much the top contexts agree on a non-whitespace peak token, share of non-whitespace peaks × (1 − entropy of their tokens / ln(number of top contexts)); 1 when every top context peaks on the same word, 0 for whitespace-only and dead features; null for analyses made before it existed.")
+    degenerate: bool | None = Field(None, description="At least half of the top contexts peak on a whitespace-only token (special tokens and position 0 are never peaks); hidden by hide_degenerate.")
 
 
 class FeaturePage(BaseModel):

@@ -1074,8 +1074,13 @@ export interface components {
              */
             coactive?: components["schemas"]["Neighbour"][] | null;
             /**
+             * Consistency
+             * @description Default sort score, 0..1: how much the top contexts agree on a non-whitespace peak token, share of non-whitespace peaks × (1 − entropy of their tokens / ln(number of top contexts)); 1 when every top context peaks on the same word, 0 for whitespace-only and dead features; null for analyses made before it existed.
+             */
+            consistency?: number | null;
+            /**
              * Degenerate
-             * @description Every top context peaks on a whitespace-only token (special tokens and position 0 are never peaks); hidden by hide_degenerate.
+             * @description At least half of the top contexts peak on a whitespace-only token (special tokens and position 0 are never peaks); hidden by hide_degenerate.
              */
             degenerate?: boolean | null;
             /**
@@ -1083,11 +1088,6 @@ export interface components {
              * @description Fraction of analysed tokens on which the feature is active.
              */
             density?: number | null;
-            /**
-             * Diversity
-             * @description Sort score: effective number of distinct non-whitespace peak tokens among the top contexts (share of non-whitespace peaks × exp(entropy)); 0 for whitespace-only or dead features; null for analyses made before it existed.
-             */
-            diversity?: number | null;
             /** @description Activation histogram over the tokens where the feature is active. */
             histogram: components["schemas"]["Histogram"];
             /**
@@ -1286,8 +1286,13 @@ export interface components {
              */
             auto_label?: string | null;
             /**
+             * Consistency
+             * @description Default sort score, 0..1: how much the top contexts agree on a non-whitespace peak token, share of non-whitespace peaks × (1 − entropy of their tokens / ln(number of top contexts)); 1 when every top context peaks on the same word, 0 for whitespace-only and dead features; null for analyses made before it existed.
+             */
+            consistency?: number | null;
+            /**
              * Degenerate
-             * @description Every top context peaks on a whitespace-only token (special tokens and position 0 are never peaks); hidden by hide_degenerate.
+             * @description At least half of the top contexts peak on a whitespace-only token (special tokens and position 0 are never peaks); hidden by hide_degenerate.
              */
             degenerate?: boolean | null;
             /**
@@ -1295,11 +1300,6 @@ export interface components {
              * @description Fraction of analysed tokens on which the feature is active.
              */
             density?: number | null;
-            /**
-             * Diversity
-             * @description Sort score: effective number of distinct non-whitespace peak tokens among the top contexts (share of non-whitespace peaks × exp(entropy)); 0 for whitespace-only or dead features; null for analyses made before it existed.
-             */
-            diversity?: number | null;
             /**
              * Index
              * @description Feature (latent) index in the SAE.
@@ -5193,7 +5193,7 @@ export interface operations {
     list_features_api_saes__sae_id__features_get: {
         parameters: {
             query?: {
-                /** @description Leave out degenerate features: those whose top contexts all peak on whitespace-only tokens (see FeatureSummary). */
+                /** @description Leave out degenerate features: those with at least half of their top contexts peaking on whitespace-only tokens (see FeatureSummary). */
                 hide_degenerate?: boolean;
                 /** @description Page size. */
                 limit?: number;
@@ -5201,7 +5201,7 @@ export interface operations {
                 offset?: number;
                 /** @description Search: 'token:<tok>' (features peaking on that token), 'is:starred', or text in label/notes. */
                 q?: string | null;
-                /** @description index | density | max_activation (max_act) | mean_activation | label | starred | diversity; prefix '-' to sort descending. */
+                /** @description index | density | max_activation (max_act) | mean_activation | label | starred | consistency; prefix '-' to sort descending. */
                 sort?: string;
             };
             header?: never;

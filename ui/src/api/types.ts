@@ -60,7 +60,7 @@ export type FeaturePage = S["FeaturePage"];
 /** server-side sort key; a leading "-" sorts descending */
 export type FeatureSort =
   | "index" | "-index" | "density" | "-density" | "max_activation" | "-max_activation" | "label" | "-label"
-  | "diversity" | "-diversity";
+  | "consistency" | "-consistency";
 
 export interface FeatureQuery {
   offset?: number;

@@ -10,7 +10,7 @@ import { useFeatureList } from "./useFeatureList";
 import { VirtualTable, type Column } from "./VirtualTable";
 import { TokenChips } from "../../components/TokenChips";
 
-type SortKey = "index" | "label" | "density" | "max_activation" | "diversity";
+type SortKey = "index" | "label" | "density" | "max_activation" | "consistency";
 
 function isTyping(t: EventTarget | null) {
   const el = t as HTMLElement | null;
@@ -20,8 +20,9 @@ function isTyping(t: EventTarget | null) {
 export function FeaturesPage() {
   const { saeId } = useParams();
   const nav = useNavigate();
-  // default: the most diverse peak tokens first (whitespace and special-token features sink), see FeatureSummary.diversity
-  const [sortKey, setSortKey] = useState<SortKey>("diversity");
+  // default: features whose top contexts agree on one non-whitespace token first (whitespace features sink), see
+  // FeatureSummary.consistency; ties: the commoner first
+  const [sortKey, setSortKey] = useState<SortKey>("consistency");
   const [desc, setDesc] = useState(true);
   const [search, setSearch] = useState("");
   const [q, setQ] = useState("");
@@ -102,8 +103,8 @@ export function FeaturesPage() {
       render: (r) => <Link to={`/features/${encodeURIComponent(saeId!)}/${r.index}`}>{r.index}</Link> },
     { key: "label", header: sortHeader("label", "Label"), width: "28%", ariaSort: ariaSort("label"),
       render: (r) => <span className="cell-clip" title={r.label}>{r.starred ? "★ " : ""}{r.label}</span> },
-    { key: "diversity", header: sortHeader("diversity", "Diversity"), width: "10%", ariaSort: ariaSort("diversity"),
-      render: (r) => <span title="effective number of distinct non-whitespace peak tokens among the top contexts">{fmt(r.diversity, 2)}</span> },
+    { key: "consistency", header: sortHeader("consistency", "Consistency"), width: "10%", ariaSort: ariaSort("consistency"),
+      render: (r) => <span title="how much the top contexts agree on a non-whitespace peak token (1: all on one word)">{fmt(r.consistency, 2)}</span> },
     { key: "density", header: sortHeader("density", "Density"), width: "10%", ariaSort: ariaSort("density"), render: (r) => fmt(r.density) },
     { key: "max", header: sortHeader("max_activation", "Max act."), width: "10%", ariaSort: ariaSort("max_activation"),
       render: (r) => fmt(r.max_activation) },
@@ -133,7 +134,7 @@ export function FeaturesPage() {
             </div>
             <label className="check"><input type="checkbox" checked={starredOnly} onChange={(e) => setStarredOnly(e.target.checked)} /> Starred only</label>
             <label className="check"><input type="checkbox" checked={hideDead} onChange={(e) => setHideDead(e.target.checked)} /> Hide dead</label>
-            <label className="check" title="Features whose top contexts all peak on whitespace (special tokens and position 0 are never peaks)">
+            <label className="check" title="Features with at least half of their top contexts peaking on whitespace (special tokens and position 0 are never peaks)">
               <input type="checkbox" checked={hideDegenerate} onChange={(e) => setHideDegenerate(e.target.checked)} /> Hide whitespace features
             </label>
           </div>
