@@ -99,11 +99,11 @@ export function layeredLayout(nodes: ProvNode[], width: number, height: number, 
   const out: Placed[] = [];
   for (const [col, group] of groups) {
     const sorted = [...group].sort((a, b) => Math.abs(b.activation ?? 0) - Math.abs(a.activation ?? 0) || a.feature - b.feature);
-    const room = Math.max(0, height - TOP - pad);
-    // spread evenly when there is more room than ROW per node, never closer than ROW
-    const step = sorted.length > 1 ? Math.max(ROW, Math.min(room / (sorted.length - 1), ROW * 2)) : 0;
-    const top = TOP + Math.max(ROW / 2, (room - step * (sorted.length - 1)) / 2);
-    sorted.forEach((n, i) => out.push({ ...n, column: col, x: x(col) ?? width / 2, y: sorted.length === 1 ? TOP + room / 2 : top + i * step }));
+    // each node owns ROW of height (half above, half below its centre); spread up to 2·ROW apart when there is room
+    const room = Math.max(ROW, height - TOP - pad);
+    const step = sorted.length > 1 ? Math.max(ROW, Math.min((room - ROW) / (sorted.length - 1), ROW * 2)) : 0;
+    const top = TOP + ROW / 2 + Math.max(0, (room - ROW - step * (sorted.length - 1)) / 2);
+    sorted.forEach((n, i) => out.push({ ...n, column: col, x: x(col) ?? width / 2, y: top + i * step }));
   }
   return out;
 }

@@ -74,7 +74,7 @@ export function ProvenancePage() {
           <label htmlFor="prov-topk">Top-k per node</label>
           <input id="prov-topk" type="number" min={1} max={50} value={topK} onChange={(e) => setTopK(Number(e.target.value))} />
         </div>
-        <div className="field grow">
+        <div className="field grow" style={{ minWidth: "24rem" }}>
           <label htmlFor="prov-prompt">Prompt (optional: adds attribution and validation)</label>
           <textarea id="prov-prompt" rows={3} value={prompt} onChange={(e) => setPrompt(e.target.value)} />
         </div>
@@ -82,7 +82,7 @@ export function ProvenancePage() {
           title={noUpstream ? "no SAEs below this one yet: train some first" : undefined}>
           {load.isPending ? "Tracing…" : "Trace"}
         </button>
-        {saeId && <div className="field grow"><UpstreamSaes saeId={saeId} depth={depth} /></div>}
+        {saeId && <div style={{ flexBasis: "100%" }}><UpstreamSaes saeId={saeId} depth={depth} /></div>}
         <ErrorMessage error={errorText(load.error)} />
       </form>
       {graph && (
