@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     explainer_api_key: str | None = Field(None, description="API key for the explanation endpoint (sent as a Bearer token).")
     explainer_timeout_s: float = Field(60.0, description="Timeout per explanation request to the endpoint.")
     context_size: int = Field(128, description="Default context length in tokens for recording activations.")
+    analysis_tokens: int = Field(0, ge=0, description="Tokens a feature analysis reads when the request names none; 0: the whole corpus (the built-in one: ~155k tokens).")
     log_level: str = Field("INFO", description="Log level.")
     log_json: bool = Field(True, description="Structured JSON log lines.")
 

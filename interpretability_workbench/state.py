@@ -50,12 +50,15 @@ class WorkbenchState:
                                      max_bytes=s.max_corpus_bytes, data_dirs=s.data_dirs)
         self.saes = SAERegistry(SAERepo(self.db), s.artifacts_dir / "saes", self.model)
         self.pretrained = PretrainedImporter(self.saes, self.model, s.sae_registry_files, downloads=s.sae_downloads)
-        self.patches = PatchManager(PatchRepo(self.db), self.saes, self.model, s.artifacts_dir / "patches")
+        feature_repo = FeatureRepo(self.db)
+        self.patches = PatchManager(PatchRepo(self.db), self.saes, self.model, s.artifacts_dir / "patches",
+                                    mean_activations=feature_repo.mean_activations)
         original = self.patches.original  # the model lock with every patch off: recording never sees patches
         self.training = TrainingService(RunRepo(self.db), self.model, self.saes, self.corpora, publish, original,
                                         s.runs_dir)
-        self.features = FeatureService(FeatureRepo(self.db), self.saes, self.model, self.corpora, publish, original,
-                                       context_size=s.context_size, max_prompt_tokens=s.max_prompt_tokens)
+        self.features = FeatureService(feature_repo, self.saes, self.model, self.corpora, publish, original,
+                                       context_size=s.context_size, max_prompt_tokens=s.max_prompt_tokens,
+                                       analysis_tokens=s.analysis_tokens)
         self.explanations = ExplanationService(
             self.features.repo, JobRepo(self.db), self.saes, self.model,
             lambda lm, sae: self.features.analysis_contexts(lm, sae), self.features.vocab, publish, original,

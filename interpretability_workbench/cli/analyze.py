@@ -14,8 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("analyze", help="analyse every feature of an SAE (contexts, histograms, logits, labels)")
     p.add_argument("--sae", required=True, help="SAE id (see the workbench's SAE list)")
     p.add_argument("--corpus", default=None,
-                   help="corpus id, or a .txt/.jsonl/.parquet file; default: held-out split of the built-in corpus")
-    p.add_argument("--tokens", type=int, default=None, help="analyse at most this many tokens")
+                   help="corpus id, or a .txt/.jsonl/.parquet file; default: the built-in corpus")
+    p.add_argument("--tokens", type=int, default=None,
+                   help="analyse at most this many tokens (default IWB_ANALYSIS_TOKENS; 0 there: the whole corpus)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_model_args(p)
     p.set_defaults(func=run)
@@ -40,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             t = summary["timings"]
             print(f"analysed {summary['d_sae']} features of {args.sae} on {summary['n_tokens']} tokens "
-                  f"({summary['corpus']}): {summary['dead']} dead, mean L0 {summary['mean_l0']:.1f}, "
+                  f"({summary.get('excluded_tokens', 0)} special tokens left out; {summary['corpus']}): "
+                  f"{summary['dead']} dead, mean L0 {summary['mean_l0']:.1f}, "
                   f"{summary['seconds']:.1f}s (forward {t['forward_s']:.1f}s, analysis {t['encode_stats_s']:.1f}s)")
         return 0
     finally:

@@ -5,7 +5,9 @@ Pipeline (``run_analysis``):
 1. Stream contexts through the model, stopping at the SAE's layer (``run_with_cache``), drop position 0
    (the attention sink), encode with the SAE to sparse (token, feature, value) triplets and fold them
    into ``FeatureStats`` (top contexts, histograms, density, max/mean, quantile reservoirs,
-   co-activation) — vectorised over features.
+   co-activation) — vectorised over features. Tokens in ``exclude_ids`` (the tokenizer's special tokens:
+   BOS, EOS between documents, padding) are excluded positions like position 0: never counted, never a
+   feature's example or peak, shown with zero activation inside example windows.
 2. The sparse triplets of the whole pass are kept (sorted keys ``token * d_sae + feature``) while they
    fit ``cache_bytes``; the per-token activations of every example window are then looked up
    exactly, without a second forward. Past the budget, only the contexts that examples come from are
@@ -29,9 +31,9 @@ from ..model.hooks import run_with_cache
 from ..model.loader import LoadedModel
 from ..model.placement import tf32_matmuls, to_stats
 from ..sae.model import SparseAutoencoder
-from .labels import auto_label, peak_token_counts, token_key
+from .labels import auto_label, consistency, is_degenerate, peak_token_counts, token_key
 from .logits import decoder_neighbours, logit_effects
-from .stats import BINS_PER_DECADE, RESERVOIR_PER_BIN, FeatureStats, hist_edges, sparse_encode
+from .stats import BINS_PER_DECADE, RESERVOIR_PER_BIN, FeatureStats, SparseActs, hist_edges, sparse_encode
 
 Progress = Callable[[str, int, int], None]
 """progress(phase, done, total) — phase 'activations' (tokens) or 'windows' / 'weights' / 'saving'."""
@@ -119,14 +121,24 @@ class SparseStore:
         return torch.where(hit, self.vals[i], torch.zeros((), device=self.vals.device)).view(q.shape)
 
 
+def drop_excluded(acts: SparseActs, keep: Tensor) -> SparseActs:
+    """Only the activations at kept tokens (``keep [n_tokens]`` bool, on the activations' device)."""
+    m = keep[acts.token]
+    return SparseActs(acts.token[m], acts.feature[m], acts.value[m], acts.top_idx,
+                      acts.top_val * keep[:, None].to(acts.top_val.dtype))
+
+
 def fold_batch(sae: SparseAutoencoder, x: Tensor, stats: FeatureStats, store: SparseStore | None,
-               ctx_offset: int, n_ctx: int, ctx_len: int, cache_bytes: int) -> SparseStore | None:
+               ctx_offset: int, n_ctx: int, ctx_len: int, cache_bytes: int,
+               keep: Tensor | None = None) -> SparseStore | None:
     """The analysis proper for one batch: ``x [n_ctx*(ctx_len-1) d_in]`` (position 0 dropped) -> encode,
     fold into ``stats``, keep the sparse activations in ``store`` (None once past ``cache_bytes``).
-    Everything stays on the SAE's device."""
+    Everything stays on the SAE's device. ``keep [n_ctx*(ctx_len-1)]`` bool: the tokens counted (None: all)."""
     P = ctx_len - 1
     acts = sparse_encode(sae, x)
-    stats.update(acts, n_ctx, P, ctx_offset)
+    if keep is not None:
+        acts = drop_excluded(acts, keep.to(acts.token.device))
+    stats.update(acts, n_ctx, P, ctx_offset, n_counted=None if keep is None else int(keep.sum()))
     if store is not None:
         tok = acts.token
         store.add((ctx_offset + tok // P) * ctx_len + tok % P + 1, acts.feature, acts.value.float())
@@ -155,8 +167,10 @@ def run_analysis(
     progress: Progress | None = None,
     lock: Any = None,
     cancel: threading.Event | None = None,
+    exclude_ids: list[int] | None = None,
 ) -> AnalysisResult:
-    """Analyse every feature of ``sae`` over ``contexts [n_ctx ctx]`` (position 0 excluded throughout)."""
+    """Analyse every feature of ``sae`` over ``contexts [n_ctx ctx]`` (position 0 and the tokens in
+    ``exclude_ids`` excluded throughout)."""
     cfg = cfg or AnalysisConfig()
     lock = lock if lock is not None else nullcontext()
     t_start = time.perf_counter()
@@ -169,7 +183,8 @@ def run_analysis(
     contexts = contexts.to(dev)
     stats = FeatureStats(d_sae, cfg.n_top, seed=cfg.seed, device=dev)
     store: SparseStore | None = SparseStore(d_sae, T, dev)
-    total_tokens = n_ctx * P
+    keep_all = _kept(contexts, exclude_ids)  # [n_ctx P] bool, or None: every position after 0 counts
+    total_tokens = n_ctx * P if keep_all is None else int(keep_all.sum())
     t_fwd = t_enc = 0.0
     for i in range(0, n_ctx, cfg.batch_size):
         if cancel is not None and cancel.is_set():
@@ -178,12 +193,13 @@ def run_analysis(
         t0 = time.perf_counter()
         x = _encode_batch(lm, sae, ids, lock)  # [batch*P d_model]
         t1 = time.perf_counter()
+        keep = None if keep_all is None else keep_all[i: i + cfg.batch_size].reshape(-1)
         with tf32_matmuls(cfg.tf32):
-            store = fold_batch(sae, x, stats, store, i, ids.shape[0], T, cfg.cache_bytes)
+            store = fold_batch(sae, x, stats, store, i, ids.shape[0], T, cfg.cache_bytes, keep)
         t_enc += time.perf_counter() - t1
         t_fwd += t1 - t0
         if progress:
-            progress("activations", min(i + cfg.batch_size, n_ctx) * P, total_tokens)
+            progress("activations", min(i + cfg.batch_size, n_ctx) * P, n_ctx * P)
 
     t0 = time.perf_counter()
     top = stats.top_contexts()  # [K d_sae]
@@ -195,7 +211,7 @@ def run_analysis(
     req_ctx = torch.cat([top.ctx.reshape(-1), q_ctx.reshape(-1)])
     req_pos = torch.cat([top.pos.reshape(-1), q_pos.reshape(-1)])
     if store is None:
-        store = _recompute_store(lm, sae, contexts, req_ctx[req_ctx >= 0].unique(), cfg, lock)
+        store = _recompute_store(lm, sae, contexts, req_ctx[req_ctx >= 0].unique(), cfg, lock, keep_all)
     else:
         store.finish()
     W = min(cfg.window_before + cfg.window_after + 1, P)
@@ -223,6 +239,7 @@ def run_analysis(
     timings = Timings(t_fwd, t_enc, t_win, t_weights, t_total)
     summary = {
         "n_contexts": int(n_ctx), "context_size": int(T), "n_tokens": int(total_tokens),
+        "excluded_tokens": int(n_ctx * P - total_tokens),
         "d_sae": d_sae, "hook_name": sae.cfg.hook_name, "model_id": lm.model_id,
         "dead": int((stats.count == 0).sum()), "mean_l0": float(stats.count.sum()) / max(total_tokens, 1),
         "coactivation": coact is not None, "timings": timings._asdict(), "config": cfg.to_dict(),
@@ -231,8 +248,15 @@ def run_analysis(
     return AnalysisResult(rows, summary, timings)
 
 
+def _kept(contexts: Tensor, exclude_ids: list[int] | None) -> Tensor | None:
+    """``[n_ctx ctx-1]`` True where a token (after position 0) counts: not one of ``exclude_ids``."""
+    if not exclude_ids:
+        return None
+    return ~torch.isin(contexts[:, 1:], torch.tensor(sorted(set(exclude_ids)), dtype=contexts.dtype))
+
+
 def _recompute_store(lm: LoadedModel, sae: SparseAutoencoder, contexts: Tensor, needed: Tensor,
-                     cfg: AnalysisConfig, lock: Any) -> SparseStore:
+                     cfg: AnalysisConfig, lock: Any, keep_all: Tensor | None = None) -> SparseStore:
     T = contexts.shape[1]
     P = T - 1
     store = SparseStore(sae.cfg.d_sae, T, contexts.device)
@@ -241,6 +265,8 @@ def _recompute_store(lm: LoadedModel, sae: SparseAutoencoder, contexts: Tensor, 
         x = _encode_batch(lm, sae, contexts[cids], lock)
         with tf32_matmuls(cfg.tf32):
             acts = sparse_encode(sae, x)
+        if keep_all is not None:
+            acts = drop_excluded(acts, keep_all[cids].reshape(-1).to(acts.token.device))
         tok = acts.token
         store.add(cids[tok // P] * T + tok % P + 1, acts.feature, acts.value.float())
     store.finish()
@@ -340,6 +366,7 @@ def _build_rows(stats, cfg, vocab, contexts, top, quant, valid, start, win_tok, 
         }
         rows.append({
             "idx": f, "auto_label": auto_label(peaks, [t["token"] for t in pos_tok]),
+            "consistency": consistency(peaks), "degenerate": is_degenerate(peaks),
             "density": density[f], "max_act": mx[f], "mean_act": mean[f],
             "top_tokens_json": top_tokens, "data_json": data,
         })

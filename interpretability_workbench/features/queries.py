@@ -29,6 +29,7 @@ def summary(row: FeatureRow) -> dict[str, Any]:
         "explanation": row.explanation.text if row.explanation else None,
         "detection": row.explanation.detection if row.explanation else None,
         "fuzzing": row.explanation.fuzzing if row.explanation else None,
+        "consistency": row.consistency, "degenerate": row.degenerate,
     }
 
 
@@ -62,13 +63,15 @@ class FeatureQueries:
         return {i: lab.label for i, lab in self.repo.labels(sae_id, indices).items()}
 
     def list(self, sae_id: str, *, offset: int = 0, limit: int = 50, sort: str = "index",
-             q: str | None = None) -> dict[str, Any]:
+             q: str | None = None, hide_degenerate: bool = False) -> dict[str, Any]:
         self.saes.row(sae_id)
         if offset < 0 or not 1 <= limit <= MAX_LIMIT:
             raise Invalid(f"need offset >= 0 and 1 <= limit <= {MAX_LIMIT}")
         if sort.lstrip("-") not in SORT_KEYS:
             raise Invalid(f"unknown sort {sort!r}; use one of {', '.join(SORT_KEYS)} (prefix '-' to descend)")
-        rows, total = self.repo.page(sae_id, offset=offset, limit=limit, sort=sort, flt=parse_search(q))
+        flt = parse_search(q)
+        flt.hide_degenerate = hide_degenerate
+        rows, total = self.repo.page(sae_id, offset=offset, limit=limit, sort=sort, flt=flt)
         return {"items": [summary(r) for r in rows], "total": total, "offset": offset, "limit": limit}
 
     def get(self, sae_id: str, index: int) -> dict[str, Any]:

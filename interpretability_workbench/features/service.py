@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from ..activations.corpora import CorpusLookup
-from ..activations.corpus import CorpusError, load_texts, make_contexts, split_contexts
+from ..activations.corpus import CorpusError, load_texts, make_contexts
 from ..errors import Conflict, Invalid
 from ..events import AnalysisDone, AnalysisProgress, Publish
 from ..model.handle import ModelHandle
 from ..model.loader import LoadedModel
+from ..model.token_text import token_texts
+from ..model.tokenize import bos_id
 from ..sae.model import SparseAutoencoder
 from ..sae.registry import SAERegistry
 from ..store.features import AnalysedFeature, FeatureRepo
@@ -28,17 +30,31 @@ from .queries import FeatureQueries
 from .text import TextActivations, text_activations
 
 log = logging.getLogger(__name__)
-HELD_OUT_FRACTION = 0.1
+
+
+def excluded_token_ids(tokenizer: object) -> list[int]:
+    """Token ids an analysis never counts: every special token (BOS, EOS, padding, ...)."""
+    ids = {int(i) for i in getattr(tokenizer, "all_special_ids", None) or []}
+    bos = bos_id(tokenizer)
+    if bos is not None:
+        ids.add(bos)
+    for name in ("eos_token_id", "pad_token_id", "unk_token_id"):
+        v = getattr(tokenizer, name, None)
+        if isinstance(v, int):
+            ids.add(v)
+    return sorted(ids)
 
 
 class FeatureService:
     def __init__(self, repo: FeatureRepo, saes: SAERegistry, model: ModelHandle, corpora: CorpusLookup,
                  publish: Publish, scope: AbstractContextManager[Any], *, context_size: int,
-                 max_prompt_tokens: int) -> None:
-        """``scope``: held around every forward (the model lock, with every patch switched off)."""
+                 max_prompt_tokens: int, analysis_tokens: int | None = None) -> None:
+        """``scope``: held around every forward (the model lock, with every patch switched off).
+        ``analysis_tokens``: tokens an analysis reads when the request names none (None or 0: the whole corpus)."""
         self.repo, self.saes, self.model, self.corpora = repo, saes, model, corpora
         self.publish, self.scope = publish, scope
         self.context_size, self.max_prompt_tokens = context_size, max_prompt_tokens
+        self.analysis_tokens = analysis_tokens or None
         self.queries = FeatureQueries(repo, saes)
         self.config = AnalysisConfig()
         self._lock = threading.Lock()
@@ -52,12 +68,13 @@ class FeatureService:
 
     # helpers ------------------------------------------------------------------------------
     def vocab(self, lm: LoadedModel) -> list[str]:
-        """Every token id decoded on its own (cached per tokenizer)."""
+        """Every token id decoded on its own by ``model/token_text`` (byte pieces as ``<0xNN>``; cached per
+        tokenizer)."""
         cached = self._vocab
         if cached is not None and cached[0] is lm.tokenizer:
             return cached[1]
         n = max(lm.vocab_size, len(lm.tokenizer))
-        strings = lm.tokenizer.batch_decode([[i] for i in range(n)])
+        strings = token_texts(lm.tokenizer, list(range(n)))
         self._vocab = (lm.tokenizer, strings)
         return strings
 
@@ -67,12 +84,15 @@ class FeatureService:
 
     def analysis_contexts(self, lm: LoadedModel, sae: SparseAutoencoder, corpus: str | None = None,
                           n_tokens: int | None = None, corpus_file: str | Path | None = None):
-        """Default: the held-out split of the built-in corpus; a corpus id (or CLI file): all of it."""
+        """The corpus (default: the built-in one) cut into contexts, the first ``n_tokens`` of it (default:
+        ``analysis_tokens``; None: all of it)."""
         ctx_size = sae.cfg.context_size or self.context_size
+        if n_tokens is None:
+            n_tokens = self.analysis_tokens
         if n_tokens is not None and n_tokens < ctx_size - 1:
             raise Invalid(f"n_tokens must be at least one context ({ctx_size - 1} tokens)")
         path = Path(corpus_file) if corpus_file else self.corpora.path(corpus)
-        limit = None if n_tokens is None or path is None else math.ceil(n_tokens / (ctx_size - 1))
+        limit = None if n_tokens is None else math.ceil(n_tokens / (ctx_size - 1))
         key = (lm.tokenizer, str(path), ctx_size, limit)
         cached = self._contexts
         if cached is not None and cached[0][0] is key[0] and cached[0][1:] == key[1:]:
@@ -80,11 +100,7 @@ class FeatureService:
         else:
             try:
                 texts = load_texts(path)
-                if path is None:
-                    contexts = split_contexts(make_contexts(lm.tokenizer, texts, ctx_size),
-                                              HELD_OUT_FRACTION).held_out
-                else:
-                    contexts = make_contexts(lm.tokenizer, texts, ctx_size, max_contexts=limit)
+                contexts = make_contexts(lm.tokenizer, texts, ctx_size, max_contexts=limit)
             except CorpusError as e:
                 raise Invalid(str(e)) from None
             self._contexts = (key, contexts)
@@ -181,11 +197,12 @@ class FeatureService:
 
         try:
             result = run_analysis(lm, sae, contexts, self.vocab(lm), self.config, progress=progress,
-                                  lock=self.scope, cancel=cancel)
+                                  lock=self.scope, cancel=cancel, exclude_ids=excluded_token_ids(lm.tokenizer))
             progress("saving", 0, len(result.rows))
             self.repo.upsert_analysed(sae_id, (
                 AnalysedFeature(r["idx"], r["auto_label"], r["density"], r["max_act"], r["mean_act"],
-                                r["top_tokens_json"], r["data_json"]) for r in result.rows))
+                                r["top_tokens_json"], r["data_json"], r["consistency"], r["degenerate"])
+                for r in result.rows))
         except Exception as e:
             cancelled = cancel.is_set()
             status = "cancelled" if cancelled else "failed"

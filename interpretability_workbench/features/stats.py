@@ -122,12 +122,14 @@ class FeatureStats:
         self.gen = torch.Generator(device=dev).manual_seed(seed)
 
     @torch.no_grad()
-    def update(self, acts: SparseActs, n_ctx: int, n_pos: int, ctx_offset: int, first_pos: int = 1) -> None:
+    def update(self, acts: SparseActs, n_ctx: int, n_pos: int, ctx_offset: int, first_pos: int = 1,
+               n_counted: int | None = None) -> None:
         """Fold in one batch: ``n_ctx`` contexts of ``n_pos`` analysed positions each (token ``t`` of the
-        batch is context ``ctx_offset + t // n_pos`` at position ``first_pos + t % n_pos``)."""
+        batch is context ``ctx_offset + t // n_pos`` at position ``first_pos + t % n_pos``); ``n_counted``:
+        how many of those tokens count towards density (default all; excluded ones carry no activations)."""
         d, dev = self.d_sae, self.device
         tok, feat, val = acts.token.to(dev), acts.feature.to(dev), acts.value.to(dev, torch.float32)
-        self.total += n_ctx * n_pos
+        self.total += n_ctx * n_pos if n_counted is None else n_counted
         self.count += torch.bincount(feat, minlength=d)
         self.sum += torch.bincount(feat, weights=val.double(), minlength=d)
         self.max = self.max.scatter_reduce(0, feat, val, "amax", include_self=True)

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from ..model.loader import LoadedModel
+from ..model.token_text import token_text
 
 
 @dataclass
@@ -49,7 +50,7 @@ def top_tokens(lm: LoadedModel, logits: Tensor, k: int) -> list[TokenProb]:
     logits = logits.float()
     probs = logits.softmax(-1)
     top = probs.topk(min(k, probs.shape[-1]))
-    return [TokenProb(lm.tokenizer.decode([int(i)]), int(i), float(p), float(logits[i]))
+    return [TokenProb(token_text(lm.tokenizer, int(i)), int(i), float(p), float(logits[i]))
             for p, i in zip(top.values, top.indices)]
 
 
@@ -63,7 +64,7 @@ def moved_tokens(lm: LoadedModel, orig: Tensor, patched: Tensor, k: int) -> list
     po, pp = orig.float().softmax(-1), patched.float().softmax(-1)
     delta = pp - po
     idx = delta.abs().topk(min(k, delta.shape[-1])).indices
-    return [TokenMove(lm.tokenizer.decode([int(i)]), int(i), float(po[i]), float(pp[i]), float(delta[i]))
+    return [TokenMove(token_text(lm.tokenizer, int(i)), int(i), float(po[i]), float(pp[i]), float(delta[i]))
             for i in idx if float(delta[i]) != 0.0]
 
 
@@ -99,14 +100,14 @@ def comparisons(lm: LoadedModel, orig: Tensor, patched: Tensor, top_ks: list[int
                               top_q.indices, patched.float()[rows, top_q.indices], mv, po[rows, mv],
                               pq[rows, mv], delta[rows, mv], kl)]
     ov, oi, ol, qv, qi, ql, mi, mpo, mpq, md, kls = (t.tolist() for t in host)
-    dec = lm.tokenizer.decode
+    tok = lm.tokenizer
     out = []
     for b, top_k in enumerate(top_ks):
         n = min(top_k, k)
         out.append(Comparison(
-            [TokenProb(dec([i]), i, p, lg) for p, i, lg in zip(ov[b][:n], oi[b][:n], ol[b][:n])],
-            [TokenProb(dec([i]), i, p, lg) for p, i, lg in zip(qv[b][:n], qi[b][:n], ql[b][:n])],
-            [TokenMove(dec([i]), i, a, c, d) for i, a, c, d in zip(mi[b][:n], mpo[b][:n], mpq[b][:n], md[b][:n])
+            [TokenProb(token_text(tok, i), i, p, lg) for p, i, lg in zip(ov[b][:n], oi[b][:n], ol[b][:n])],
+            [TokenProb(token_text(tok, i), i, p, lg) for p, i, lg in zip(qv[b][:n], qi[b][:n], ql[b][:n])],
+            [TokenMove(token_text(tok, i), i, a, c, d) for i, a, c, d in zip(mi[b][:n], mpo[b][:n], mpq[b][:n], md[b][:n])
              if d != 0.0],
             float(kls[b]), patch_ids[b], n_tokens[b], from_layers[b], compute_ms))
     return out

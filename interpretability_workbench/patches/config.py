@@ -29,7 +29,8 @@ class PatchConfig:
     strength: float = 1.0
     """ablate: fraction removed (1 = full projection); scale: factor s on the component along the features;
     steer: α added as α·W_dec[f] (summed over features); clamp: value v the activations are held at;
-    adapter: multiplier on the imported deltas (1 = as imported)."""
+    adapter: multiplier on the imported deltas (1 = as imported). Steer and clamp read it in
+    ``strength_unit``: the edit uses ``absolute_strength``."""
     enabled: bool = True
     """Whether the patch acts on the live model."""
     model_id: str = ""
@@ -44,7 +45,15 @@ class PatchConfig:
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
     extra: dict[str, Any] = field(default_factory=dict)
-    """Anything else worth keeping (origin of an imported adapter, ...)."""
+    """Anything else worth keeping (origin of an imported adapter, where a patch was made: ``origin``, ...)."""
+    strength_unit: str = "absolute"
+    """'absolute' (``strength`` as above) or 'typical_activation' (steer and clamp: ``strength`` counts
+    ``unit_scale``s, see ``patches/units.py``)."""
+    unit_scale: float = 1.0
+    """Absolute strength of one unit: the features' mean activation when active (or, before an analysis, the
+    residual norm over the decoder norm), fixed at creation; 1 for 'absolute'."""
+    unit_source: str = ""
+    """Where ``unit_scale`` came from: 'analysis', 'residual_norm', or '' for absolute units."""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -62,6 +71,19 @@ class PatchConfig:
         self.strength = float(self.strength)
         if self.strength != self.strength or abs(self.strength) == float("inf"):
             raise ValueError("strength must be a finite number")
+        if self.strength_unit not in ("absolute", "typical_activation"):
+            raise ValueError(f"strength_unit must be 'absolute' or 'typical_activation', got {self.strength_unit!r}")
+        if self.strength_unit != "absolute" and self.mode not in ("steer", "clamp"):
+            raise ValueError(f"{self.mode} strengths are fractions or factors; only steer and clamp take "
+                             "strength_unit='typical_activation'")
+        self.unit_scale = float(self.unit_scale)
+        if not (self.unit_scale > 0 and self.unit_scale != float("inf")):
+            raise ValueError("unit_scale must be a positive finite number")
+
+    @property
+    def absolute_strength(self) -> float:
+        """The strength the edit applies: ``strength × unit_scale`` in typical-activation units."""
+        return self.strength * self.unit_scale if self.strength_unit == "typical_activation" else self.strength
 
     @property
     def is_weight_delta(self) -> bool:

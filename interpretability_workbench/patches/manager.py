@@ -24,6 +24,7 @@ from ..store.patches import PatchRepo
 from . import inject
 from .config import DEFAULT_STRENGTH, PatchConfig
 from .lora import ModuleDelta, feature_deltas, layer_of_path, scaling_for
+from .units import UNIT_MODES, MeanActivations, residual_norm, typical_unit
 
 log = logging.getLogger(__name__)
 DELTAS_FILE = "deltas.safetensors"
@@ -75,8 +76,11 @@ class PatchManager:
     modules on the loaded model. Strength changes from the live slider (``set_strength``) act in memory
     only; ``update`` (the REST PATCH) and ``commit`` persist."""
 
-    def __init__(self, repo: PatchRepo, saes: SAERegistry, model: ModelHandle, root: Path) -> None:
+    def __init__(self, repo: PatchRepo, saes: SAERegistry, model: ModelHandle, root: Path,
+                 mean_activations: MeanActivations | None = None) -> None:
+        """``mean_activations``: the analysed features' mean activation when active (typical-activation units)."""
         self.repo, self.saes, self.model = repo, saes, model
+        self.mean_activations = mean_activations
         self.root = Path(root)
         self._lock = threading.RLock()
         self._configs: dict[str, PatchConfig] = {}
@@ -115,26 +119,43 @@ class PatchManager:
 
     # create / update / delete ----------------------------------------------------------------
     def draft(self, *, sae_id: str, features: list[int], mode: str, strength: float | None = None,
-              name: str | None = None, enabled: bool = True, extra: dict | None = None) -> PatchConfig:
+              name: str | None = None, enabled: bool = True, extra: dict | None = None,
+              strength_unit: str = "absolute", unit_scale: float | None = None,
+              origin: str | None = None) -> PatchConfig:
         """A validated patch config for the loaded model, neither applied nor stored (``create`` and
-        ``trial`` take it from here)."""
+        ``trial`` take it from here). ``strength_unit='typical_activation'`` (steer, clamp) resolves one unit
+        now (``patches/units.py``) unless ``unit_scale`` gives it (an imported patch keeps its own);
+        ``origin`` records where it was made (shown by the UI)."""
         fit = self.saes.fitted(sae_id)  # 404 unknown SAE, 400 when it does not fit the loaded model
         scfg = fit.sae.cfg
         if features and max(features) >= scfg.d_sae:
             raise Invalid(f"feature {max(features)} is out of range: SAE {sae_id} has features 0..{scfg.d_sae - 1}")
+        scale, source = 1.0, ""
+        if strength_unit == "typical_activation" and mode in UNIT_MODES and features:
+            if unit_scale is not None:
+                scale, source = float(unit_scale), "given"
+            else:
+                scale, source = typical_unit(sae_id, fit.sae, list(features), self.mean_activations,
+                                             lambda: residual_norm(fit.lm, fit.sae, self.original))
         try:
             return PatchConfig(
                 id=new_id("patch"), name=name or f"{mode} {_feature_list(features)} @ {scfg.hook_name}",
                 mode=mode, features=list(features), sae_id=sae_id,
                 strength=strength if strength is not None else DEFAULT_STRENGTH.get(mode, 1.0),
-                enabled=enabled, model_id=fit.lm.model_id, hook_name=scfg.hook_name, extra=dict(extra or {}))
+                enabled=enabled, model_id=fit.lm.model_id, hook_name=scfg.hook_name,
+                strength_unit=strength_unit, unit_scale=scale, unit_source=source,
+                extra={**(extra or {}), **({"origin": origin} if origin else {})})
         except ValueError as e:
             raise Invalid(str(e)) from None
 
     def create(self, *, sae_id: str, features: list[int], mode: str, strength: float | None = None,
-               name: str | None = None, enabled: bool = True, extra: dict | None = None) -> PatchConfig:
+               name: str | None = None, enabled: bool = True, extra: dict | None = None,
+               strength_unit: str = "absolute", unit_scale: float | None = None,
+               origin: str | None = None) -> PatchConfig:
+        """A new patch (``draft``'s arguments), applied at once and stored."""
         cfg = self.draft(sae_id=sae_id, features=features, mode=mode, strength=strength, name=name,
-                         enabled=enabled, extra=extra)
+                         enabled=enabled, extra=extra, strength_unit=strength_unit, unit_scale=unit_scale,
+                         origin=origin)
         with self.model.lock:
             self._apply(cfg)  # raises before anything is stored if the edit cannot be built
             self._save(cfg, new=True)
@@ -259,11 +280,11 @@ class PatchManager:
                     raise Invalid("clamp needs an SAE on a resid_post hook")
                 w = inject.wrap(model, hp.path, inject.ClampBlock)
                 paths.append(hp.path)
-                w.add(cfg.id, sae, cfg.features, cfg.strength, cfg.enabled)
+                w.add(cfg.id, sae, cfg.features, cfg.absolute_strength, cfg.enabled)
                 cfg.rank = 0
             else:
                 deltas = self.deltas_for(cfg)
-                scaling = scaling_for(cfg.mode, cfg.strength)
+                scaling = scaling_for(cfg.mode, cfg.absolute_strength)
                 for d in deltas:
                     target = inject.base_of_path(model, d.path)
                     _check_shape(target, d)
@@ -289,9 +310,9 @@ class PatchManager:
         model = self._model()
         for path in self._applied.get(patch_id, []):
             if cfg.mode == "clamp":
-                inject.set_entry(model, path, patch_id, value=cfg.strength)
+                inject.set_entry(model, path, patch_id, value=cfg.absolute_strength)
             else:
-                inject.set_entry(model, path, patch_id, scaling=scaling_for(cfg.mode, cfg.strength))
+                inject.set_entry(model, path, patch_id, scaling=scaling_for(cfg.mode, cfg.absolute_strength))
 
     def _on_model_change(self, old: Any, new: Any) -> None:
         if old is not None:

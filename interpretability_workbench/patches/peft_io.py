@@ -121,11 +121,11 @@ def export_patch(pm: PatchManager, saes: SAERegistry, model: ModelHandle, patch_
                 raise Invalid(f"patch {cfg.id} is for {cfg.model_id!r}; load that model to export it")
             deltas = pm.deltas_for(cfg)
             conv = any(is_conv1d(base_of_path(lm.model, d.path)) for d in deltas)
-            write_peft_folder(deltas, scaling_for(cfg.mode, cfg.strength), folder, base_model=cfg.model_id,
+            write_peft_folder(deltas, scaling_for(cfg.mode, cfg.absolute_strength), folder, base_model=cfg.model_id,
                               fan_in_fan_out=conv, meta={**cfg.to_dict(), "base_model_revision": lm.revision,
                                                          "base_model_weights": lm.weights})
             return Export(f"{cfg.id}-peft.zip", _zip_folder(folder, cfg.id),
-                          f"PEFT LoRA adapter (rank {cfg.rank}, strength {cfg.strength} baked in) for "
+                          f"PEFT LoRA adapter (rank {cfg.rank}, strength {cfg.absolute_strength:g} baked in) for "
                           f"{cfg.model_id} [{lm.weights or lm.revision}]; load with "
                           "peft.PeftModel.from_pretrained(base_model, folder)")
         folder.mkdir(parents=True)
@@ -254,5 +254,7 @@ def import_patch(pm: PatchManager, saes: SAERegistry, model: ModelHandle, data: 
                 raise Invalid(f"SAE {sae_id} is not known here and the zip has no {SAE_DIR}/ folder")
             sae_id = saes.import_folder(folder / SAE_DIR, name=f"from patch {cfg.name}")
         return pm.create(sae_id=sae_id, features=cfg.features, mode=cfg.mode, strength=cfg.strength,
-                                    name=name or cfg.name, enabled=cfg.enabled)
+                         name=name or cfg.name, enabled=cfg.enabled, strength_unit=cfg.strength_unit,
+                         unit_scale=cfg.unit_scale if cfg.strength_unit != "absolute" else None,
+                         origin=cfg.extra.get("origin"))
 

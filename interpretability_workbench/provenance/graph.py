@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from ..features.logits import feature_logit_vectors
+from ..model.token_text import token_text, token_texts
 from .splice import Ablation, SpliceRun, ablation_effects, node_pre, spliced_forward
 from .types import (DownstreamLogits, EdgeCheck, GraphEdge, GraphNode, GraphOptions, LogitEffect,
                     ProvenanceGraph, SAERef, Validation)
@@ -60,7 +61,7 @@ def downstream_logits(model: torch.nn.Module, tokenizer: object, ref: SAERef, in
         ids = torch.stack([top.indices, bot.indices]).tolist()
 
     def conv(v: list[float], i: list[int]) -> list[LogitEffect]:
-        return [LogitEffect(tokenizer.decode([t]), t, x) for x, t in zip(v, i)]  # type: ignore[attr-defined]
+        return [LogitEffect(token_text(tokenizer, t), t, x) for x, t in zip(v, i)]
 
     return DownstreamLogits(conv(vals[0], ids[0]), conv(vals[1], ids[1]))
 
@@ -155,8 +156,7 @@ def build_graph(
     node_id = _node_ids([target, *upstream])
     run = spliced_forward(model, input_ids, target, upstream) if input_ids is not None else None
     tracer = _Tracer(upstream, run)
-    tokens = ([tokenizer.decode([t]) for t in input_ids[0].tolist()]  # type: ignore[attr-defined]
-              if input_ids is not None else [])
+    tokens = token_texts(tokenizer, input_ids[0].tolist()) if input_ids is not None else []
 
     def activation(ref: SAERef, i: int, pos: int | None) -> float | None:
         if run is None or pos is None:

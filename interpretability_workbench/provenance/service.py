@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from ..errors import BadRequest, Conflict, Invalid
 from ..model.handle import ModelHandle
@@ -13,6 +13,30 @@ from .types import GraphOptions, ProvenanceGraph, SAERef, hook_order
 
 LabelTexts = Callable[[str, list[int]], dict[int, str | None]]
 """(sae_id, feature indices) -> display label of each (missing when the feature has no analysis)."""
+
+
+class UpstreamSAE(NamedTuple):
+    sae_id: str
+    name: str
+    layer: int
+    hook_name: str
+
+
+class UpstreamStatus(NamedTuple):
+    """Which SAEs a provenance graph of an SAE's features would trace through, and which layers lack one."""
+
+    sae_id: str
+    layer: int
+    hook: str
+    """Hook kind of the target (resid_post, ...)."""
+    available: list[UpstreamSAE]
+    """The SAE per lower layer a graph would use (nearest first)."""
+    missing_layers: list[int]
+    """Layers below the target without an SAE, nearest first."""
+    suggested_layers: list[int]
+    """The nearest missing layers a graph of ``depth`` would want (train these)."""
+    train: dict[str, Any]
+    """A training request for ``suggested_layers`` matching the target SAE (POST /api/training)."""
 
 
 class ProvenanceService:
@@ -31,7 +55,6 @@ class ProvenanceService:
         then the newest), or the explicitly named ones (which must all sit below the target)."""
         target = self.saes.row(target_id)
         t_order = hook_order(target.hook_name)
-        t_kind = target.hook_name.rsplit("hook_", 1)[-1]
         if explicit:
             refs = []
             for sid in dict.fromkeys(explicit):
@@ -44,17 +67,45 @@ class ProvenanceService:
                                      f"target's {target.hook_name}; name SAEs of earlier hook points")
                 refs.append(self._ref(sid))
             return sorted(refs, key=lambda r: r.order, reverse=True)[:depth]
+        best = self._best_below(target_id)
+        layers = sorted(best, reverse=True)[:depth]
+        if not layers:
+            raise BadRequest(f"no SAEs of {target.model_id!r} are registered below layer "
+                             f"{target.layer}; train SAEs at earlier layers (e.g. layers "
+                             f"{', '.join(map(str, range(target.layer - 1, max(target.layer - 1 - depth, -1), -1)))}) "
+                             f"or import some to trace provenance")
+        return [self._ref(best[layer].id) for layer in layers]
+
+    def _best_below(self, target_id: str) -> dict[int, Any]:
+        """Per lower layer, the SAE a graph uses: same hook kind as the target preferred, then the newest."""
+        target = self.saes.row(target_id)
+        t_kind = target.hook_name.rsplit("hook_", 1)[-1]
         best: dict[int, Any] = {}
         for r in self.saes.of_model_below(target.model_id, target.layer, exclude=target_id):
             key = (r.hook_name.endswith("hook_" + t_kind), r.created_at)
             cur = best.get(r.layer)
             if cur is None or key > (cur.hook_name.endswith("hook_" + t_kind), cur.created_at):
                 best[r.layer] = r
-        layers = sorted(best, reverse=True)[:depth]
-        if not layers:
-            raise BadRequest(f"no SAEs of {target.model_id!r} are registered below layer "
-                             f"{target.layer}; train or import SAEs at earlier layers to trace provenance")
-        return [self._ref(best[layer].id) for layer in layers]
+        return best
+
+    def upstream(self, sae_id: str, depth: int = 2) -> UpstreamStatus:
+        """What a graph of ``depth`` would trace through (no model needed), and what to train for it."""
+        if depth < 1:
+            raise Invalid(f"depth must be >= 1, got {depth}")
+        target = self.saes.row(sae_id)  # 404 for unknown ids
+        kind = target.hook_name.rsplit("hook_", 1)[-1]
+        best = self._best_below(sae_id)
+        avail = [UpstreamSAE(best[layer].id, best[layer].name, layer, best[layer].hook_name)
+                 for layer in sorted(best, reverse=True)]
+        missing = [layer for layer in range(target.layer - 1, -1, -1) if layer not in best]
+        wanted = list(range(target.layer - 1, max(target.layer - 1 - depth, -1), -1))
+        suggested = [layer for layer in wanted if layer not in best]
+        train: dict[str, Any] = {"layers": suggested, "hook": kind, "d_sae": target.d_sae,
+                                 "architecture": target.architecture}
+        k = self.saes.get(sae_id).sae.cfg.k
+        if k:
+            train["k"] = int(k)
+        return UpstreamStatus(sae_id, target.layer, kind, avail, missing, suggested, train)
 
     def build(self, sae_id: str, feature: int, *, depth: int = 2, prompt: str | None = None,
               upstream: list[str] | None = None, options: GraphOptions | None = None) -> ProvenanceGraph:

@@ -96,6 +96,12 @@ MIGRATIONS: list[str] = [
         created_at REAL NOT NULL, PRIMARY KEY (job_id, idx), UNIQUE (job_id, key)
     );
     """,
+    # 5: feature sort score and degenerate flag (features/labels.py), indexed for the feature list
+    """
+    ALTER TABLE features ADD COLUMN consistency REAL;
+    ALTER TABLE features ADD COLUMN degenerate INTEGER;
+    CREATE INDEX features_consistency ON features (sae_id, consistency, density);
+    """,
 ]
 
 

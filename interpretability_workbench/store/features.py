@@ -16,17 +16,18 @@ _DISPLAY_LABEL = "COALESCE(NULLIF(label, ''), auto_label, '')"
 SORT_KEYS = {
     "index": "idx", "density": "density", "max_act": "max_act", "max_activation": "max_act",
     "mean_act": "mean_act", "mean_activation": "mean_act", "label": _DISPLAY_LABEL, "starred": "starred",
-    "detection": "detection", "fuzzing": "fuzzing",
+    "detection": "detection", "fuzzing": "fuzzing", "consistency": "consistency",
 }
 """Sort names the feature list accepts (prefix '-' to descend), mapped to SQL."""
 _SUMMARY_COLS = ("sae_id, idx, label, auto_label, notes, starred, density, max_act, mean_act, top_tokens_json, "
-                 "explanation, explanation_json, detection, fuzzing")
+                 "explanation, explanation_json, detection, fuzzing, consistency, degenerate")
 _UPSERT = """
-INSERT INTO features (sae_id, idx, auto_label, density, max_act, mean_act, top_tokens_json, data_json)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO features (sae_id, idx, auto_label, density, max_act, mean_act, top_tokens_json, data_json, consistency,
+  degenerate)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT(sae_id, idx) DO UPDATE SET auto_label = excluded.auto_label, density = excluded.density,
   max_act = excluded.max_act, mean_act = excluded.mean_act, top_tokens_json = excluded.top_tokens_json,
-  data_json = excluded.data_json
+  data_json = excluded.data_json, consistency = excluded.consistency, degenerate = excluded.degenerate
 """
 
 
@@ -80,6 +81,13 @@ class FeatureRow:
     data: dict[str, Any] | None = None
     """Everything else the analysis stored (contexts, quantiles, histograms, logits, neighbours)."""
     explanation: Explanation | None = None
+    """The latest natural-language explanation with its scores (``features/explanations.py``)."""
+    consistency: float | None = None
+    """Agreement of the top contexts on a non-whitespace peak token, 0..1 (``features/labels.consistency``); None
+    before an analysis that computes it."""
+    degenerate: bool | None = None
+    """At least half of the top contexts peak on whitespace (``features/labels.is_degenerate``); None when not
+    computed."""
 
     @property
     def display_label(self) -> str:
@@ -104,6 +112,10 @@ class AnalysedFeature:
     mean_act: float
     top_tokens: list[dict[str, Any]]
     data: dict[str, Any]
+    consistency: float | None = None
+    """Sort score (``features/labels.consistency``)."""
+    degenerate: bool | None = None
+    """Mostly whitespace peaks (``features/labels.is_degenerate``)."""
 
 
 @dataclass
@@ -113,6 +125,8 @@ class FeatureFilter:
     starred: bool = False
     text: str | None = None
     """Case-insensitive substring of the label, automatic label, notes or explanation."""
+    hide_degenerate: bool = False
+    """Leave out degenerate features (rows analysed before the flag existed are kept)."""
 
 
 def _explanation(r: dict[str, Any]) -> Explanation | None:
@@ -128,7 +142,8 @@ def _row(r: dict[str, Any]) -> FeatureRow:
     return FeatureRow(sae_id=r["sae_id"], idx=r["idx"], label=r.get("label") or None, auto_label=r.get("auto_label"),
                       notes=r.get("notes") or "", starred=bool(r.get("starred")), density=r.get("density"),
                       max_act=r.get("max_act"), mean_act=r.get("mean_act"), top_tokens=r.get("top_tokens_json") or [],
-                      data=r.get("data_json"), explanation=_explanation(r))
+                      data=r.get("data_json"), explanation=_explanation(r), consistency=r.get("consistency"),
+                      degenerate=None if r.get("degenerate") is None else bool(r["degenerate"]))
 
 
 def _like(q: str) -> str:
@@ -168,7 +183,8 @@ class FeatureRepo:
     # features ----------------------------------------------------------------------------------
     def upsert_analysed(self, sae_id: str, rows: Iterable[AnalysedFeature]) -> None:
         self.db.executemany(_UPSERT, ((sae_id, r.idx, r.auto_label, r.density, r.max_act, r.mean_act,
-                                       json.dumps(r.top_tokens), json.dumps(r.data)) for r in rows))
+                                       json.dumps(r.top_tokens), json.dumps(r.data), r.consistency,
+                                       None if r.degenerate is None else int(r.degenerate)) for r in rows))
 
     def get(self, sae_id: str, idx: int) -> FeatureRow | None:
         row = self.db.get("features", sae_id=sae_id, idx=idx)
@@ -189,6 +205,8 @@ class FeatureRepo:
             params.append(flt.token_key)
         if flt.starred:
             where.append("starred = 1")
+        if flt.hide_degenerate:
+            where.append("COALESCE(degenerate, 0) = 0")
         if flt.text:
             where.append("(label LIKE ? ESCAPE '\\' OR auto_label LIKE ? ESCAPE '\\' OR notes LIKE ? ESCAPE '\\' "
                          "OR explanation LIKE ? ESCAPE '\\')")
@@ -196,10 +214,20 @@ class FeatureRepo:
         cond = " AND ".join(where)
         total = self.db.query_one(f"SELECT COUNT(*) AS n FROM features WHERE {cond}", params)["n"]  # type: ignore[index]
         nulls = f"CASE WHEN {col} IS NULL THEN 1 ELSE 0 END, "
+        # many features tie on consistency (1: every top context peaks on one word): the commoner first
+        then = "density DESC, " if col == "consistency" else ""
         rows = self.db.query(
             f"SELECT {_SUMMARY_COLS} FROM features WHERE {cond} ORDER BY {nulls}{col} {'DESC' if desc else 'ASC'}, "
-            f"idx ASC LIMIT ? OFFSET ?", [*params, limit, offset])
+            f"{then}idx ASC LIMIT ? OFFSET ?", [*params, limit, offset])
         return [_row(r) for r in rows], int(total)
+
+    def mean_activations(self, sae_id: str, indices: list[int]) -> dict[int, float]:
+        """Mean activation when active of the given analysed features (features never active are left out)."""
+        if not indices:
+            return {}
+        rows = self.db.query(f"SELECT idx, mean_act FROM features WHERE sae_id = ? AND idx IN "
+                             f"({','.join('?' * len(indices))}) AND mean_act > 0", [sae_id, *indices])
+        return {int(r["idx"]): float(r["mean_act"]) for r in rows}
 
     def labels(self, sae_id: str, indices: list[int] | None = None) -> dict[int, FeatureLabel]:
         """Display label and top tokens of the given features (all analysed ones when ``indices`` is None)."""

@@ -60,6 +60,9 @@ def test_contrast_ranks_planted_feature_and_group_ablation_removes_behaviour(cli
     p = client.post(f"/api/saes/{sid}/contrast/patch", json={"features": group, "mode": "ablate"})
     assert p.status_code == 201, p.text
     pid = p.json()["id"]
+    # made on the Contrast page: says so, and stays off for the live model until the user enables it
+    assert p.json()["origin"] == "contrast" and p.json()["enabled"] is False
+    assert pid not in state.patches.resolve_ids(None)
     pos = client.post(f"/api/patches/{pid}/evaluate", json={"texts": POSITIVE, "target_tokens": [target]}).json()
     neg = client.post(f"/api/patches/{pid}/evaluate", json={"texts": NEGATIVE, "target_tokens": [" the"]}).json()
     assert neg["target_ids"] == [target]

@@ -5,6 +5,7 @@ import torch
 
 from interpretability_workbench.events import AnalysisDone, AnalysisProgress
 from interpretability_workbench.features.labels import clean_token
+from interpretability_workbench.features.service import excluded_token_ids
 from interpretability_workbench.model.hook_map import arch_for, get_module
 from interpretability_workbench.model.hooks import run_with_cache
 
@@ -12,10 +13,12 @@ from .conftest import HOOK, N_TOKENS
 
 
 def _fresh(lm, sae, contexts: torch.Tensor) -> torch.Tensor:
-    """Feature activations ``[n_ctx pos d_sae]`` from a fresh forward and encode (position 0 -> zeros)."""
+    """Feature activations ``[n_ctx pos d_sae]`` from a fresh forward and encode (position 0 and special
+    tokens -> zeros: excluded positions)."""
     res = run_with_cache(lm.model, contexts, [sae.cfg.hook_name])
     f = sae.encode(res.cache[sae.cfg.hook_name].float())
     f[:, 0] = 0
+    f[torch.isin(contexts, torch.tensor(excluded_token_ids(lm.tokenizer)))] = 0
     return f
 
 
@@ -49,7 +52,7 @@ def test_density_histogram_and_coactivation_are_consistent(state, analysed):
     status = state.features.status(sae_id)
     assert status["status"] == "done"
     n_tok = status["n_tokens"]
-    assert n_tok == N_TOKENS
+    assert n_tok + status["summary"]["excluded_tokens"] == N_TOKENS
     assert abs(status["summary"]["mean_l0"] - sae.cfg.k) < 1e-6  # topk with random weights: always k active
     for row in list(state.features.repo.iter_rows(sae_id))[:20]:
         hist = row.data["histogram"]
@@ -66,7 +69,8 @@ def test_planted_feature_found_on_its_token_with_exact_logit_effects(state, make
     res = run_with_cache(lm.model, contexts, [HOOK])
     x = res.cache[HOOK][:, 1:].reshape(-1, lm.d_model)
     toks = contexts[:, 1:].reshape(-1)
-    target = int(torch.bincount(toks).argmax())  # the most frequent token
+    kept = ~torch.isin(toks, torch.tensor(excluded_token_ids(lm.tokenizer)))  # special tokens are not counted
+    target = int(torch.bincount(toks[kept]).argmax())  # the most frequent token
     is_t = toks == target
     direction = x[is_t].mean(0) - x[~is_t].mean(0)
     direction /= direction.norm()
@@ -92,8 +96,15 @@ def test_planted_feature_found_on_its_token_with_exact_logit_effects(state, make
     detail = state.features.get_feature(sae_id, 3)
     assert detail["top_token_counts"][0]["id"] == target
     assert all(t["token_ids"][t["position"] - t["start"]] == target for t in detail["top_contexts"])
-    assert detail["auto_label"] == f"'{clean_token(state.features.vocab(lm)[target])}'"
-    assert abs(detail["density"] - float((proj + bias > 0).float().mean())) < 1e-6
+    peak = state.features.vocab(lm)[target]
+    if peak.strip():
+        assert detail["auto_label"] == f"top token: '{clean_token(peak)}'"
+    else:  # whitespace peaks: the label names the tokens the feature promotes instead
+        shown = [clean_token(t["token"]) for t in detail["top_positive_logits"][:3]]
+        assert detail["auto_label"] == ("promotes: " + " ".join(f"'{t}'" for t in shown))[:47] + (
+            "…" if len("promotes: " + " ".join(f"'{t}'" for t in shown)) > 48 else "")
+        assert detail["degenerate"] is True and detail["consistency"] == 0.0
+    assert abs(detail["density"] - float((proj + bias > 0)[kept].float().mean())) < 1e-6
     # logit effects: W_dec[3] through the final RMSNorm's weight and the unembedding, computed here
     spec = arch_for(lm.model)
     w_norm = get_module(lm.model, spec.final_norm).weight.detach()
@@ -109,8 +120,12 @@ def test_planted_feature_found_on_its_token_with_exact_logit_effects(state, make
     # the other features never fire: dead, labelled so
     dead = state.features.get_feature(sae_id, 0)
     assert dead["density"] == 0 and dead["auto_label"] == "dead" and dead["top_contexts"] == []
-    found = state.features.list_features(sae_id, q=f"token:{state.features.vocab(lm)[target]}")
-    assert [f["index"] for f in found["items"]] == [3]
+    if peak.strip():  # a whitespace token has no search key
+        found = state.features.list_features(sae_id, q=f"token:{peak}")
+        assert [f["index"] for f in found["items"]] == [3]
+    else:
+        hidden = state.features.list_features(sae_id, hide_degenerate=True, limit=500)["items"]
+        assert 3 not in [f["index"] for f in hidden]
 
 
 def test_decoder_neighbours_are_cosine_nearest(state, make_sae):

@@ -24,7 +24,7 @@ def test_default_model_top_contexts_and_text(tmp_path, default_lm):
         sae.reset_parameters(seed=0)
         sae_id = st.saes.register(sae, source="imported")
         summary = st.features.analyze(sae_id, n_tokens=630)
-        assert summary["n_tokens"] == 630 and summary["dead"] < 256
+        assert summary["n_tokens"] + summary["excluded_tokens"] == 630 and summary["dead"] < 256
         sae = st.saes.get(sae_id).sae
         contexts = st.features.analysis_contexts(default_lm, sae, n_tokens=630)
         f = sae.encode(run_with_cache(default_lm.model, contexts, [hook]).cache[hook][:, 1:].float())

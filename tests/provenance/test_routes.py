@@ -66,3 +66,22 @@ def test_cli(state, pair, monkeypatch, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert f"L0/{pair.A}" in out and "predicted vs actual" in out
+
+
+def test_upstream_lists_sae_per_layer_and_what_to_train(client, state, stack):
+    """The feature page asks before tracing: which SAEs sit below, which layers lack one, a training body."""
+    top = client.get("/api/provenance/upstream", params={"sae_id": stack[2], "depth": 2}).json()
+    assert [a["layer"] for a in top["available"]] == [1, 0] and top["available"][0]["sae_id"] == stack[1]
+    assert top["missing_layers"] == [] and top["suggested_layers"] == []
+    low = client.get("/api/provenance/upstream", params={"sae_id": stack[0], "depth": 2}).json()
+    assert low["available"] == [] and low["suggested_layers"] == [] and low["layer"] == 0
+    state.saes.delete(stack[1])
+    gap = client.get("/api/provenance/upstream", params={"sae_id": stack[2], "depth": 2}).json()
+    assert [a["layer"] for a in gap["available"]] == [0]
+    assert gap["missing_layers"] == [1] and gap["suggested_layers"] == [1]
+    assert gap["train"] == {"layers": [1], "hook": "resid_post", "d_sae": 32, "architecture": "topk", "k": 8}
+    # the body trains: the training route accepts it as it is (plus the token budget)
+    from interpretability_workbench.server.schemas.training import TrainingRequest
+
+    TrainingRequest(**gap["train"], total_tokens=1000)
+    assert client.get("/api/provenance/upstream", params={"sae_id": "sae_nope"}).status_code == 404

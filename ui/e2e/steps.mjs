@@ -103,6 +103,23 @@ export async function openFeature({ page, baseUrl, shot, state }) {
     if (s === "failed" || s === "cancelled") throw new Error(`analysis ${s}: ${await panel.innerText()}`);
     return s === "done";
   }, { timeout: 3 * MIN, what: "feature analysis", interval: 500 });
+  // whitespace features are hidden by default: the list says how many of the analysed features it shows, and the
+  // numbers match the server's own count with and without the filter
+  const api = async (hide) => (await (await page.request.get(`${baseUrl}/api/saes/${encodeURIComponent(state.saeId)}/features`,
+    { params: { limit: 1, ...(hide ? { hide_degenerate: "true" } : {}) } })).json()).total;
+  const [kept, all] = [await api(true), await api(false)];
+  const filter = page.getByLabel("Hide whitespace features");
+  assert(await filter.isChecked(), "the whitespace filter is on by default");
+  const count = page.getByTestId("feature-count");
+  await waitFor(async () => (await count.innerText()).includes(`of ${kept.toLocaleString("en-US")}`), { what: `the list to show ${kept} features` });
+  await filter.uncheck();
+  await waitFor(async () => (await count.innerText()).includes(`of ${all.toLocaleString("en-US")}`), { what: `all ${all} features without the filter` });
+  await filter.check();
+  state.degenerate = all - kept;
+  // no visible row's top tokens are only whitespace marks (the filter hid those whose peaks mostly are)
+  await page.getByTestId("feature-row").first().waitFor({ timeout: 60_000 });
+  const chips = await page.getByTestId("token-chip").allInnerTexts();
+  assert(chips.length > 0 && chips.every((c) => c.trim().length > 0), `no empty token chips (${chips.slice(0, 8).join(" ")})`);
   // sort by max activation (descending) so the first row is a live feature
   await page.getByRole("button", { name: /Max act/ }).click();
   await page.getByTestId("feature-row").first().waitFor({ timeout: 60_000 });
@@ -126,6 +143,18 @@ export async function openFeature({ page, baseUrl, shot, state }) {
   await active.first().hover();
   await noAlerts(page, "feature detail");
   await shot("04-feature-detail");
+  // byte-level tokens: the tiny vocabulary splits '“', '”', 'é' into byte pieces; they show merged back into the
+  // characters, never as '�' or an empty chip
+  await page.getByLabel("Text", { exact: true }).fill("The “quoted” café and the    spaces");
+  await page.getByRole("button", { name: "Run feature" }).click();
+  const mine = page.getByLabel("Activations on your text");
+  await mine.waitFor({ timeout: 60_000 });
+  const shown = await mine.getByTestId("tok").allInnerTexts();
+  const joined = shown.join("");
+  assert(!joined.includes("\ufffd"), `no replacement characters (${joined})`);
+  assert(joined.includes("“") && joined.includes("”") && joined.includes("é"), `multi-byte characters merged (${shown.join("|")})`);
+  assert(shown.every((t) => t.length > 0), `no empty token chips (${shown.join("|")})`);
+  assert(shown.some((t) => /^␣+$/.test(t.trim()) || t.includes("␣")), `whitespace tokens shown as marks (${shown.join("|")})`);
 }
 
 export async function saeExportImport({ page, baseUrl, state }) {
@@ -148,7 +177,7 @@ export async function saeExportImport({ page, baseUrl, state }) {
   await noAlerts(page, "SAE import");
 }
 
-export async function patchAndSlide({ page, baseUrl, shot, state }) {
+export async function patchAndSlide({ page, baseUrl, shot, state, cfg }) {
   await page.goto(`${baseUrl}/patches?sae=${encodeURIComponent(state.saeId)}&features=${state.feature}`);
   await page.getByLabel("Mode").selectOption("steer");
   await page.getByRole("button", { name: "Create patch" }).click();
@@ -163,6 +192,22 @@ export async function patchAndSlide({ page, baseUrl, shot, state }) {
   await waitFor(async () => (await patchedValues()) !== before, { timeout: 30_000, what: "patched bars to change" });
   await noAlerts(page, "patch console");
   await shot("06-patch-after-slider");
+  // an ablation of a feature that does not fire on the prompt says so, with its reason
+  const prompt = await page.getByLabel("Text", { exact: true }).inputValue();
+  const acts = await (await page.request.post(`${baseUrl}/api/saes/${encodeURIComponent(state.saeId)}/activations`,
+    { data: { text: prompt, features: Array.from({ length: cfg.dSae }, (_, i) => i), top_k: 1 } })).json();
+  const idle = acts.features.find((f) => !(f.max > 0));
+  assert(idle, "some feature is inactive on the prompt");
+  await page.getByLabel("Features (indices)").fill(String(idle.index));
+  await page.getByLabel("Mode").selectOption("ablate");
+  await page.getByRole("button", { name: "Create patch" }).click();
+  const idleRow = page.getByTestId("patch-row").last();
+  await waitFor(async () => (await idleRow.innerText()).includes(`features ${idle.index}`), { what: "the ablate patch row" });
+  const notice = idleRow.getByTestId("inactive-notice");
+  await notice.waitFor({ timeout: 60_000 });
+  const text = await notice.innerText();
+  assert(/inactive on this prompt/.test(text) && /ablating it changes nothing here/.test(text), `inactive notice (${text})`);
+  state.idlePatch = await idleRow.getAttribute("data-patch-id");
 }
 
 export async function provenanceRenders({ page, baseUrl, shot, state }) {
@@ -171,6 +216,18 @@ export async function provenanceRenders({ page, baseUrl, shot, state }) {
   await page.getByTestId("prov-node").first().waitFor({ timeout: 2 * MIN });
   const n = await page.getByTestId("prov-node").count();
   assert(n >= 2, `graph has upstream nodes (${n})`);
+  // no two nodes overlap: each node's box (circle and label, from their positions on the page) is clear of the others
+  await page.getByRole("button", { name: "Reset view" }).click();
+  const boxes = await page.getByTestId("prov-node").evaluateAll((els) => els.map((el) => {
+    const r = el.getBoundingClientRect();
+    return { id: el.getAttribute("data-id"), x: r.left, y: r.top, w: r.width, h: r.height };
+  }));
+  const hit = (a, b) => a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+  const pairs = [];
+  for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) if (hit(boxes[i], boxes[j])) pairs.push(`${boxes[i].id}~${boxes[j].id}`);
+  assert(pairs.length === 0, `${pairs.length} overlapping node pairs: ${pairs.slice(0, 5).join(", ")}`);
+  const svg = await page.getByRole("group", { name: "Provenance graph" }).boundingBox();
+  assert(boxes.every((b) => b.y >= svg.y - 1 && b.y + b.h <= svg.y + svg.height + 1), "every node inside the graph (it grows with its nodes)");
   await noAlerts(page, "provenance");
   await shot("07-provenance");
 }
@@ -185,6 +242,13 @@ export async function contrastPatchEffect({ page, baseUrl, shot, state, cfg }) {
   await page.getByTestId("contrast-row").nth(1).getByRole("checkbox").check();
   await page.getByLabel("Mode").selectOption("ablate");
   await page.getByRole("button", { name: /Create patch from selection \(2\)/ }).click();
+  // made here, it is created switched off: the page says so, the server agrees
+  const note = page.getByTestId("contrast-patch-note");
+  await note.waitFor({ timeout: 60_000 });
+  assert(/switched off/.test(await note.innerText()), "the contrast patch is created off");
+  const made = (await (await page.request.get(`${baseUrl}/api/patches`)).json()).filter((p) => p.origin === "contrast");
+  assert(made.length === 1 && made[0].enabled === false, `one contrast patch, disabled (${JSON.stringify(made.map((p) => [p.id, p.enabled]))})`);
+  state.contrastPatch = made[0].id;
   await page.getByLabel(/Target tokens/).fill(cfg.contrast.targets);
   await page.getByRole("button", { name: "Evaluate" }).click();
   await page.getByTestId("effect-positive").waitFor({ timeout: 2 * MIN });
@@ -194,6 +258,12 @@ export async function contrastPatchEffect({ page, baseUrl, shot, state, cfg }) {
   }
   await noAlerts(page, "contrast");
   await shot("08-contrast-effect");
+  // in the Patch console it says where it came from and stays unticked
+  await page.goto(`${baseUrl}/patches`);
+  const row = page.locator(`[data-testid="patch-row"][data-patch-id="${state.contrastPatch}"]`);
+  await row.waitFor({ timeout: 30_000 });
+  assert((await row.getByTestId("patch-origin").innerText()).includes("Contrast page"), "the origin shows");
+  assert(!(await row.getByRole("checkbox").isChecked()), "the contrast patch is not enabled in the console");
 }
 
 export async function restartReconnects({ page, baseUrl, server, shot }) {
@@ -220,5 +290,26 @@ export async function restartReconnects({ page, baseUrl, server, shot }) {
   await shot("10-reconnected");
 }
 
+export async function badModelFailsFast({ page, baseUrl, shot }) {
+  await page.goto(`${baseUrl}/model`);
+  const info = page.getByTestId("model-info");
+  await waitFor(async () => (await info.getAttribute("data-status")) === "ready", { what: "the loaded model" });
+  const loaded = (await page.getByTestId("model-name").innerText()).trim();
+  await page.getByRole("textbox", { name: "Model" }).fill("no-such-org/no-such-model-e2e");
+  const t0 = Date.now();
+  await page.getByRole("button", { name: "Load" }).click();
+  const alert = page.getByRole("alert");
+  await alert.first().waitFor({ timeout: 30_000 });
+  const seconds = (Date.now() - t0) / 1000;
+  const text = (await alert.allInnerTexts()).join(" ");
+  // the server fails at once (no network retries): 2 s, plus the browser's round trip
+  assert(seconds <= 3, `a bad model name fails fast (${seconds.toFixed(2)} s)`);
+  assert(/no-such-org\/no-such-model-e2e/.test(text) && /download/i.test(text), `the message names the model and how to get it: ${text}`);
+  // the model that still serves stays on the card
+  assert((await page.getByTestId("model-name").innerText()).trim() === loaded, "the loaded model is still shown");
+  await shot("11-model-bad-name");
+}
+
 /** In order; each later step depends on the state the earlier ones left. */
-export const STEPS = [loadModel, trainSae, openFeature, saeExportImport, patchAndSlide, provenanceRenders, contrastPatchEffect, restartReconnects];
+export const STEPS = [loadModel, trainSae, openFeature, saeExportImport, patchAndSlide, provenanceRenders, contrastPatchEffect,
+  restartReconnects, badModelFailsFast];

@@ -24,5 +24,6 @@ def contrast_route(sae_id: str, req: ContrastRequest, state: StateDep) -> Contra
              summary="One patch over the selected features (a group ablation by default)")
 def contrast_patch(sae_id: str, req: ContrastPatchRequest, state: StateDep) -> Patch:
     cfg = state.patches.create(sae_id=sae_id, features=req.features, mode=req.mode, strength=req.strength,
-                               name=req.name or f"group {req.mode} of {len(req.features)} features")
+                               name=req.name or f"group {req.mode} of {len(req.features)} features",
+                               enabled=req.enabled, strength_unit=req.strength_unit, origin="contrast")
     return to_wire(state, cfg)

@@ -37,11 +37,16 @@ def list_features(
     offset: int = Query(0, ge=0, description="First item to return."),
     limit: int = Query(50, ge=1, le=500, description="Page size."),
     sort: str = Query("index", description="index | density | max_activation (max_act) | mean_activation | "
-                                           "label | starred | detection | fuzzing; prefix '-' to sort descending."),
+                                           "label | starred | detection | fuzzing | consistency; prefix '-' to sort "
+                                           "descending."),
     q: str | None = Query(None, max_length=200, description="Search: 'token:<tok>' (features peaking on that "
                                                             "token), 'is:starred', or text in label, notes or explanation."),
+    hide_degenerate: bool = Query(False, description="Leave out degenerate features: those with at least half of "
+                                                     "their top contexts peaking on whitespace-only tokens "
+                                                     "(see FeatureSummary)."),
 ) -> FeaturePage:
-    return FeaturePage(**state.features.list_features(sae_id, offset=offset, limit=limit, sort=sort, q=q))
+    return FeaturePage(**state.features.list_features(sae_id, offset=offset, limit=limit, sort=sort, q=q,
+                                                      hide_degenerate=hide_degenerate))
 
 
 _NDJSON = {"content": {"application/x-ndjson": {"schema": {"$ref": "#/components/schemas/FeatureExportRow"}}},

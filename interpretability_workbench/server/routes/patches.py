@@ -18,8 +18,10 @@ def to_wire(state, cfg: PatchConfig) -> Patch:  # noqa: ANN001
     applied, err = state.patches.status(cfg.id)
     d = cfg.to_dict()
     return Patch(**{k: d[k] for k in ("id", "name", "mode", "sae_id", "features", "strength", "enabled", "model_id",
-                                      "hook_name", "rank", "target_modules", "created_at", "updated_at")},
-                 applied=applied, apply_error=err, exportable_as_peft=cfg.is_weight_delta)
+                                      "hook_name", "rank", "target_modules", "created_at", "updated_at",
+                                      "strength_unit", "unit_scale", "unit_source")},
+                 applied=applied, apply_error=err, exportable_as_peft=cfg.is_weight_delta,
+                 absolute_strength=cfg.absolute_strength, origin=cfg.extra.get("origin"))
 
 
 @router.get("", response_model=list[Patch], summary="Stored patches, oldest first")
@@ -31,7 +33,8 @@ def list_patches(state: StateDep) -> list[Patch]:
              summary="Create a patch on one or several features of an SAE; it is applied to the live model at once")
 def create_patch(req: PatchCreate, state: StateDep) -> Patch:
     cfg = state.patches.create(sae_id=req.sae_id, features=req.features, mode=req.mode, strength=req.strength,
-                               name=req.name, enabled=req.enabled)
+                               name=req.name, enabled=req.enabled, strength_unit=req.strength_unit,
+                               origin=req.origin)
     return to_wire(state, cfg)
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from ...provenance.types import GraphOptions
 from ..deps import StateDep
 from ..schemas.common import ERRORS
-from ..schemas.provenance import ProvenanceResponse
+from ..schemas.provenance import ProvenanceResponse, ProvenanceUpstream, UpstreamSAEOut, UpstreamTrainRequest
 
 router = APIRouter(prefix="/api/provenance", tags=["provenance"])
 
@@ -43,6 +43,19 @@ def _build(state: StateDep, p: _Params) -> ProvenanceResponse:
     g = state.provenance.build(p.sae_id, p.feature, depth=p.depth, prompt=p.prompt, upstream=p.upstream,
                                options=p.options)
     return ProvenanceResponse(**g.to_dict())
+
+
+@router.get("/upstream", response_model=ProvenanceUpstream, responses=ERRORS,
+            summary="Which SAEs a provenance graph of this SAE's features would trace through, which layers lack "
+                    "one, and a training request for them")
+def upstream(state: StateDep,
+             sae_id: Annotated[str, Query(description="Target SAE id.")],
+             depth: Annotated[int, Query(ge=1, le=12, description="Upstream layers wanted.")] = 2) -> ProvenanceUpstream:
+    u = state.provenance.upstream(sae_id, depth)
+    return ProvenanceUpstream(sae_id=u.sae_id, layer=u.layer, hook=u.hook,
+                              available=[UpstreamSAEOut(**a._asdict()) for a in u.available],
+                              missing_layers=u.missing_layers, suggested_layers=u.suggested_layers,
+                              train=UpstreamTrainRequest(**u.train))
 
 
 @router.get("", response_model=ProvenanceResponse, responses=ERRORS,

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from .patches import PatchModeIn
+from .patches import UNIT_DESCRIPTION, PatchModeIn, StrengthUnit
 
 
 class ContrastRequest(BaseModel):
@@ -40,3 +40,5 @@ class ContrastPatchRequest(BaseModel):
     mode: PatchModeIn = Field("ablate", description="Edit applied to the whole group.")
     strength: float | None = Field(None, description="Strength (see PatchCreate).")
     name: str | None = Field(None, max_length=200, description="Patch name.")
+    enabled: bool = Field(False, description="Whether the group patch acts on the live model (the Patch console's results) at once; off by default: the effect check applies it explicitly, and the user enables it in the Patch console.")
+    strength_unit: StrengthUnit = Field("absolute", description=UNIT_DESCRIPTION)

@@ -14,8 +14,10 @@ class FeatureSummary(BaseModel):
     density: float | None = Field(None, description="Fraction of analysed tokens on which the feature is active.")
     max_activation: float | None = Field(None, description="Largest activation seen in the analysis corpus.")
     mean_activation: float | None = Field(None, description="Mean activation over the tokens where it is active.")
-    top_tokens: list[str] = Field(default_factory=list, description="Tokens its top contexts peak on, most frequent first.")
+    top_tokens: list[str] = Field(default_factory=list, description="Tokens its top contexts peak on, most frequent first (byte pieces of a multi-byte character as '<0xE2>').")
     starred: bool = Field(False, description="Starred by the user.")
+    consistency: float | None = Field(None, description="Default sort score, 0..1: how much the top contexts agree on a non-whitespace peak token, share of non-whitespace peaks × (1 − entropy of their tokens / ln(number of top contexts)); 1 when every top context peaks on the same word, 0 for whitespace-only and dead features; null for analyses made before it existed.")
+    degenerate: bool | None = Field(None, description="At least half of the top contexts peak on a whitespace-only token (special tokens and position 0 are never peaks); hidden by hide_degenerate.")
     explanation: str | None = Field(None, description="The latest natural-language explanation (the user's label still wins as `label`).")
     detection: float | None = Field(None, description="Detection balanced accuracy of the explanation (0.5 = chance).")
     fuzzing: float | None = Field(None, description="Fuzzing balanced accuracy of the explanation (0.5 = chance).")
@@ -130,8 +132,8 @@ class ActivationsResponse(BaseModel):
 
 
 class AnalysisRequest(BaseModel):
-    corpus: str | None = Field(None, description="Corpus id (GET /api/corpora); default: held-out split of the built-in corpus.")
-    n_tokens: int | None = Field(None, ge=1, le=10_000_000, description="Analyse at most this many tokens.")
+    corpus: str | None = Field(None, description="Corpus id (GET /api/corpora); default: the built-in corpus.")
+    n_tokens: int | None = Field(None, ge=1, le=10_000_000, description="Analyse at most this many tokens (the first ones of the corpus); default: IWB_ANALYSIS_TOKENS, whose default 0 reads the whole corpus.")
 
 
 class AnalysisProgress(BaseModel):

@@ -6,6 +6,12 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 PatchModeIn = Literal["ablate", "scale", "steer", "clamp"]
+StrengthUnit = Literal["absolute", "typical_activation"]
+UNIT_DESCRIPTION = ("'absolute': strength as described under `strength`; 'typical_activation' (steer and clamp only): strength "
+         "counts units of the features' typical activation — their mean activation when active from the SAE's analysis, "
+         "or before an analysis the residual norm at the hook over the decoder norm — fixed when the patch is created "
+         "(unit_scale), so steer 4 adds four times the features' usual contribution. Exports bake in the absolute "
+         "strength (strength × unit_scale).")
 
 
 class PatchCreate(BaseModel):
@@ -15,6 +21,8 @@ class PatchCreate(BaseModel):
     strength: float | None = Field(None, description="ablate: fraction removed (default 1); scale: factor s (default 0); steer: α (default 4); clamp: value v (default 0).")
     name: str | None = Field(None, max_length=200, description="Name; a description of the edit when omitted.")
     enabled: bool = Field(True, description="Whether the patch acts on the live model right away.")
+    strength_unit: StrengthUnit = Field("absolute", description=UNIT_DESCRIPTION)
+    origin: str | None = Field(None, max_length=100, description="Where the patch was made (e.g. 'patch console', 'feature page'), shown beside it.")
 
 
 class PatchUpdate(BaseModel):
@@ -30,7 +38,12 @@ class Patch(BaseModel):
     mode: Literal["ablate", "scale", "steer", "clamp", "adapter"] = Field(description="Edit mode; 'adapter' for an imported LoRA adapter.")
     sae_id: str | None = Field(None, description="SAE the patch reads (None for adapters).")
     features: list[int] = Field(description="Feature indices (empty for adapters).")
-    strength: float = Field(description="Current strength (see PatchCreate.strength; adapters: multiplier).")
+    strength: float = Field(description="Current strength (see PatchCreate.strength; adapters: multiplier), in strength_unit.")
+    strength_unit: StrengthUnit = Field("absolute", description=UNIT_DESCRIPTION)
+    unit_scale: float = Field(1.0, description="Absolute strength of one unit (1 for 'absolute').")
+    unit_source: str = Field("", description="Where unit_scale came from: 'analysis' (mean activation when active), 'residual_norm' (no analysis yet), 'given' (imported) or '' (absolute).")
+    absolute_strength: float = Field(description="strength × unit_scale: what the edit applies (and exports bake in).")
+    origin: str | None = Field(None, description="Where the patch was made ('contrast', 'patch console', ...); null when unknown.")
     enabled: bool = Field(description="Whether it acts on the live model.")
     model_id: str = Field(description="Base model the patch was made for.")
     hook_name: str = Field(description="The SAE's hook ('' for adapters).")

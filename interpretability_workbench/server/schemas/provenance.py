@@ -68,3 +68,28 @@ class ProvenanceResponse(BaseModel):
     validation: ProvenanceValidation | None = Field(None, description="Ablation check of the strongest edges (prompt only).")
     downstream_logits: DownstreamLogitsOut = Field(description="The target's direct effect on output logits.")
     seconds: float = Field(description="Time spent building the graph.")
+
+
+class UpstreamSAEOut(BaseModel):
+    sae_id: str = Field(description="SAE id.")
+    name: str = Field(description="SAE name.")
+    layer: int = Field(description="Block index it reads.")
+    hook_name: str = Field(description="Its hook point.")
+
+
+class UpstreamTrainRequest(BaseModel):
+    layers: list[int] = Field(description="Layers to train (the suggested ones).")
+    hook: str = Field(description="Hook kind, as the target's.")
+    d_sae: int = Field(description="Latents per SAE, as the target's.")
+    architecture: str = Field(description="Architecture, as the target's.")
+    k: int | None = Field(None, description="Active latents per token, as the target's (topk, batchtopk).")
+
+
+class ProvenanceUpstream(BaseModel):
+    sae_id: str = Field(description="The target SAE.")
+    layer: int = Field(description="Its block index.")
+    hook: str = Field(description="Its hook kind (resid_post, ...).")
+    available: list[UpstreamSAEOut] = Field(description="The SAE per lower layer a graph would trace through, nearest first (empty: provenance cannot be traced yet).")
+    missing_layers: list[int] = Field(description="Layers below the target without an SAE, nearest first.")
+    suggested_layers: list[int] = Field(description="The nearest layers without an SAE that a graph of the asked depth would use: train these.")
+    train: UpstreamTrainRequest = Field(description="A POST /api/training body (plus total_tokens of your choice) that trains the suggested layers like the target.")

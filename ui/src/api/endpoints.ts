@@ -72,6 +72,8 @@ export const api = {
   inference: (body: T.InferenceRequest) => request<T.InferenceResponse>("POST", "/api/inference", { body }),
   generate: (body: T.GenerateRequest) => request<T.GenerateResponse>("POST", "/api/generate", { body }),
 
+  provenanceUpstream: (saeId: string, depth: number) =>
+    request<T.ProvenanceUpstream>("GET", "/api/provenance/upstream", { query: { sae_id: saeId, depth } }),
   provenance: (q: T.ProvenanceQuery) =>
     request<T.ProvenanceGraphData>("GET", "/api/provenance", { query: { ...q } }),
 };

@@ -54,15 +54,18 @@ export function useAnalysisStatus(saeId: string) {
 export const FEATURE_PAGE = 500;
 
 /**
- * The features of an SAE for one (sort, q), as an infinite query of pages of FEATURE_PAGE
- * (GET .../features?offset&limit&sort&q). Idle while `saeId` is undefined. `hasNextPage` is false once a page
+ * The features of an SAE for one (sort, q, hide_degenerate), as an infinite query of pages of FEATURE_PAGE
+ * (GET .../features?offset&limit&sort&q&hide_degenerate). Idle while `saeId` is undefined. `hasNextPage` is false once a page
  * reaches `total` or comes back empty.
  */
-export function useFeaturePages(saeId: string | undefined, sort: FeatureSort, q: string) {
+export function useFeaturePages(saeId: string | undefined, sort: FeatureSort, q: string, hideDegenerate = false) {
   return useInfiniteQuery({
-    queryKey: queryKeys.sae.featureList(saeId ?? "", sort, q),
+    queryKey: queryKeys.sae.featureList(saeId ?? "", sort, q, hideDegenerate),
     queryFn: ({ pageParam, signal }) =>
-      api.listFeatures(saeId!, { offset: pageParam, limit: FEATURE_PAGE, sort, q: q || undefined }, signal),
+      api.listFeatures(saeId!, {
+        offset: pageParam, limit: FEATURE_PAGE, sort, q: q || undefined,
+        hide_degenerate: hideDegenerate || undefined,
+      }, signal),
     initialPageParam: 0,
     getNextPageParam: (last, _all, lastOffset) => {
       const next = lastOffset + last.items.length;
@@ -78,4 +81,27 @@ export function useFeature(saeId: string, index: number) {
 
 export function usePatches() {
   return useQuery({ queryKey: queryKeys.patches(), queryFn: () => api.listPatches() });
+}
+
+/**
+ * The activations of `features` of an SAE on `text` (POST .../activations, read as a query: cached per text,
+ * idle while the text is blank). The Patch console shows them per patch so an inactive feature says so.
+ */
+export function useTextActivations(saeId: string | null, text: string, features: number[]) {
+  return useQuery({
+    queryKey: queryKeys.sae.textActivations(saeId ?? "", text, features),
+    queryFn: () => api.activations(saeId!, { text, features, top_k: 1 }),
+    enabled: !!saeId && text.trim().length > 0 && features.length > 0,
+    staleTime: 60_000,
+    placeholderData: (prev) => prev,
+  });
+}
+
+/** Which SAEs a provenance graph of `saeId`'s features traces through, and which layers lack one (idle without an id). */
+export function useUpstream(saeId: string | null | undefined, depth: number) {
+  return useQuery({
+    queryKey: queryKeys.upstream(saeId ?? "", depth),
+    queryFn: () => api.provenanceUpstream(saeId!, depth),
+    enabled: !!saeId && depth >= 1,
+  });
 }

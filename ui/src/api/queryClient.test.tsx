@@ -37,7 +37,11 @@ describe("query retries through a page", () => {
 
   it("tries a 5xx again and shows the answer once the server recovers", async () => {
     let n = 0;
-    const { calls } = stubFetch({ [`GET ${PATH}`]: () => (++n <= 2 ? [503, { detail: "busy" }] : [200, feature]) });
+    const { calls } = stubFetch({
+      [`GET ${PATH}`]: () => (++n <= 2 ? [503, { detail: "busy" }] : [200, feature]),
+      "GET /api/provenance/upstream": () => [200, { sae_id: "s1", layer: 0, hook: "resid_post", available: [],
+        missing_layers: [], suggested_layers: [], train: { layers: [], hook: "resid_post", d_sae: 64, architecture: "topk", k: 8 } }],
+    });
     renderPage(<FeatureDetailPage />, { path: "/features/:saeId/:index", route: "/features/s1/7" });
     expect(await screen.findByRole("heading", { level: 1 })).toHaveTextContent("Feature 7");
     expect(calls.filter((c) => c.url.pathname === PATH)).toHaveLength(3);

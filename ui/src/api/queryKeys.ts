@@ -22,6 +22,9 @@ export const queryKeys = {
 
   /** the list of registered SAEs (trained and imported) */
   saes: () => ["saes"] as const,
+  /** the SAEs below one SAE and the layers that have none (provenance); under ["saes"] so that a new SAE
+   * (training_done invalidates the list) refreshes it too */
+  upstream: (saeId: string, depth: number) => ["saes", "upstream", saeId, depth] as const,
 
   sae: {
     /** everything about one SAE: analysis status, feature pages, feature details */
@@ -29,10 +32,14 @@ export const queryKeys = {
     analysis: (saeId: string) => ["sae", saeId, "analysis"] as const,
     /** every (sort, q) listing of the SAE's features */
     featureLists: (saeId: string) => ["sae", saeId, "features"] as const,
-    featureList: (saeId: string, sort: FeatureSort, q: string) => ["sae", saeId, "features", { sort, q }] as const,
+    featureList: (saeId: string, sort: FeatureSort, q: string, hideDegenerate = false) =>
+      ["sae", saeId, "features", { sort, q, hideDegenerate }] as const,
     /** every feature detail of the SAE */
     features: (saeId: string) => ["sae", saeId, "feature"] as const,
     feature: (saeId: string, index: number) => ["sae", saeId, "feature", index] as const,
+    /** the activations of some features on one text (the Patch console's strips) */
+    textActivations: (saeId: string, text: string, features: number[]) =>
+      ["sae", saeId, "activations", { text, features }] as const,
   },
 
   patches: () => ["patches"] as const,

@@ -406,6 +406,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/provenance/upstream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Which SAEs a provenance graph of this SAE's features would trace through, which layers lack one, and a training request for them */
+        get: operations["upstream_api_provenance_upstream_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/saes": {
         parameters: {
             query?: never;
@@ -916,12 +933,12 @@ export interface components {
         AnalysisRequest: {
             /**
              * Corpus
-             * @description Corpus id (GET /api/corpora); default: held-out split of the built-in corpus.
+             * @description Corpus id (GET /api/corpora); default: the built-in corpus.
              */
             corpus?: string | null;
             /**
              * N Tokens
-             * @description Analyse at most this many tokens.
+             * @description Analyse at most this many tokens (the first ones of the corpus); default: IWB_ANALYSIS_TOKENS, whose default 0 reads the whole corpus.
              */
             n_tokens?: number | null;
         };
@@ -1491,6 +1508,12 @@ export interface components {
         /** ContrastPatchRequest */
         ContrastPatchRequest: {
             /**
+             * Enabled
+             * @description Whether the group patch acts on the live model (the Patch console's results) at once; off by default: the effect check applies it explicitly, and the user enables it in the Patch console.
+             * @default false
+             */
+            enabled?: boolean;
+            /**
              * Features
              * @description Selected features (e.g. from a contrast); a group of any size is one patch.
              */
@@ -1512,6 +1535,13 @@ export interface components {
              * @description Strength (see PatchCreate).
              */
             strength?: number | null;
+            /**
+             * Strength Unit
+             * @description 'absolute': strength as described under `strength`; 'typical_activation' (steer and clamp only): strength counts units of the features' typical activation — their mean activation when active from the SAE's analysis, or before an analysis the residual norm at the hook over the decoder norm — fixed when the patch is created (unit_scale), so steer 4 adds four times the features' usual contribution. Exports bake in the absolute strength (strength × unit_scale).
+             * @default absolute
+             * @enum {string}
+             */
+            strength_unit?: "absolute" | "typical_activation";
         };
         /** ContrastRequest */
         ContrastRequest: {
@@ -2046,6 +2076,16 @@ export interface components {
              */
             coactive?: components["schemas"]["Neighbour"][] | null;
             /**
+             * Consistency
+             * @description Default sort score, 0..1: how much the top contexts agree on a non-whitespace peak token, share of non-whitespace peaks × (1 − entropy of their tokens / ln(number of top contexts)); 1 when every top context peaks on the same word, 0 for whitespace-only and dead features; null for analyses made before it existed.
+             */
+            consistency?: number | null;
+            /**
+             * Degenerate
+             * @description At least half of the top contexts peak on a whitespace-only token (special tokens and position 0 are never peaks); hidden by hide_degenerate.
+             */
+            degenerate?: boolean | null;
+            /**
              * Density
              * @description Fraction of analysed tokens on which the feature is active.
              */
@@ -2135,7 +2175,7 @@ export interface components {
             top_token_counts?: components["schemas"]["TokenCount"][];
             /**
              * Top Tokens
-             * @description Tokens its top contexts peak on, most frequent first.
+             * @description Tokens its top contexts peak on, most frequent first (byte pieces of a multi-byte character as '<0xE2>').
              */
             top_tokens?: string[];
             /**
@@ -2265,6 +2305,16 @@ export interface components {
              */
             auto_label?: string | null;
             /**
+             * Consistency
+             * @description Default sort score, 0..1: how much the top contexts agree on a non-whitespace peak token, share of non-whitespace peaks × (1 − entropy of their tokens / ln(number of top contexts)); 1 when every top context peaks on the same word, 0 for whitespace-only and dead features; null for analyses made before it existed.
+             */
+            consistency?: number | null;
+            /**
+             * Degenerate
+             * @description At least half of the top contexts peak on a whitespace-only token (special tokens and position 0 are never peaks); hidden by hide_degenerate.
+             */
+            degenerate?: boolean | null;
+            /**
              * Density
              * @description Fraction of analysed tokens on which the feature is active.
              */
@@ -2312,7 +2362,7 @@ export interface components {
             starred?: boolean;
             /**
              * Top Tokens
-             * @description Tokens its top contexts peak on, most frequent first.
+             * @description Tokens its top contexts peak on, most frequent first (byte pieces of a multi-byte character as '<0xE2>').
              */
             top_tokens?: string[];
             /**
@@ -3166,6 +3216,11 @@ export interface components {
         /** Patch */
         Patch: {
             /**
+             * Absolute Strength
+             * @description strength × unit_scale: what the edit applies (and exports bake in).
+             */
+            absolute_strength: number;
+            /**
              * Applied
              * @description Whether the patch is applied to the loaded model.
              */
@@ -3222,6 +3277,11 @@ export interface components {
              */
             name: string;
             /**
+             * Origin
+             * @description Where the patch was made ('contrast', 'patch console', ...); null when unknown.
+             */
+            origin?: string | null;
+            /**
              * Rank
              * @description Rank of the weight deltas (0 for clamp).
              */
@@ -3233,14 +3293,33 @@ export interface components {
             sae_id?: string | null;
             /**
              * Strength
-             * @description Current strength (see PatchCreate.strength; adapters: multiplier).
+             * @description Current strength (see PatchCreate.strength; adapters: multiplier), in strength_unit.
              */
             strength: number;
+            /**
+             * Strength Unit
+             * @description 'absolute': strength as described under `strength`; 'typical_activation' (steer and clamp only): strength counts units of the features' typical activation — their mean activation when active from the SAE's analysis, or before an analysis the residual norm at the hook over the decoder norm — fixed when the patch is created (unit_scale), so steer 4 adds four times the features' usual contribution. Exports bake in the absolute strength (strength × unit_scale).
+             * @default absolute
+             * @enum {string}
+             */
+            strength_unit?: "absolute" | "typical_activation";
             /**
              * Target Modules
              * @description Module paths the patch wraps.
              */
             target_modules: string[];
+            /**
+             * Unit Scale
+             * @description Absolute strength of one unit (1 for 'absolute').
+             * @default 1
+             */
+            unit_scale?: number;
+            /**
+             * Unit Source
+             * @description Where unit_scale came from: 'analysis' (mean activation when active), 'residual_norm' (no analysis yet), 'given' (imported) or '' (absolute).
+             * @default
+             */
+            unit_source?: string;
             /**
              * Updated At
              * @description Last change (unix seconds).
@@ -3272,6 +3351,11 @@ export interface components {
              */
             name?: string | null;
             /**
+             * Origin
+             * @description Where the patch was made (e.g. 'patch console', 'feature page'), shown beside it.
+             */
+            origin?: string | null;
+            /**
              * Sae Id
              * @description SAE whose features the patch acts on.
              */
@@ -3281,6 +3365,13 @@ export interface components {
              * @description ablate: fraction removed (default 1); scale: factor s (default 0); steer: α (default 4); clamp: value v (default 0).
              */
             strength?: number | null;
+            /**
+             * Strength Unit
+             * @description 'absolute': strength as described under `strength`; 'typical_activation' (steer and clamp only): strength counts units of the features' typical activation — their mean activation when active from the SAE's analysis, or before an analysis the residual norm at the hook over the decoder norm — fixed when the patch is created (unit_scale), so steer 4 adds four times the features' usual contribution. Exports bake in the absolute strength (strength × unit_scale).
+             * @default absolute
+             * @enum {string}
+             */
+            strength_unit?: "absolute" | "typical_activation";
         };
         /** PatchUpdate */
         PatchUpdate: {
@@ -3605,6 +3696,41 @@ export interface components {
             upstream_sae_ids: string[];
             /** @description Ablation check of the strongest edges (prompt only). */
             validation?: components["schemas"]["ProvenanceValidation"] | null;
+        };
+        /** ProvenanceUpstream */
+        ProvenanceUpstream: {
+            /**
+             * Available
+             * @description The SAE per lower layer a graph would trace through, nearest first (empty: provenance cannot be traced yet).
+             */
+            available: components["schemas"]["UpstreamSAEOut"][];
+            /**
+             * Hook
+             * @description Its hook kind (resid_post, ...).
+             */
+            hook: string;
+            /**
+             * Layer
+             * @description Its block index.
+             */
+            layer: number;
+            /**
+             * Missing Layers
+             * @description Layers below the target without an SAE, nearest first.
+             */
+            missing_layers: number[];
+            /**
+             * Sae Id
+             * @description The target SAE.
+             */
+            sae_id: string;
+            /**
+             * Suggested Layers
+             * @description The nearest layers without an SAE that a graph of the asked depth would use: train these.
+             */
+            suggested_layers: number[];
+            /** @description A POST /api/training body (plus total_tokens of your choice) that trains the suggested layers like the target. */
+            train: components["schemas"]["UpstreamTrainRequest"];
         };
         /** ProvenanceValidation */
         ProvenanceValidation: {
@@ -4804,6 +4930,57 @@ export interface components {
              * @enum {string}
              */
             type: "unsubscribe_logits";
+        };
+        /** UpstreamSAEOut */
+        UpstreamSAEOut: {
+            /**
+             * Hook Name
+             * @description Its hook point.
+             */
+            hook_name: string;
+            /**
+             * Layer
+             * @description Block index it reads.
+             */
+            layer: number;
+            /**
+             * Name
+             * @description SAE name.
+             */
+            name: string;
+            /**
+             * Sae Id
+             * @description SAE id.
+             */
+            sae_id: string;
+        };
+        /** UpstreamTrainRequest */
+        UpstreamTrainRequest: {
+            /**
+             * Architecture
+             * @description Architecture, as the target's.
+             */
+            architecture: string;
+            /**
+             * D Sae
+             * @description Latents per SAE, as the target's.
+             */
+            d_sae: number;
+            /**
+             * Hook
+             * @description Hook kind, as the target's.
+             */
+            hook: string;
+            /**
+             * K
+             * @description Active latents per token, as the target's (topk, batchtopk).
+             */
+            k?: number | null;
+            /**
+             * Layers
+             * @description Layers to train (the suggested ones).
+             */
+            layers: number[];
         };
         WsClientMessage: components["schemas"]["PingMsg"] | components["schemas"]["SubscribeLogitsMsg"] | components["schemas"]["SetPromptMsg"] | components["schemas"]["SetStrengthMsg"] | components["schemas"]["CommitStrengthMsg"] | components["schemas"]["UnsubscribeLogitsMsg"];
         WsServerMessage: components["schemas"]["HelloMsg"] | components["schemas"]["PongMsg"] | components["schemas"]["ErrorMsg"] | components["schemas"]["LogitsMsg"] | components["schemas"]["TrainingProgressMsg"] | components["schemas"]["TrainingDoneMsg"] | components["schemas"]["TrainingFailedMsg"] | components["schemas"]["TrainingCancelledMsg"] | components["schemas"]["AnalysisProgressMsg"] | components["schemas"]["AnalysisDoneMsg"] | components["schemas"]["ModelLoadedMsg"] | components["schemas"]["JobMsg"] | components["schemas"]["BehaviourCandidateMsg"];
@@ -6975,6 +7152,94 @@ export interface operations {
             };
         };
     };
+    upstream_api_provenance_upstream_get: {
+        parameters: {
+            query: {
+                /** @description Upstream layers wanted. */
+                depth?: number;
+                /** @description Target SAE id. */
+                sae_id: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProvenanceUpstream"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     list_saes_api_saes_get: {
         parameters: {
             query?: never;
@@ -7956,13 +8221,15 @@ export interface operations {
     list_features_api_saes__sae_id__features_get: {
         parameters: {
             query?: {
+                /** @description Leave out degenerate features: those with at least half of their top contexts peaking on whitespace-only tokens (see FeatureSummary). */
+                hide_degenerate?: boolean;
                 /** @description Page size. */
                 limit?: number;
                 /** @description First item to return. */
                 offset?: number;
                 /** @description Search: 'token:<tok>' (features peaking on that token), 'is:starred', or text in label, notes or explanation. */
                 q?: string | null;
-                /** @description index | density | max_activation (max_act) | mean_activation | label | starred | detection | fuzzing; prefix '-' to sort descending. */
+                /** @description index | density | max_activation (max_act) | mean_activation | label | starred | detection | fuzzing | consistency; prefix '-' to sort descending. */
                 sort?: string;
             };
             header?: never;

@@ -59,13 +59,16 @@ export type FeaturePage = S["FeaturePage"];
 
 /** server-side sort key; a leading "-" sorts descending */
 export type FeatureSort =
-  | "index" | "-index" | "density" | "-density" | "max_activation" | "-max_activation" | "label" | "-label";
+  | "index" | "-index" | "density" | "-density" | "max_activation" | "-max_activation" | "label" | "-label"
+  | "consistency" | "-consistency";
 
 export interface FeatureQuery {
   offset?: number;
   limit?: number;
   sort?: FeatureSort;
   q?: string;
+  /** leave out features whose top contexts all peak on whitespace (server-side) */
+  hide_degenerate?: boolean;
 }
 
 /** one context window: tokens with this feature's activation on each */
@@ -83,6 +86,7 @@ export type ActivationsResponse = S["ActivationsResponse"];
 // ---------- patches and inference ----------
 export type PatchCreate = S["PatchCreate"];
 export type PatchMode = PatchCreate["mode"];
+export type StrengthUnit = NonNullable<PatchCreate["strength_unit"]>;
 export type Patch = S["Patch"];
 export type PatchUpdate = S["PatchUpdate"];
 export type TokenProb = S["TokenProb"];
@@ -101,6 +105,7 @@ export type ProvEdge = S["ProvenanceEdge"];
 export type EdgeValidation = S["EdgeValidationItem"];
 export type LogitEffect = S["LogitEffectItem"];
 export type ProvenanceGraphData = S["ProvenanceResponse"];
+export type ProvenanceUpstream = S["ProvenanceUpstream"];
 
 export interface ProvenanceQuery {
   sae_id: string;

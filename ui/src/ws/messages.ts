@@ -27,13 +27,14 @@ export type AnalysisProgressMsg = S["AnalysisProgressMsg"];
 export type AnalysisDoneMsg = S["AnalysisDoneMsg"];
 export type ModelLoadedMsg = S["ModelLoadedMsg"];
 export type JobMsg = S["JobMsg"];
+export type BehaviourCandidateMsg = S["BehaviourCandidateMsg"];
 
 /** Every server message type, checked against the generated union in both directions: a type added or
  * removed on the server is a compile error here until this table follows. */
 const KNOWN_TYPES: { [K in ServerMessageType]: true } = {
   hello: true, pong: true, error: true, logits: true, training_progress: true, training_done: true,
   training_failed: true, training_cancelled: true, analysis_progress: true, analysis_done: true,
-  model_loaded: true, job: true,
+  model_loaded: true, job: true, behaviour_candidate: true,
 };
 const KNOWN: ReadonlySet<string> = new Set(Object.keys(KNOWN_TYPES));
 

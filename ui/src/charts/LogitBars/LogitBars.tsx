@@ -2,6 +2,7 @@ import { useMemo } from "react";
 import * as d3 from "d3";
 import type { TokenProb, TokenValue } from "../../api/types";
 import { fmt, useWidth } from "../useWidth";
+import { showToken } from "../../tokens/display";
 
 export interface CompareRow {
   token: string;
@@ -21,9 +22,7 @@ export function compareRows(original: TokenProb[], patched: TokenProb[]): Compar
   return [...byId.values()];
 }
 
-export function showToken(t: string): string {
-  return JSON.stringify(t).slice(1, -1).replace(/ /g, "␣");
-}
+export { showToken };
 
 const ROW = 22;
 const LABEL = 90;

@@ -1,6 +1,6 @@
 import { fireEvent, render, screen } from "@testing-library/react";
 import { ProvenanceGraph } from "./ProvenanceGraph";
-import { layeredLayout, prune } from "./layout";
+import { layeredLayout, layoutHeight, prune, pruneByShare, ROW } from "./layout";
 import { edges, nodes } from "./fixtures";
 
 describe("layout", () => {
@@ -11,6 +11,29 @@ describe("layout", () => {
     expect(x("L1/3")).toBe(x("L1/4"));
     expect(x("L1/3")).toBeLessThan(x("L2/7"));
     expect(x("L2/7")).toBeLessThan(x("logit/ the"));
+  });
+
+  it("grows with its fullest column so that no two nodes of a column are closer than a row", () => {
+    const many = Array.from({ length: 20 }, (_, i) => ({ id: `L1/${i}`, layer: 1, feature: i, kind: "feature", label: `f${i}`, activation: i }));
+    const all = [nodes[0], ...many];
+    const h = layoutHeight(all, 460);
+    expect(h).toBeGreaterThan(20 * ROW);
+    const placed = layeredLayout(all, 800, h);
+    const ys = placed.filter((p) => p.layer === 1).map((p) => p.y).sort((a, b) => a - b);
+    for (let i = 1; i < ys.length; i++) expect(ys[i] - ys[i - 1]).toBeGreaterThanOrEqual(ROW);
+    expect(Math.max(...ys) + ROW / 2).toBeLessThanOrEqual(h);  // the last label fits too
+  });
+
+  it("prunes each edge class by cumulative share into each node, dropping what no longer reaches the target", () => {
+    const p = pruneByShare(nodes, edges, { feature: 0.5, logit: 1 });
+    expect(p.edges.map((e) => e.source).sort()).toEqual(["L0/1", "L1/3", "L2/7"]);
+    expect(p.nodes.map((n) => n.id).sort()).toEqual(["L0/1", "L1/3", "L2/7", "logit/ the"]);
+    // logit edges are pruned on their own scale: at the lowest share the strongest stays
+    expect(pruneByShare(nodes, edges, { feature: 1, logit: 0.05 }).edges).toHaveLength(4);
+    // an upstream node whose only path to the target is pruned goes too
+    const chain = [...edges, { source: "L0/2", target: "L1/4", weight: 5 }];
+    const withL0 = [...nodes, { id: "L0/2", layer: 0, feature: 2, kind: "feature", label: null, activation: 1 }];
+    expect(pruneByShare(withL0, chain, { feature: 0.5, logit: 1 }).nodes.map((n) => n.id)).not.toContain("L0/2");
   });
 
   it("prunes weak edges and orphaned nodes but keeps the target", () => {

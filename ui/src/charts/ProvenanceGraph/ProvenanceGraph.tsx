@@ -2,13 +2,16 @@ import { useEffect, useMemo, useRef, useState, type PointerEvent as RPointerEven
 import * as d3 from "d3";
 import type { EdgeValidation, ProvEdge, ProvNode } from "../../api/types";
 import { fmt, useWidth } from "../useWidth";
-import { layeredLayout, prune } from "./layout";
+import { layeredLayout, layoutHeight, prune, pruneByShare, shortLabel, truncate, type Keep } from "./layout";
+import { showToken } from "../../tokens/display";
 
 export interface ProvenanceGraphProps {
   nodes: ProvNode[];
   edges: ProvEdge[];
   /** hide edges with |weight| below this */
-  threshold: number;
+  threshold?: number;
+  /** share of each node's incoming weight to keep, per edge class (pruneByShare); default everything */
+  keep?: Keep;
   validation?: EdgeValidation[];
   onSelect?: (node: ProvNode) => void;
   height?: number;
@@ -19,11 +22,14 @@ type Tip = { x: number; y: number; text: string[] } | null;
 const R = 14;
 const DRAG_PX = 3;
 
+const ALL: Keep = { feature: 1, logit: 1 };
+
 /**
  * Feature graph by layer; edge width by |weight|; drag pins a node (double-click unpins); click/Enter opens it;
- * wheel or the buttons zoom, dragging the background pans (d3.zoom, bound in an effect).
+ * wheel or the buttons zoom, dragging the background pans (d3.zoom, bound in an effect). The graph grows taller with
+ * its fullest column so that nodes never overlap; labels are cut short, the full text is in the tooltip.
  */
-export function ProvenanceGraph({ nodes, edges, threshold, validation = [], onSelect, height = 460, width }: ProvenanceGraphProps) {
+export function ProvenanceGraph({ nodes, edges, threshold = 0, keep = ALL, validation = [], onSelect, height: minHeight = 460, width }: ProvenanceGraphProps) {
   const [ref, measured] = useWidth<HTMLDivElement>(width ?? 720);
   const w = width ?? measured;
   const [pinned, setPinned] = useState<Record<string, { x: number; y: number }>>({});
@@ -33,6 +39,11 @@ export function ProvenanceGraph({ nodes, edges, threshold, validation = [], onSe
   const [zt, setZt] = useState<d3.ZoomTransform>(d3.zoomIdentity);
   const zoomRef = useRef<d3.ZoomBehavior<SVGSVGElement, unknown> | null>(null);
   const empty = nodes.length === 0;
+  const visible = useMemo(() => {
+    const byShare = pruneByShare(nodes, edges, keep);
+    return prune(byShare.nodes, byShare.edges, threshold);
+  }, [nodes, edges, keep, threshold]);
+  const height = useMemo(() => layoutHeight(visible.nodes, minHeight), [visible.nodes, minHeight]);
 
   useEffect(() => {
     const svg = svgRef.current;
@@ -59,7 +70,6 @@ export function ProvenanceGraph({ nodes, edges, threshold, validation = [], onSe
     else d3.select(svg).call(z.scaleBy, k);
   };
 
-  const visible = useMemo(() => prune(nodes, edges, threshold), [nodes, edges, threshold]);
   const placed = useMemo(() => layeredLayout(visible.nodes, w, height), [visible.nodes, w, height]);
   const pos = useMemo(() => {
     const m = new Map<string, { x: number; y: number }>();
@@ -101,7 +111,7 @@ export function ProvenanceGraph({ nodes, edges, threshold, validation = [], onSe
   if (empty) return <p className="chart-empty">No graph</p>;
   const [tipX, tipY] = tip ? zt.apply([tip.x, tip.y]) : [0, 0];
   return (
-    <div className="chart provenance" ref={ref} style={{ position: "relative" }}>
+    <div className="chart provenance" ref={ref} style={{ position: "relative" }} data-height={height}>
       <div className="row small" role="toolbar" aria-label="Zoom">
         <button type="button" onClick={() => zoomBy(1.25)}>Zoom in</button>
         <button type="button" onClick={() => zoomBy(0.8)}>Zoom out</button>
@@ -150,7 +160,8 @@ export function ProvenanceGraph({ nodes, edges, threshold, validation = [], onSe
         })}
         {placed.map((n) => {
           const p = pos.get(n.id)!;
-          const text = [n.label || `feature ${n.feature}`, `layer ${n.layer} · #${n.feature}`,
+          const name = n.kind === "logit" ? showToken(n.label ?? "") : n.label || `feature ${n.feature}`;
+          const text = [name, n.kind === "logit" ? `logit · token ${n.feature}` : `layer ${n.layer} · #${n.feature}`,
             ...(n.activation != null ? [`activation ${fmt(n.activation)}`] : [])];
           return (
             <g
@@ -170,9 +181,10 @@ export function ProvenanceGraph({ nodes, edges, threshold, validation = [], onSe
               onMouseEnter={() => setTip({ x: p.x, y: p.y - R, text })}
               onMouseLeave={() => setTip(null)}
             >
+              <title>{text.join("\n")}</title>
               <circle r={R} />
-              <text y={R + 12} textAnchor="middle" className="node-label">
-                {(n.label || `#${n.feature}`).slice(0, 18)}
+              <text y={R + 12} textAnchor="middle" className="node-label" data-testid="prov-node-label">
+                {truncate(n.kind === "logit" ? name : n.label ? shortLabel(n.label) : `#${n.feature}`)}
               </text>
             </g>
           );

@@ -28,4 +28,12 @@ describe("TokenHighlight", () => {
     render(<TokenHighlight {...ctx} highlight={new Set([" cat"])} />);
     expect(screen.getAllByTestId("tok")[1]).toHaveClass("tok-hl");
   });
+
+  it("merges byte pieces of one character into one chip with the largest activation, shows spaces as marks", () => {
+    render(<TokenHighlight tokens={["a", " <0xE2>", "<0x80>", "<0x9C>", "    ", " <0xC3>"]} activations={[0, 1, 3, 2, 0, 0]} />);
+    const toks = screen.getAllByTestId("tok");
+    expect(toks.map((t) => t.textContent)).toEqual(["a", " “", "␣␣␣␣", " <0xC3>"]);
+    expect(toks[1]).toHaveAttribute("data-act", "3");
+    expect(toks[1].getAttribute("title")).toMatch(/3 byte tokens/);
+  });
 });

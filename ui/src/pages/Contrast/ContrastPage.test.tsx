@@ -18,8 +18,9 @@ const contrast: ContrastResponse = {
   ],
 };
 const patchOf = (body: { features: number[]; mode: Patch["mode"]; strength: number; name: string }): Patch => ({
-  id: "p9", sae_id: "s1", enabled: true, applied: true, created_at: 1, updated_at: 1, exportable_as_peft: true,
-  hook_name: sae.hook_name, model_id: "m", rank: body.features.length, target_modules: [], ...body,
+  id: "p9", sae_id: "s1", enabled: false, applied: true, created_at: 1, updated_at: 1, exportable_as_peft: true,
+  hook_name: sae.hook_name, model_id: "m", rank: body.features.length, target_modules: [], origin: "contrast",
+  absolute_strength: body.strength, ...body,
 });
 
 afterEach(() => vi.unstubAllGlobals());
@@ -61,17 +62,20 @@ describe("ContrastPage", () => {
     fireEvent.change(screen.getByLabelText("Strength"), { target: { value: "0.25" } });
     fireEvent.click(screen.getByRole("button", { name: /Create patch from selection \(1\)/ }));
     await screen.findByText(/Effect check/);
+    // created switched off: the page says so and points at the Patch console
+    expect(screen.getByTestId("contrast-patch-note")).toHaveTextContent(/switched off/);
     expect(calls.find((c) => c.url.pathname === "/api/saes/s1/contrast/patch")!.body).toEqual({
       features: [3], mode: "scale", strength: 0.25, name: "contrast scale ×1",
     });
 
-    fireEvent.change(screen.getByLabelText(/Target tokens/), { target: { value: "\\sYes, No" } });
+    fireEvent.change(screen.getByLabelText(/Target tokens/), { target: { value: "\\sYes, No, \\n" } });
     fireEvent.click(screen.getByRole("button", { name: "Evaluate" }));
     await waitFor(() => expect(screen.getByTestId("effect-positive")).toHaveTextContent("0.05"));
     expect(screen.getByTestId("effect-negative")).toHaveTextContent("0.5");
     const evals = calls.filter((c) => c.url.pathname.endsWith("/evaluate")).map((c) => c.body);
-    expect(evals).toContainEqual({ texts: ["bad one", "bad two"], target_tokens: [" Yes", "No"] });
-    expect(evals).toContainEqual({ texts: ["good one"], target_tokens: [" Yes", "No"] });
+    // escapes are read: \s a space, \n a newline (never a literal backslash)
+    expect(evals).toContainEqual({ texts: ["bad one", "bad two"], target_tokens: [" Yes", "No", "\n"] });
+    expect(evals).toContainEqual({ texts: ["good one"], target_tokens: [" Yes", "No", "\n"] });
   });
 
   it("reads a set from an uploaded .txt file, one prompt per line", async () => {

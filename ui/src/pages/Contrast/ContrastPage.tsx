@@ -2,10 +2,11 @@ import { useState } from "react";
 import { useSearchParams } from "react-router";
 import { errorText } from "../../api/errors";
 import { useContrast, useContrastPatch } from "../../api/mutations";
-import type { ContrastPosition, ContrastResponse, Patch, PatchMode } from "../../api/types";
+import type { ContrastPosition, ContrastResponse, Patch, PatchMode, StrengthUnit } from "../../api/types";
 import { SaePicker } from "../../components/SaePicker";
 import { ErrorMessage } from "../../components/Status";
-import { DEFAULT_STRENGTH, ModeSelect } from "../PatchConsole/PatchForm";
+import { Link } from "react-router";
+import { DEFAULT_STRENGTH, ModeSelect, UNIT_MODES, UnitSelect, defaultUnit } from "../PatchConsole/PatchForm";
 import { ContrastResults } from "./ContrastResults";
 import { EffectCheck } from "./EffectCheck";
 
@@ -46,6 +47,7 @@ export function ContrastPage() {
   const [selected, setSelected] = useState<Set<number>>(new Set());
   const [mode, setMode] = useState<PatchMode>("ablate");
   const [strength, setStrength] = useState(DEFAULT_STRENGTH.ablate);
+  const [unit, setUnit] = useState<StrengthUnit>("absolute");
   const [patch, setPatch] = useState<Patch | null>(null);
   const run = useContrast();
   const create = useContrastPatch();
@@ -98,20 +100,38 @@ export function ContrastPage() {
           }} />
           <div className="row">
             <label htmlFor="c-mode">Mode</label>
-            <ModeSelect id="c-mode" mode={mode} onMode={setMode} onStrength={setStrength} />
+            <ModeSelect id="c-mode" mode={mode} onMode={(m) => {
+              setMode(m);
+              setUnit(defaultUnit(m));
+            }} onStrength={setStrength} />
             <label htmlFor="c-strength">Strength</label>
             <input id="c-strength" type="number" step="any" className="num" value={strength}
               onChange={(e) => setStrength(Number(e.target.value))} />
+            {UNIT_MODES.has(mode) && (
+              <>
+                <label htmlFor="c-unit">Unit</label>
+                <UnitSelect id="c-unit" unit={unit} onUnit={setUnit} />
+              </>
+            )}
             <button type="button" onClick={() => setSelected(new Set(res.features.filter((f) => f.mean_diff > 0).map((f) => f.index)))}>
               Select all with positive difference
             </button>
             <button type="button" disabled={create.isPending || selected.size === 0} onClick={() => {
               const features = res.features.map((f) => f.index).filter((i) => selected.has(i));
-              const body = { features, mode, strength, name: `contrast ${mode} ×${features.length}` };
+              const body = {
+                features, mode, strength, name: `contrast ${mode} ×${features.length}`,
+                ...(UNIT_MODES.has(mode) ? { strength_unit: unit } : {}),
+              };
               create.mutate({ saeId, body }, { onSuccess: setPatch });
             }}>{create.isPending ? "Creating…" : `Create patch from selection (${selected.size})`}</button>
           </div>
           <ErrorMessage error={errorText(create.error)} />
+          {patch && (
+            <p className="muted small" data-testid="contrast-patch-note">
+              Created <strong>{patch.name}</strong> switched off: the effect check below applies it by itself; tick it in
+              the <Link to="/patches">Patch console</Link> to apply it to live results there.
+            </p>
+          )}
         </section>
       )}
       {patch && <EffectCheck key={patch.id} patch={patch} positive={lines(pos)} negative={lines(neg)} />}

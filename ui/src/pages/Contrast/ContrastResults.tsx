@@ -3,6 +3,7 @@ import * as d3 from "d3";
 import { Link } from "react-router";
 import type { ContrastFeature } from "../../api/types";
 import { fmt } from "../../charts/useWidth";
+import { TokenChips } from "../../components/TokenChips";
 
 /** Ranked features with a diverging bar of the mean difference and a checkbox each. */
 export function ContrastResults({ saeId, features, selected, onToggle }: {
@@ -43,7 +44,7 @@ export function ContrastResults({ saeId, features, selected, onToggle }: {
             </td>
             <td title={`mean + ${fmt(f.mean_positive)} / mean − ${fmt(f.mean_negative)}`}>{fmt(f.effect_size)}</td>
             <td>{fmt(f.positive_rate, 2)} / {fmt(f.negative_rate, 2)}</td>
-            <td className="mono small">{f.top_tokens.slice(0, 5).map((t) => JSON.stringify(t)).join(" ")}</td>
+            <td className="small"><TokenChips tokens={f.top_tokens} limit={5} /></td>
           </tr>
         ))}
       </tbody>

@@ -4,6 +4,8 @@ import { useEvaluatePatch } from "../../api/mutations";
 import type { EvaluateResponse, Patch } from "../../api/types";
 import { ErrorMessage } from "../../components/Status";
 import { fmt } from "../../charts/useWidth";
+import { TokenChips } from "../../components/TokenChips";
+import { parseTargets } from "../../tokens/targets";
 
 function BeforeAfter({ title, r }: { title: string; r: EvaluateResponse }) {
   const max = Math.max(r.mean_before, r.mean_after, 1e-9);
@@ -36,17 +38,19 @@ export function EffectCheck({ patch, positive, negative }: { patch: Patch; posit
   const [targets, setTargets] = useState("");
   const [res, setRes] = useState<{ pos: EvaluateResponse; neg: EvaluateResponse } | null>(null);
   const act = useEvaluatePatch();
-  const target_tokens = targets.split(",").map((t) => t.trim().replace(/\\s/g, " ")).filter((t) => t.length > 0);
+  const target_tokens = parseTargets(targets);
   return (
     <section className="card" aria-labelledby="effect-h">
       <h2 id="effect-h">Effect check of “{patch.name}”</h2>
       <p className="muted small">
         Patch <span className="mono">{patch.id}</span>: {patch.mode} of features {patch.features.join(", ")} at {patch.hook_name}{" "}
-        (strength {fmt(patch.strength)}). The probability of the target tokens as the next token, before and after.
+        (strength {fmt(patch.absolute_strength ?? patch.strength)}). The probability of the target tokens as the next token,
+        before and after (this check applies the patch itself, whether or not it is enabled).
       </p>
       <div className="row">
-        <label htmlFor="targets">Target tokens (comma-separated; \s for a leading space)</label>
-        <input id="targets" value={targets} onChange={(e) => setTargets(e.target.value)} placeholder="\sYes, \sNo" />
+        <label htmlFor="targets">Target tokens (comma-separated; \s space, \n newline, \t tab, \, comma)</label>
+        <input id="targets" value={targets} onChange={(e) => setTargets(e.target.value)} placeholder="\sYes, \sNo, \n" />
+        {target_tokens.length > 0 && <TokenChips tokens={target_tokens} limit={20} label="Targets as read" />}
         <button type="button" disabled={act.isPending || target_tokens.length === 0} onClick={() => {
           const requests = [{ texts: positive, target_tokens }, { texts: negative, target_tokens }];
           act.mutate({ patchId: patch.id, requests }, { onSuccess: ([pos, neg]) => setRes({ pos, neg }) });

@@ -20,6 +20,10 @@ describe("tokenWeights", () => {
   it("sums activations per firing token", () => {
     expect(tokenWeights([{ tokens: ["a", "b", "a"], activations: [1, 0, 2], context: 0, start: 0, position: 2, max: 2 }])).toEqual([{ token: "a", weight: 3 }]);
   });
+  it("counts byte pieces of one character as that character", () => {
+    const c = { tokens: ["x", " <0xE2>", "<0x80>", "<0x9C>"], activations: [0, 1, 3, 2], context: 0, start: 0, position: 2, max: 3 };
+    expect(tokenWeights([c])).toEqual([{ token: " “", weight: 3 }]);
+  });
 });
 
 describe("FeatureDetailPage", () => {
@@ -28,6 +32,8 @@ describe("FeatureDetailPage", () => {
       "GET /api/saes/s1/features/7": () => [200, detail],
       "PATCH /api/saes/s1/features/7": (_u, init) => [200, { ...detail, ...JSON.parse(String(init.body)) }],
       "POST /api/saes/s1/activations": () => [200, { tokens: ["my", " cat"], features: [{ index: 7, label: "cat", activations: [0, 3] }] }],
+      "GET /api/provenance/upstream": () => [200, { sae_id: "s1", layer: 0, hook: "resid_post", available: [], missing_layers: [],
+        suggested_layers: [], train: { layers: [], hook: "resid_post", d_sae: 64, architecture: "topk", k: 8 } }],
     });
     renderPage(<FeatureDetailPage />, { path: "/features/:saeId/:index", route: "/features/s1/7" });
     expect(await screen.findByRole("heading", { level: 1 })).toHaveTextContent("Feature 7");
@@ -36,7 +42,7 @@ describe("FeatureDetailPage", () => {
     expect(screen.getByRole("link", { name: "#9" })).toHaveAttribute("href", "/features/s1/9");
 
     // token cloud hover outlines the token in the contexts
-    fireEvent.mouseEnter(screen.getByRole("button", { name: "cat" }));
+    fireEvent.mouseEnter(screen.getByRole("button", { name: "·cat" }));
     expect(document.querySelectorAll(".tok-hl").length).toBeGreaterThan(0);
 
     fireEvent.change(screen.getByLabelText("Label"), { target: { value: "cats" } });

@@ -10,6 +10,7 @@ import { fmt } from "../../charts/useWidth";
 import { FeatureEditor } from "./FeatureEditor";
 import { TokenCloud } from "./TokenCloud";
 import { TryText } from "./TryText";
+import { UpstreamSaes } from "../../components/UpstreamSaes";
 
 export function FeatureDetailPage() {
   const { saeId = "", index = "" } = useParams();
@@ -49,6 +50,10 @@ function Detail({ saeId, f }: { saeId: string; f: FeatureDetail }) {
         </p>
       )}
       <FeatureEditor saeId={saeId} f={f} />
+      <section className="card" aria-labelledby="up-h">
+        <h2 id="up-h">Provenance</h2>
+        <UpstreamSaes saeId={saeId} depth={2} />
+      </section>
       <div className="two-col">
         <section className="card" aria-labelledby="ctx-h">
           <h2 id="ctx-h">Top contexts</h2>

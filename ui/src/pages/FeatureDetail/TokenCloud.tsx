@@ -1,16 +1,17 @@
 import { useMemo } from "react";
 import * as d3 from "d3";
 import type { Context } from "../../api/types";
-import { displayToken } from "../../charts/TokenHighlight/TokenHighlight";
 import { fmt } from "../../charts/useWidth";
+import { mergeTokens, showToken } from "../../tokens/display";
 
-/** Sum of this feature's activation per token over the given contexts (only where it fires). */
+/** Sum of this feature's activation per token over the given contexts (only where it fires); byte pieces of one
+ * character count as that character (tokens/display.ts). */
 export function tokenWeights(contexts: Context[]): { token: string; weight: number }[] {
   const m = new Map<string, number>();
-  for (const c of contexts) c.tokens.forEach((t, i) => {
-    const a = c.activations[i] ?? 0;
-    if (a > 0) m.set(t, (m.get(t) ?? 0) + a);
-  });
+  for (const c of contexts) for (const p of mergeTokens(c.tokens)) {
+    const a = Math.max(0, ...c.activations.slice(p.start, p.end));
+    if (a > 0) m.set(p.text, (m.get(p.text) ?? 0) + a);
+  }
   return [...m.entries()].map(([token, weight]) => ({ token, weight })).sort((a, b) => b.weight - a.weight);
 }
 
@@ -30,13 +31,13 @@ export function TokenCloud({ contexts, onHover, limit = 40 }: { contexts: Contex
             type="button"
             className="cloud-word"
             style={{ fontSize: size(w.weight) }}
-            title={`${JSON.stringify(w.token)}: total activation ${fmt(w.weight)}`}
+            title={`${showToken(w.token)}: total activation ${fmt(w.weight)}`}
             onMouseEnter={() => onHover(w.token)}
             onMouseLeave={() => onHover(null)}
             onFocus={() => onHover(w.token)}
             onBlur={() => onHover(null)}
           >
-            {displayToken(w.token)}
+            {showToken(w.token)}
           </button>
         </li>
       ))}

@@ -82,4 +82,18 @@ describe("FeaturesPage", () => {
     fireEvent.click(screen.getByRole("button", { name: /Density/ }));
     await waitFor(() => expect(calls.some((c) => c.url.searchParams.get("sort") === "-density")).toBe(true));
   });
+
+  it("asks for the most consistent features first with whitespace features hidden, and shows whitespace tokens as marks", async () => {
+    features[0] = { ...features[0], top_tokens: [" ", "\n", " return", " <0xE2><0x80><0x9C>"], consistency: 0.5 };
+    const { calls } = setup();
+    await waitFor(() => expect(screen.getAllByTestId("feature-row").length).toBeGreaterThan(0));
+    const first = calls.find((c) => c.url.pathname.endsWith("/features"))!;
+    expect(first.url.searchParams.get("sort")).toBe("-consistency");
+    expect(first.url.searchParams.get("hide_degenerate")).toBe("true");
+    expect(screen.getByRole("columnheader", { name: /Consistency/ })).toHaveAttribute("aria-sort", "descending");
+    const chips = screen.getAllByTestId("feature-row")[0].querySelectorAll("[data-testid=token-chip]");
+    expect([...chips].map((c) => c.textContent)).toEqual(["␣", "↵", "·return", "·“"]);
+    fireEvent.click(screen.getByLabelText("Hide whitespace features"));
+    await waitFor(() => expect(calls.some((c) => c.url.pathname.endsWith("/features") && !c.url.searchParams.has("hide_degenerate"))).toBe(true));
+  });
 });

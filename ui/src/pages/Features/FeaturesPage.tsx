@@ -8,8 +8,9 @@ import { SaeTransfer } from "./SaeTransfer";
 import { fmt } from "../../charts/useWidth";
 import { useFeatureList } from "./useFeatureList";
 import { VirtualTable, type Column } from "./VirtualTable";
+import { TokenChips } from "../../components/TokenChips";
 
-type SortKey = "index" | "label" | "density" | "max_activation";
+type SortKey = "index" | "label" | "density" | "max_activation" | "consistency";
 
 function isTyping(t: EventTarget | null) {
   const el = t as HTMLElement | null;
@@ -19,14 +20,17 @@ function isTyping(t: EventTarget | null) {
 export function FeaturesPage() {
   const { saeId } = useParams();
   const nav = useNavigate();
-  const [sortKey, setSortKey] = useState<SortKey>("index");
-  const [desc, setDesc] = useState(false);
+  // default: features whose top contexts agree on one non-whitespace token first (whitespace features sink), see
+  // FeatureSummary.consistency; ties: the commoner first
+  const [sortKey, setSortKey] = useState<SortKey>("consistency");
+  const [desc, setDesc] = useState(true);
   const [search, setSearch] = useState("");
   const [q, setQ] = useState("");
   const [minDensity, setMinDensity] = useState("");
   const [maxDensity, setMaxDensity] = useState("");
   const [starredOnly, setStarredOnly] = useState(false);
   const [hideDead, setHideDead] = useState(false);
+  const [hideDegenerate, setHideDegenerate] = useState(true);
   const [selected, setSelected] = useState(0);
   const searchRef = useRef<HTMLInputElement>(null);
 
@@ -37,7 +41,7 @@ export function FeaturesPage() {
 
   const sort = `${desc ? "-" : ""}${sortKey}` as FeatureSort;
   // reloads (reconnect, finished analysis, label edits) come through the query cache
-  const list = useFeatureList(saeId, sort, q);
+  const list = useFeatureList(saeId, sort, q, hideDegenerate);
 
   const rows = useMemo(() => {
     const lo = minDensity === "" ? -Infinity : Number(minDensity);
@@ -50,7 +54,7 @@ export function FeaturesPage() {
     );
   }, [list.rows, minDensity, maxDensity, starredOnly, hideDead]);
 
-  useEffect(() => setSelected(0), [saeId, sort, q, minDensity, maxDensity, starredOnly, hideDead]);
+  useEffect(() => setSelected(0), [saeId, sort, q, minDensity, maxDensity, starredOnly, hideDead, hideDegenerate]);
 
   const open = (r: FeatureSummary) => saeId && nav(`/features/${encodeURIComponent(saeId)}/${r.index}`);
 
@@ -98,11 +102,13 @@ export function FeaturesPage() {
     { key: "index", header: sortHeader("index", "#"), width: "7%", ariaSort: ariaSort("index"),
       render: (r) => <Link to={`/features/${encodeURIComponent(saeId!)}/${r.index}`}>{r.index}</Link> },
     { key: "label", header: sortHeader("label", "Label"), width: "28%", ariaSort: ariaSort("label"),
-      render: (r) => <>{r.starred ? "★ " : ""}{r.label}</> },
-    { key: "density", header: sortHeader("density", "Density"), width: "12%", ariaSort: ariaSort("density"), render: (r) => fmt(r.density) },
-    { key: "max", header: sortHeader("max_activation", "Max act."), width: "12%", ariaSort: ariaSort("max_activation"),
+      render: (r) => <span className="cell-clip" title={r.label}>{r.starred ? "★ " : ""}{r.label}</span> },
+    { key: "consistency", header: sortHeader("consistency", "Consistency"), width: "10%", ariaSort: ariaSort("consistency"),
+      render: (r) => <span title="how much the top contexts agree on a non-whitespace peak token (1: all on one word)">{fmt(r.consistency, 2)}</span> },
+    { key: "density", header: sortHeader("density", "Density"), width: "10%", ariaSort: ariaSort("density"), render: (r) => fmt(r.density) },
+    { key: "max", header: sortHeader("max_activation", "Max act."), width: "10%", ariaSort: ariaSort("max_activation"),
       render: (r) => fmt(r.max_activation) },
-    { key: "tokens", header: "Top tokens", render: (r) => <span className="mono small">{(r.top_tokens ?? []).slice(0, 6).map((t) => JSON.stringify(t)).join(" ")}</span> },
+    { key: "tokens", header: "Top tokens", render: (r) => <TokenChips tokens={r.top_tokens ?? []} /> },
   ];
 
   return (
@@ -128,6 +134,9 @@ export function FeaturesPage() {
             </div>
             <label className="check"><input type="checkbox" checked={starredOnly} onChange={(e) => setStarredOnly(e.target.checked)} /> Starred only</label>
             <label className="check"><input type="checkbox" checked={hideDead} onChange={(e) => setHideDead(e.target.checked)} /> Hide dead</label>
+            <label className="check" title="Features with at least half of their top contexts peaking on whitespace (special tokens and position 0 are never peaks)">
+              <input type="checkbox" checked={hideDegenerate} onChange={(e) => setHideDegenerate(e.target.checked)} /> Hide whitespace features
+            </label>
           </div>
           <p className="muted small" data-testid="feature-count">
             {rows.length.toLocaleString()} shown{list.total != null ? ` of ${list.total.toLocaleString()}` : ""}

@@ -20,8 +20,8 @@ export interface FeatureList {
  * the other until `total`; the first page shows at once, the rest stream in. Client-side filters then work on
  * the whole list. The cache keeps it per (SAE, sort, q); a finished analysis or a label edit invalidates it.
  */
-export function useFeatureList(saeId: string | undefined, sort: FeatureSort, q: string): FeatureList {
-  const query = useFeaturePages(saeId, sort, q);
+export function useFeatureList(saeId: string | undefined, sort: FeatureSort, q: string, hideDegenerate = false): FeatureList {
+  const query = useFeaturePages(saeId, sort, q, hideDegenerate);
   const { data, error, hasNextPage, isError, isFetching, isPending, fetchNextPage, refetch } = query;
 
   // One page at a time; a failed page stops the stream until retry. The page count is a dependency because a

@@ -37,4 +37,17 @@ describe("ModelPage", () => {
     fireEvent.click(screen.getByRole("button", { name: "Load" }));
     await waitFor(() => expect(screen.getByRole("alert")).toHaveTextContent("Unknown model 'nope'"));
   });
+
+  it("keeps showing the loaded model (with its weights) while another loads", async () => {
+    stubFetch({
+      "GET /api/health": () => [200, { status: "ok", version: "0.1", model_status: "loading", uptime_s: 1 }],
+      "GET /api/model": () => [200, { ...info, status: "loading", requested: "other/model", model_id: "tiny-llama",
+        weights: "GGUF Q4_1 (x.gguf), dequantized to float32" }],
+    });
+    renderPage(<ModelPage />);
+    expect(await screen.findByTestId("model-loading")).toHaveTextContent("Loading other/model");
+    expect(screen.getByTestId("model-loading")).toHaveTextContent("tiny-llama is still loaded and serving");
+    expect(screen.getByTestId("model-layers")).toHaveTextContent("2");
+    expect(screen.getByTestId("model-weights")).toHaveTextContent("GGUF Q4_1 (x.gguf), dequantized to float32");
+  });
 });

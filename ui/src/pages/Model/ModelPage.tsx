@@ -76,13 +76,27 @@ export function ModelPage() {
   );
 }
 
+/**
+ * The model that serves requests, and what is happening to it: while another model loads (or after a load failed)
+ * the one still loaded stays on the card, with the load's progress or error above it.
+ */
 function ModelState({ m }: { m: ModelInfo }) {
+  const loaded = m.status === "ready" || m.model_id != null;
   if (m.status === "none") return <p data-testid="model-status">No model loaded.</p>;
-  if (m.status === "loading") return <Loading what={`Loading ${m.requested ?? "model"}`} />;
-  if (m.status === "error") {
-    return <ErrorMessage error={`Loading ${m.requested ?? "the model"} failed: ${m.error ?? "unknown error"}`} />;
-  }
-  return <ModelTable m={m} />;
+  return (
+    <>
+      {m.status === "loading" && (
+        <div data-testid="model-loading">
+          <Loading what={`Loading ${m.requested ?? "model"}`} />
+          {loaded && <p className="muted small">{m.name ?? m.model_id} is still loaded and serving until it finishes.</p>}
+        </div>
+      )}
+      {m.status === "error" && (
+        <ErrorMessage error={`Loading ${m.requested ?? "the model"} failed: ${m.error ?? "unknown error"}`} />
+      )}
+      {loaded ? <ModelTable m={m} /> : m.status === "error" && <p data-testid="model-status">No model loaded.</p>}
+    </>
+  );
 }
 
 function ModelTable({ m }: { m: ModelInfo }) {
@@ -96,6 +110,7 @@ function ModelTable({ m }: { m: ModelInfo }) {
     ["Parameters", m.n_params != null ? m.n_params.toLocaleString() : "—"],
     ["Device", m.device ?? "—"],
     ["Dtype", m.dtype ?? "—"],
+    ["Weights", m.weights ?? "—"],
     ["Memory", formatBytes(m.memory_bytes)],
     ["Load time", m.load_seconds != null ? `${m.load_seconds.toFixed(1)} s` : "—"],
     ["Hook points", String(m.hook_points?.length ?? 0)],

@@ -9,13 +9,18 @@ import { PatchForm } from "./PatchForm";
 import { PatchList } from "./PatchList";
 import { LiveLogits, type LogitsView } from "./LiveLogits";
 import { GenerateCompare } from "./GenerateCompare";
+import { useDebounced, useSessionState } from "../../components/useSessionState";
+
+export const PROMPT_KEY = "iwb.patch-console.prompt";
 
 export function PatchConsolePage() {
   const [params] = useSearchParams();
   const socket = useSocket();
   const status = useConnectionStatus();
   const patches = usePatches();
-  const [text, setText] = useState("The capital of France is");
+  // the prompt stays for the browser session: leaving the page and coming back keeps it
+  const [text, setText] = useSessionState(PROMPT_KEY, "The capital of France is");
+  const settledText = useDebounced(text, 300);
   const [topK, setTopK] = useState(10);
   const [result, setResult] = useState<LogitsView | null>(null);
   const [latency, setLatency] = useState<number | null>(null);
@@ -44,6 +49,7 @@ export function PatchConsolePage() {
     if (m.seq <= lastSeq.current && m.seq !== 1) return; // out of order (seq restarts at 1 on a new socket)
     lastSeq.current = m.seq;
     setLiveError(null);
+    infer.reset();
     setResult({ original: m.original, patched: m.patched, moved: m.moved, kl: m.kl });
     setLatency(m.latency_ms ?? null);
   });
@@ -54,8 +60,12 @@ export function PatchConsolePage() {
   };
   // after a reconnect or a model load the cached patches reload (socketSync.ts); the live logits are asked for again
   useResync(resubscribe);
-  // the server rejected a live request (no model yet, unknown patch, bad prompt): say so until the next result
-  useServerMessages("error", (m) => setLiveError(formatDetail(m.detail)));
+  // the server rejected a live request (no model yet, unknown patch, bad prompt): say so until the next result, and
+  // take the old prompt's results off the screen
+  useServerMessages("error", (m) => {
+    setLiveError(formatDetail(m.detail));
+    setResult(null);
+  });
   // a model that finishes loading after we subscribed (e.g. right after a server restart): ask again
   useServerMessages("model_loaded", resubscribe);
 
@@ -64,10 +74,15 @@ export function PatchConsolePage() {
     infer.mutate({ text, top_k: topK, patch_ids: enabledIds }, {
       onSuccess: (r) => {
         setResult(r);
+        setLiveError(null);
         setLatency(performance.now() - t0);
       },
+      onError: () => setResult(null),
     });
   };
+  // one message, whichever path (REST or live) failed last: the same prompt error is not shown twice
+  const restError = errorText(infer.error);
+  const promptError = restError ?? (liveError && `Live update failed: ${liveError}`);
 
   return (
     <div className="page patch-console">
@@ -76,7 +91,7 @@ export function PatchConsolePage() {
         <div>
           <PatchForm initialSae={params.get("sae")} initialFeatures={params.get("features") ?? ""} />
           <ErrorMessage error={errorText(patches.error)} onRetry={() => void patches.refetch()} />
-          {patches.isPending ? <Loading what="Loading patches" /> : <PatchList patches={list} />}
+          {patches.isPending ? <Loading what="Loading patches" /> : <PatchList patches={list} text={settledText} />}
         </div>
         <div>
           <section className="card" aria-labelledby="prompt-h">
@@ -91,9 +106,9 @@ export function PatchConsolePage() {
               </button>
               <span className="muted small">{status === "open" ? "live updates on" : "live updates paused (offline)"}</span>
             </div>
-            <ErrorMessage error={errorText(infer.error)} />
-            <ErrorMessage error={liveError && `Live update failed: ${liveError}`} />
-            {result ? <LiveLogits result={result} latencyMs={latency} /> : <p className="muted">Edit the prompt or press “Compare now”.</p>}
+            <ErrorMessage error={promptError} />
+            {result ? <LiveLogits result={result} latencyMs={latency} />
+              : !promptError && <p className="muted">Edit the prompt or press “Compare now”.</p>}
           </section>
           <GenerateCompare text={text} patchIds={enabledIds} />
         </div>

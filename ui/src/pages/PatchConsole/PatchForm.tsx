@@ -1,12 +1,27 @@
 import { useState } from "react";
 import { errorText } from "../../api/errors";
 import { useCreatePatch } from "../../api/mutations";
-import type { PatchMode } from "../../api/types";
+import type { PatchMode, StrengthUnit } from "../../api/types";
 import { SaePicker } from "../../components/SaePicker";
 import { ErrorMessage } from "../../components/Status";
 
 export const MODES: PatchMode[] = ["ablate", "scale", "steer", "clamp"];
+/** Defaults in the unit the form starts with: absolute for ablate/scale (fraction, factor), typical activations for
+ * steer/clamp (DEFAULT_UNIT). */
 export const DEFAULT_STRENGTH: Record<PatchMode, number> = { ablate: 1, scale: 0, steer: 4, clamp: 0 };
+/** Modes whose strength can count the features' typical activation (the server's patches/units.py). */
+export const UNIT_MODES: ReadonlySet<PatchMode> = new Set(["steer", "clamp"]);
+export const defaultUnit = (m: PatchMode): StrengthUnit => (UNIT_MODES.has(m) ? "typical_activation" : "absolute");
+
+/** Unit picker for steer and clamp strengths. */
+export function UnitSelect({ id, unit, onUnit }: { id: string; unit: StrengthUnit; onUnit: (u: StrengthUnit) => void }) {
+  return (
+    <select id={id} value={unit} onChange={(e) => onUnit(e.target.value as StrengthUnit)}>
+      <option value="typical_activation">× typical activation</option>
+      <option value="absolute">absolute</option>
+    </select>
+  );
+}
 
 /** Patch-mode picker; choosing a mode also resets the strength to that mode's default. */
 export function ModeSelect({ id, mode, onMode, onStrength }: {
@@ -40,6 +55,7 @@ export function PatchForm({ initialSae, initialFeatures }: { initialSae: string 
   const [features, setFeatures] = useState(initialFeatures);
   const [mode, setMode] = useState<PatchMode>("ablate");
   const [strength, setStrength] = useState(DEFAULT_STRENGTH.ablate);
+  const [unit, setUnit] = useState<StrengthUnit>("absolute");
   const [name, setName] = useState("");
   const create = useCreatePatch();
   // a feature list that does not parse never reaches the server
@@ -59,7 +75,10 @@ export function PatchForm({ initialSae, initialFeatures }: { initialSae: string 
           return;
         }
         setInputError(null);
-        create.mutate({ sae_id: saeId!, features: parsed, mode, strength, name: name || undefined, enabled: true });
+        create.mutate({
+          sae_id: saeId!, features: parsed, mode, strength, name: name || undefined, enabled: true,
+          strength_unit: UNIT_MODES.has(mode) ? unit : "absolute", origin: "patch console",
+        });
       }}
     >
       <h2>New patch</h2>
@@ -70,12 +89,21 @@ export function PatchForm({ initialSae, initialFeatures }: { initialSae: string 
       </div>
       <div className="field">
         <label htmlFor="patch-mode">Mode</label>
-        <ModeSelect id="patch-mode" mode={mode} onMode={setMode} onStrength={setStrength} />
+        <ModeSelect id="patch-mode" mode={mode} onMode={(m) => {
+          setMode(m);
+          setUnit(defaultUnit(m));
+        }} onStrength={setStrength} />
       </div>
       <div className="field">
         <label htmlFor="patch-strength">Strength</label>
         <input id="patch-strength" type="number" step="any" value={strength} onChange={(e) => setStrength(Number(e.target.value))} />
       </div>
+      {UNIT_MODES.has(mode) && (
+        <div className="field">
+          <label htmlFor="patch-unit">Unit</label>
+          <UnitSelect id="patch-unit" unit={unit} onUnit={setUnit} />
+        </div>
+      )}
       <div className="field">
         <label htmlFor="patch-name">Name (optional)</label>
         <input id="patch-name" value={name} onChange={(e) => setName(e.target.value)} />

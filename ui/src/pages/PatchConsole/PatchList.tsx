@@ -4,7 +4,10 @@ import { useDeletePatch, useExportPatch, useImportPatch, useUpdatePatch } from "
 import type { Patch } from "../../api/types";
 import { useSocket } from "../../ws/context";
 import { ErrorMessage } from "../../components/Status";
+import { fmt } from "../../charts/useWidth";
+import { FeatureActivity } from "./FeatureActivity";
 
+/** Slider range [min, max, step] per mode, in absolute units. */
 export const RANGE: Record<Patch["mode"], [number, number, number]> = {
   ablate: [0, 1, 0.01],
   scale: [-2, 4, 0.05],
@@ -12,12 +15,27 @@ export const RANGE: Record<Patch["mode"], [number, number, number]> = {
   clamp: [0, 40, 0.5],
   adapter: [0, 2, 0.05],
 };
+/** Slider range in units of the features' typical activation (steer, clamp). */
+export const UNIT_RANGE: Partial<Record<Patch["mode"], [number, number, number]>> = {
+  steer: [-20, 20, 0.25],
+  clamp: [0, 10, 0.1],
+};
+
+const ORIGIN: Record<string, string> = { contrast: "Contrast page", "patch console": "Patch console", "feature page": "feature page" };
+
+/** "4 × typical activation (= 12.3)" or "4". */
+export function strengthText(p: Pick<Patch, "strength" | "strength_unit" | "unit_scale" | "unit_source" | "absolute_strength">): string {
+  if (p.strength_unit !== "typical_activation") return fmt(p.strength);
+  const unit = p.unit_source === "residual_norm" ? "residual norm" : "typical activation";
+  return `${fmt(p.strength)} × ${unit} (= ${fmt(p.absolute_strength)})`;
+}
 
 /**
- * One patch: enable toggle, live strength slider (WS set_strength; persisted by PATCH when idle), export, delete.
- * Each answer updates the cached patch list; the row shows the error of the last action it started.
+ * One patch: enable toggle, live strength slider (WS set_strength while it moves, commit_strength when the user lets
+ * go), a number box (PATCH on an explicit edit), its features' activations on the prompt, export, delete. Each answer
+ * updates the cached patch list; the row shows the error of the last action it started.
  */
-function PatchRow({ p }: { p: Patch }) {
+function PatchRow({ p, text }: { p: Patch; text: string }) {
   const socket = useSocket();
   const update = useUpdatePatch();
   const remove = useDeletePatch();
@@ -27,21 +45,31 @@ function PatchRow({ p }: { p: Patch }) {
   const error = errorText(ops.find((o) => o.error)?.error);
   const clearErrors = () => ops.forEach((o) => o.reset());
   const [strength, setStrength] = useState(p.strength);
-  const persist = useRef<ReturnType<typeof setTimeout> | null>(null);
+  const moved = useRef(false);
   useEffect(() => setStrength(p.strength), [p.strength]);
-  useEffect(() => () => { if (persist.current) clearTimeout(persist.current); }, []);
-  const [lo, hi, step] = RANGE[p.mode];
-
+  const units = p.strength_unit === "typical_activation";
+  const [lo, hi, step] = (units ? UNIT_RANGE[p.mode] : undefined) ?? RANGE[p.mode];
+  /** live: the server changes the strength in memory and pushes new logits */
   const move = (v: number) => {
     setStrength(v);
+    moved.current = true;
     socket.send({ type: "set_strength", patch_id: p.id, strength: v });
-    if (persist.current) clearTimeout(persist.current);
-    persist.current = setTimeout(() => {
-      clearErrors();
-      update.mutate({ id: p.id, body: { strength: v } });
-    }, 500);
+  };
+  /** the user let go of the slider: persist what it shows */
+  const settle = () => {
+    if (!moved.current) return;
+    moved.current = false;
+    socket.send({ type: "commit_strength", patch_id: p.id });
+  };
+  /** an explicit edit in the number box: PATCH */
+  const save = (v: number) => {
+    moved.current = false;
+    if (!Number.isFinite(v) || v === p.strength) return;
+    clearErrors();
+    update.mutate({ id: p.id, body: { strength: v } });
   };
   const id = `strength-${p.id}`;
+  const from = p.origin ? ORIGIN[p.origin] ?? p.origin : null;
   return (
     <li className="patch-row" data-testid="patch-row" data-patch-id={p.id}>
       <label className="check">
@@ -52,18 +80,26 @@ function PatchRow({ p }: { p: Patch }) {
           }} />
         <strong>{p.name}</strong>
       </label>
+      {from && <span className="origin" data-testid="patch-origin" title={`made on the ${from}`}>from {from}</span>}
       <span className="muted small">
         {p.mode}{p.features.length ? ` · features ${p.features.join(", ")}` : ""} · {p.hook_name} · rank {p.rank}
         {p.applied ? "" : " · not applied"}
       </span>
+      {from && !p.enabled && p.origin !== "patch console" && (
+        <p className="muted small" data-testid="origin-note">Made on the {from}: off for these results until you tick it.</p>
+      )}
       {p.apply_error && <ErrorMessage error={`Not applied: ${p.apply_error}`} />}
       <div className="row">
-        <label htmlFor={id}>Strength</label>
+        <label htmlFor={id}>Strength{units ? " (× typical activation)" : ""}</label>
         <input id={id} type="range" min={Math.min(lo, strength)} max={Math.max(hi, strength)} step={step} value={strength}
-          onChange={(e) => move(Number(e.target.value))} data-testid="strength-slider" />
+          onChange={(e) => move(Number(e.target.value))} onPointerUp={settle} onKeyUp={settle} onBlur={settle}
+          data-testid="strength-slider" />
         <input type="number" aria-label={`Strength of ${p.name}`} step="any" value={strength} className="num"
-          onChange={(e) => move(Number(e.target.value))} />
+          onChange={(e) => setStrength(Number(e.target.value))} onBlur={(e) => save(Number(e.target.value))}
+          onKeyDown={(e) => e.key === "Enter" && save(Number((e.target as HTMLInputElement).value))} />
+        <span className="muted small" data-testid="strength-text">{strengthText({ ...p, strength, absolute_strength: strength * (units ? p.unit_scale ?? 1 : 1) })}</span>
       </div>
+      <FeatureActivity patch={p} text={text} />
       <div className="row">
         <button type="button" onClick={() => {
           clearErrors();
@@ -87,7 +123,7 @@ function PatchRow({ p }: { p: Patch }) {
 }
 
 /** The patches, one row each, and the adapter import (POST /api/patches/import adds to the cached list). */
-export function PatchList({ patches }: { patches: Patch[] }) {
+export function PatchList({ patches, text = "" }: { patches: Patch[]; text?: string }) {
   const imp = useImportPatch();
   const file = useRef<HTMLInputElement>(null);
   return (
@@ -95,7 +131,7 @@ export function PatchList({ patches }: { patches: Patch[] }) {
       <h2 id="patches-h">Patches</h2>
       {patches.length === 0 ? <p className="muted">No patches yet.</p> : (
         <ul className="patch-list">
-          {patches.map((p) => <PatchRow key={p.id} p={p} />)}
+          {patches.map((p) => <PatchRow key={p.id} p={p} text={text} />)}
         </ul>
       )}
       <div className="row">
