@@ -10,6 +10,8 @@ import logging
 from typing import Any, Callable
 
 from .activations.corpora import CorpusService
+from .circuits.registry import TranscoderRegistry
+from .circuits.service import CircuitService
 from .contrast.contrast import ContrastService
 from .events import EventBus, TrainingDone
 from .features.service import FeatureService
@@ -21,13 +23,16 @@ from .patches.peft_io import PatchTransfer
 from .provenance.service import ProvenanceService
 from .sae.registry import SAERegistry
 from .settings import Settings
+from .store.circuits import CircuitRepo
 from .store.corpora import CorpusRepo
 from .store.db import Database
 from .store.features import FeatureRepo
 from .store.patches import PatchRepo
 from .store.runs import RunRepo
 from .store.saes import SAERepo
+from .store.transcoders import TranscoderSetRepo
 from .training.service import TrainingService
+from .training.transcoder_service import TranscoderTrainingService
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +53,10 @@ class WorkbenchState:
         original = self.patches.original  # the model lock with every patch off: recording never sees patches
         self.training = TrainingService(RunRepo(self.db), self.model, self.saes, self.corpora, publish, original,
                                         s.runs_dir)
+        self.transcoders = TranscoderRegistry(TranscoderSetRepo(self.db), self.saes, self.model)
+        self.transcoder_training = TranscoderTrainingService(RunRepo(self.db), self.model, self.transcoders,
+                                                             self.corpora, publish, original,
+                                                             busy=self.training.active_run)
         self.features = FeatureService(FeatureRepo(self.db), self.saes, self.model, self.corpora, publish, original,
                                        context_size=s.context_size, max_prompt_tokens=s.max_prompt_tokens)
         labels = self.features.queries
@@ -55,6 +64,9 @@ class WorkbenchState:
         self.patch_transfer = PatchTransfer(self.patches, self.saes, self.model, max_zip_bytes=s.max_body_bytes * 4)
         self.contrast = ContrastService(self.model, self.saes, labels.labels, original, s.max_prompt_tokens)
         self.provenance = ProvenanceService(self.model, self.saes, labels.label_texts, original, s.max_prompt_tokens)
+        self.circuits = CircuitService(CircuitRepo(self.db), self.transcoders, self.model, publish, original,
+                                       s.artifacts_dir / "circuits", labels=labels.label_texts,
+                                       create_patch=self.patches.create)
         # cross-service reactions
         self.bus.on(TrainingDone, self._analyse_after_training)
 
@@ -97,7 +109,7 @@ class WorkbenchState:
     def shutdown(self) -> None:
         """Stop background work (server exit): runs checkpoint and stop, analyses cancel, live patch
         strengths are persisted."""
-        for svc in (self.training, self.features, self.patches):
+        for svc in (self.training, self.transcoder_training, self.circuits, self.features, self.patches):
             try:
                 svc.shutdown()
             except Exception as e:  # noqa: BLE001 - one failing service must not block the others

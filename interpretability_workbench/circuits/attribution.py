@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -160,11 +160,16 @@ def _decode(tokenizer: object | None, ids: Sequence[int]) -> list[str]:
     return [tokenizer.decode([int(t)]) for t in ids]  # type: ignore[attr-defined]
 
 
+Progress = Callable[[int, int], None]
+"""``progress(rows_done, rows_total)`` after each backward batch; raising from it stops the attribution."""
+
+
 def attribute(model: nn.Module, transcoders: Transcoders, input_ids: Tensor, *,
               options: AttributionOptions | None = None, tokenizer: object | None = None, model_id: str = "",
-              model_revision: str | None = None, scan: str = "") -> AttributionGraph:
+              model_revision: str | None = None, scan: str = "", progress: Progress | None = None) -> AttributionGraph:
     """The attribution graph of ``input_ids [pos]`` (unpruned; see ``prune``). The caller holds the model."""
     opts = options or AttributionOptions()
+    report = progress or (lambda _done, _total: None)
     t0 = time.perf_counter()
     tcs: list[Transcoder | None] = layer_transcoders(model, transcoders)
     n_layers = len(tcs)
@@ -190,6 +195,7 @@ def attribute(model: nn.Module, transcoders: Transcoders, input_ids: Tensor, *,
         edges[i:i + b, :logit_offset] = backward_rows(
             rec, sources, torch.full((b,), n_layers), torch.full((b,), n_pos - 1), vec).float().cpu()
         row_to_node[i:i + b] = torch.arange(i, i + b) + logit_offset
+        report(i + b, n_logits + max_feats)
     t_logits = time.perf_counter() - t0 - t_forward
 
     st = n_logits
@@ -213,6 +219,7 @@ def attribute(model: nn.Module, transcoders: Transcoders, input_ids: Tensor, *,
             visited[idx] = True
             st += idx.shape[0]
             n_visited += idx.shape[0]
+            report(st, n_logits + max_feats)
     t_features = time.perf_counter() - t0 - t_forward - t_logits
 
     selected = torch.where(visited)[0]

@@ -13,6 +13,7 @@ COMMAND_MODULES = ["serve", "model", "trace", "infer", "backup", "analyze"]
 COMMAND_MODULES.append("provenance")
 COMMAND_MODULES += ["patch", "contrast"]
 COMMAND_MODULES += ["train", "sae_io"]
+COMMAND_MODULES.append("trace_circuit")
 
 
 def build_parser() -> argparse.ArgumentParser:

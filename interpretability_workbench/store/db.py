@@ -3,7 +3,7 @@ and whole-file operations (backup snapshot, path rewrite).
 
 Each table has one owner, a repository module beside this one that returns dataclass records:
 ``corpora.py`` (corpora), ``runs.py`` (runs, metrics), ``saes.py`` (saes), ``features.py`` (analyses,
-features), ``patches.py`` (patches). Nothing outside ``store/`` writes SQL.
+features), ``patches.py`` (patches), ``transcoders.py`` (transcoder_sets), ``circuits.py`` (circuits). Nothing outside ``store/`` writes SQL.
 
 Columns whose names end in ``_json`` hold JSON; ``insert``/``update`` encode dicts and lists for them and
 reads decode them, so repositories deal in plain Python values.
@@ -55,6 +55,21 @@ MIGRATIONS: list[str] = [
         strength REAL NOT NULL, enabled INTEGER NOT NULL DEFAULT 1, config_json TEXT NOT NULL,
         created_at REAL NOT NULL, updated_at REAL NOT NULL
     );
+    """,
+    # 2: transcoders (SAE-registry entries of kind 'transcoder', grouped into sets) and attribution graphs
+    """
+    ALTER TABLE saes ADD COLUMN kind TEXT NOT NULL DEFAULT 'sae';
+    ALTER TABLE saes ADD COLUMN set_id TEXT;
+    CREATE TABLE transcoder_sets (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL, model_id TEXT NOT NULL, scan TEXT NOT NULL,
+        layers_json TEXT NOT NULL, architecture TEXT NOT NULL, d_tc INTEGER NOT NULL, skip INTEGER NOT NULL,
+        source TEXT NOT NULL, run_id TEXT, metrics_json TEXT, created_at REAL NOT NULL
+    );
+    CREATE TABLE circuits (
+        id TEXT PRIMARY KEY, model_id TEXT NOT NULL, set_id TEXT NOT NULL, prompt TEXT NOT NULL,
+        status TEXT NOT NULL, settings_json TEXT NOT NULL, summary_json TEXT, path TEXT, error TEXT,
+        created_at REAL NOT NULL, updated_at REAL NOT NULL
+    )
     """,
 ]
 
