@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable, NamedTuple, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import Invalid
@@ -47,6 +48,10 @@ class AttributionOptions:
     """Batches between re-rankings of the features by influence."""
     zero_first_position: bool = True
     """No feature or error nodes at position 0 (BOS / attention sink), as circuit-tracer."""
+    position_buckets: int = 4
+    """Feature rows of targets at position ``p`` depend only on positions ``<= p`` (causal attention): the
+    prompt is also recorded cut after each of this many equal spans of positions, and each batch of feature
+    targets backpropagates through the shortest recording that holds them (1: one recording, no cut)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_n_logits <= 1000:
@@ -57,6 +62,8 @@ class AttributionOptions:
             raise ValueError("batch_size and update_interval must be >= 1")
         if self.max_feature_nodes is not None and self.max_feature_nodes < 0:
             raise ValueError("max_feature_nodes must be >= 0 (or None for all)")
+        if self.position_buckets < 1:
+            raise ValueError("position_buckets must be >= 1")
 
 
 class LogitTargets(NamedTuple):
@@ -148,6 +155,9 @@ def backward_rows(rec: PromptRecord, sources: _Sources, layers: Tensor, position
     below = [rec.mlp_nodes[layer] for layer in range(min(top, n_layers))]
     grads = torch.autograd.grad(values, [*below, rec.embeds], grad_outputs=torch.eye(batch, dtype=values.dtype, device=dev),
                                 is_grads_batched=True, retain_graph=True, allow_unused=True)
+    cut = sources.n_pos - rec.input_ids.shape[0]
+    if cut:  # a recording of a prefix: positions after it get no gradient
+        grads = tuple(None if g is None else F.pad(g, (0, 0, 0, cut)) for g in grads)
     rows = sources.contract(list(grads[:-1]), grads[-1], batch)
     out = torch.empty_like(rows)
     out[order] = rows
@@ -200,6 +210,18 @@ def attribute(model: nn.Module, transcoders: Transcoders, input_ids: Tensor, *,
 
     st = n_logits
     feat_layer = feats.layer.cpu()  # scheduling happens on the CPU
+    span = -(-n_pos // min(opts.position_buckets, n_pos))
+    feat_bucket = feats.pos.cpu() // span  # targets of bucket b read positions < (b + 1) * span
+    prefixes: dict[int, PromptRecord] = {}
+
+    def recording(bucket: int) -> PromptRecord:
+        end = min(n_pos, (bucket + 1) * span)
+        if end >= n_pos:
+            return rec
+        if end not in prefixes:
+            prefixes[end] = record_prompt(model, tcs, input_ids[:end])
+        return prefixes[end]
+
     visited = torch.zeros(n_active, dtype=torch.bool)
     n_visited = 0
     while n_visited < max_feats:
@@ -209,11 +231,14 @@ def attribute(model: nn.Module, transcoders: Transcoders, input_ids: Tensor, *,
             infl = partial_influences(edges[:st], targets.probabilities, row_to_node[:st])
             rank = torch.argsort(infl[:n_active], descending=True)
             pending = rank[~visited[rank]][:min(opts.update_interval * bs, max_feats - n_visited)]
-        pending = pending[torch.argsort(feat_layer[pending], stable=True)]  # few blocks per batch
+        # short recordings first within a batch's span, then few blocks per batch
+        pending = pending[torch.argsort(feat_layer[pending], stable=True)]
+        pending = pending[torch.argsort(feat_bucket[pending], stable=True)]
         for c in range(0, pending.shape[0], bs):
             idx = pending[c:c + bs]
             on = idx.to(feats.layer.device)
-            rows = backward_rows(rec, sources, feats.layer[on], feats.pos[on], feats.encoder[on])
+            rows = backward_rows(recording(int(feat_bucket[idx].max())), sources, feats.layer[on], feats.pos[on],
+                                 feats.encoder[on])
             edges[st:st + idx.shape[0], :logit_offset] = rows.float().cpu()
             row_to_node[st:st + idx.shape[0]] = idx
             visited[idx] = True

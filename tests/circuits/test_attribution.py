@@ -94,6 +94,17 @@ def test_every_edge_equals_the_finite_difference_in_the_linearised_model(tiny_lm
     assert not graph.adjacency[:graph.n_features, :graph.n_features][later].any()
 
 
+@pytest.mark.parametrize("buckets", [2, 3, 8])
+def test_recordings_cut_by_position_give_the_same_rows(tiny_lm, transcoders, buckets):
+    """Rows of targets at early positions backpropagated through a recording of the prompt's prefix only
+    (causal attention: nothing later matters) equal those through the whole prompt."""
+    one = attribute(tiny_lm.model, transcoders, PROMPT_IDS, options=AttributionOptions(batch_size=6, position_buckets=1))
+    cut = attribute(tiny_lm.model, transcoders, PROMPT_IDS,
+                    options=AttributionOptions(batch_size=6, position_buckets=buckets))
+    assert float(one.adjacency.abs().max()) > 0.05
+    torch.testing.assert_close(cut.adjacency, one.adjacency, atol=2e-5, rtol=1e-4)
+
+
 def test_without_position_zeroing_every_position_has_nodes(tiny_lm, transcoders):
     graph = attribute(tiny_lm.model, transcoders, PROMPT_IDS,
                       options=AttributionOptions(zero_first_position=False, batch_size=64))
