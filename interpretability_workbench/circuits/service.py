@@ -322,9 +322,10 @@ class CircuitService:
         decode = lambda t: fitted.lm.tokenizer.decode([int(t)])  # noqa: E731
         p0, p1 = torch.softmax(d.clean, -1), torch.softmax(d.intervened, -1)
 
-        def top(p: torch.Tensor) -> list[dict[str, Any]]:
+        def top(p: torch.Tensor, logits: torch.Tensor) -> list[dict[str, Any]]:
             v, i = p.topk(top_k)
-            return [{"token": decode(t), "token_id": int(t), "probability": float(x)} for x, t in zip(v, i)]
+            return [{"token": decode(t), "token_id": int(t), "probability": float(x), "logit": float(logits[t])}
+                    for x, t in zip(v, i)]
 
         moved = (p1 - p0).abs().topk(top_k).indices
         pred = predicted_logit_changes(graph, changes)
@@ -334,7 +335,7 @@ class CircuitService:
                         "token_id": t, "predicted": float(pred[k]), "measured": float(c1[t] - c0[t])}
                        for k, t in enumerate(graph.logit_tokens)]
         kl = float((p0 * (torch.log_softmax(d.clean, -1) - torch.log_softmax(d.intervened, -1))).sum())
-        return {"before": top(p0), "after": top(p1), "kl": kl, "logit_nodes": logit_nodes,
+        return {"before": top(p0, d.clean), "after": top(p1, d.intervened), "kl": kl, "logit_nodes": logit_nodes,
                 "moved": [{"token": decode(t), "token_id": int(t), "before": float(p0[t]), "after": float(p1[t])}
                           for t in moved],
                 "interventions": [{"node": s.node, "layer": iv.layer, "pos": iv.pos, "feature": iv.feature,

@@ -121,6 +121,7 @@ class TokenProbability(BaseModel):
     token: str = Field(description="Decoded token.")
     token_id: int = Field(description="Token id.")
     probability: float = Field(description="Probability.")
+    logit: float = Field(description="Logit.")
 
 
 class TokenMoved(BaseModel):
