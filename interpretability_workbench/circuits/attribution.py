@@ -40,6 +40,8 @@ class AttributionOptions:
     """Most logit nodes."""
     desired_logit_prob: float = 0.95
     """Logit nodes: the most probable tokens until their cumulative probability reaches this."""
+    target_tokens: tuple[int, ...] = ()
+    """Token ids that are logit nodes whatever their probability (after the most probable ones)."""
     batch_size: int = 128
     """Target rows per backward pass."""
     max_feature_nodes: int | None = None
@@ -76,15 +78,22 @@ class LogitTargets(NamedTuple):
 
 
 def logit_targets(last_logits: Tensor, unembed: Tensor, max_n_logits: int = 10,
-                  desired_prob: float = 0.95) -> LogitTargets:
-    """Most probable tokens until cumulative probability ``desired_prob`` (at most ``max_n_logits``), with
-    ``unembed [d_vocab d_model]`` rows minus their mean: a logit node is a logit minus the mean logit."""
+                  desired_prob: float = 0.95, extra: Sequence[int] = ()) -> LogitTargets:
+    """Most probable tokens until cumulative probability ``desired_prob`` (at most ``max_n_logits``), then
+    the ``extra`` tokens not among them (targets the researcher names), with ``unembed [d_vocab d_model]``
+    rows minus their mean: a logit node is a logit minus the mean logit."""
     probs = torch.softmax(last_logits.float(), dim=-1)
     top_p, top_idx = probs.topk(min(max_n_logits, probs.shape[-1]))
     cutoff = int(torch.searchsorted(top_p.cumsum(0), torch.tensor(desired_prob))) + 1
-    idx = top_idx[:cutoff]
+    chosen = top_idx[:cutoff].tolist()
+    for t in extra:
+        if not 0 <= int(t) < probs.shape[-1]:
+            raise ValueError(f"target token id {t} is outside the vocabulary (0..{probs.shape[-1] - 1})")
+        if int(t) not in chosen:
+            chosen.append(int(t))
+    idx = torch.tensor(chosen, dtype=torch.long, device=top_idx.device)
     vecs = unembed[idx].float() - unembed.float().mean(0, keepdim=True)
-    return LogitTargets(idx, top_p[:cutoff], vecs)
+    return LogitTargets(idx, probs[idx], vecs)
 
 
 class _Sources:
@@ -187,7 +196,7 @@ def attribute(model: nn.Module, transcoders: Transcoders, input_ids: Tensor, *,
     rec = record_prompt(model, tcs, input_ids)
     feats = active_features(rec, tcs, zero_first_position=opts.zero_first_position)
     unembed = get_module(model, arch_for(model).unembed).weight.detach()  # [d_vocab d_model]
-    targets = logit_targets(rec.last_logits, unembed, opts.max_n_logits, opts.desired_logit_prob)
+    targets = logit_targets(rec.last_logits, unembed, opts.max_n_logits, opts.desired_logit_prob, opts.target_tokens)
     sources = _Sources(feats, rec, n_layers)
     t_forward = time.perf_counter() - t0
 

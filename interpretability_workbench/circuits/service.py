@@ -59,6 +59,9 @@ class CircuitSettings:
     """Most logit nodes."""
     desired_logit_prob: float = 0.95
     """Logit nodes: most probable tokens until their cumulative probability reaches this."""
+    target: str | None = None
+    """A next token the graph must explain (one token, e.g. " Paris" with its leading space): a logit node
+    whatever its probability; None: only the most probable tokens."""
     batch_size: int = 64
     """Targets per backward pass."""
     node_threshold: float = 0.8
@@ -78,6 +81,8 @@ class CircuitSettings:
             raise ValueError("max_feature_nodes must be in 1..16384")
         if not 1 <= self.max_n_logits <= 100 or not 0 < self.desired_logit_prob <= 1:
             raise ValueError("max_n_logits must be in 1..100 and desired_logit_prob in (0, 1]")
+        if self.target is not None and not self.target:
+            raise ValueError("target must be a non-empty token (or omitted)")
         if not 1 <= self.batch_size <= 1024:
             raise ValueError("batch_size must be in 1..1024")
         if not 0 <= self.node_threshold <= 1 or not 0 <= self.edge_threshold <= 1:
@@ -87,9 +92,21 @@ class CircuitSettings:
         if self.validate_freeze not in FREEZES:
             raise ValueError(f"validate_freeze must be one of {', '.join(FREEZES)}")
 
-    def options(self) -> AttributionOptions:
+    def options(self, target_tokens: tuple[int, ...] = ()) -> AttributionOptions:
+        """``target_tokens``: the id of ``target`` (see ``target_token_id``)."""
         return AttributionOptions(max_n_logits=self.max_n_logits, desired_logit_prob=self.desired_logit_prob,
-                                  batch_size=self.batch_size, max_feature_nodes=self.max_feature_nodes)
+                                  target_tokens=target_tokens, batch_size=self.batch_size,
+                                  max_feature_nodes=self.max_feature_nodes)
+
+
+def target_token_id(tokenizer: Any, target: str) -> int:
+    """The id of ``target``, which must encode to exactly one token (no special tokens)."""
+    ids = list(tokenizer(target, add_special_tokens=False)["input_ids"])
+    if len(ids) != 1:
+        pieces = [tokenizer.decode([i]) for i in ids]
+        raise Invalid(f"target {target!r} is {len(ids)} tokens {pieces!r}; give a single token "
+                      "(often with its leading space, e.g. ' Paris'), or its first piece")
+    return int(ids[0])
 
 
 class NodeSetting(NamedTuple):
@@ -168,16 +185,18 @@ class CircuitService:
         return out
 
     # jobs --------------------------------------------------------------------------------
-    def _prepare(self, prompt: str, settings: CircuitSettings) -> tuple[Any, torch.Tensor]:
+    def _prepare(self, prompt: str, settings: CircuitSettings) -> tuple[Any, torch.Tensor, tuple[int, ...]]:
+        """The fitted set, the prompt's ids ``[pos]`` and the target's token id (none without a target)."""
         fitted = self.transcoders.fitted(settings.set_id)
         ids = encode_text(fitted.lm, prompt, self.max_tokens).ids[0]
         if ids.shape[0] < 2:
             raise Invalid("the prompt needs at least one token after BOS")
-        return fitted, ids
+        target = () if settings.target is None else (target_token_id(fitted.lm.tokenizer, settings.target),)
+        return fitted, ids, target
 
     def start(self, prompt: str, settings: CircuitSettings) -> CircuitRecord:
         """Queue a job tracing ``prompt``; returns its row at once (409 while another runs)."""
-        fitted, ids = self._prepare(prompt, settings)
+        fitted, _, _ = self._prepare(prompt, settings)
         cid = new_id("circ")
         with self._lock:
             busy = next((k for k, j in self._jobs.items() if j.thread.is_alive()), None)
@@ -194,7 +213,7 @@ class CircuitService:
 
     def trace(self, prompt: str, settings: CircuitSettings) -> CircuitRecord:
         """The same as a job, in the calling thread; returns the finished row."""
-        fitted, _ = self._prepare(prompt, settings)
+        fitted, _, _ = self._prepare(prompt, settings)
         cid = new_id("circ")
         self.repo.create(cid, fitted.lm.model_id, settings.set_id, prompt, asdict(settings))
         self._job(cid, prompt, settings, threading.Event())
@@ -252,9 +271,9 @@ class CircuitService:
             self.repo.update(cid, status="running")
             self._event(cid, "running", 0, 0, "recording the prompt")
             with self.scope:
-                fitted, ids = self._prepare(prompt, settings)
+                fitted, ids, target = self._prepare(prompt, settings)
                 lm = fitted.lm
-                graph = attribute(lm.model, fitted.transcoders, ids, options=settings.options(),
+                graph = attribute(lm.model, fitted.transcoders, ids, options=settings.options(target),
                                   tokenizer=lm.tokenizer, model_id=lm.model_id, model_revision=lm.revision,
                                   scan=fitted.record.scan, progress=progress)
                 t_graph = time.perf_counter() - t0
@@ -270,6 +289,9 @@ class CircuitService:
                     validation = {"pearson": rep.pearson, "sign_agreement": rep.sign_agreement, "freeze": rep.freeze,
                                   "checks": [c._asdict() for c in rep.checks]}
             graph.extra["prompt"] = prompt
+            logits = [{"token": s, "token_id": t, "probability": float(p)} for s, t, p in
+                      zip(graph.logit_strings or [str(t) for t in graph.logit_tokens], graph.logit_tokens,
+                          graph.logit_probabilities.tolist())]
             folder = graph.save(self.root / cid)
             summary = {
                 "n_tokens": graph.n_pos, "n_active_features": graph.extra.get("n_active_features"),
@@ -278,9 +300,8 @@ class CircuitService:
                 "replacement_score": scores.replacement, "completeness_score": scores.completeness,
                 "graph_seconds": round(t_graph, 3), "total_seconds": round(time.perf_counter() - t0, 3),
                 "timings": graph.extra.get("seconds", {}), "validation": validation,
-                "logits": [{"token": s, "token_id": t, "probability": float(p)} for s, t, p in
-                           zip(graph.logit_strings or [str(t) for t in graph.logit_tokens], graph.logit_tokens,
-                               graph.logit_probabilities.tolist())],
+                "logits": logits,
+                "target": next((lg for lg in logits if lg["token_id"] == target[0]), None) if target else None,
             }
             self.repo.update(cid, status="done", summary=summary, path=str(folder))
             self._event(cid, "done", graph.n_features + graph.n_logits, graph.n_features + graph.n_logits)
@@ -332,7 +353,8 @@ class CircuitService:
         c0 = d.clean - d.clean.mean()
         c1 = d.intervened - d.intervened.mean()
         logit_nodes = [{"node": graph.logit_start + k, "token": (graph.logit_strings or [None] * graph.n_logits)[k],
-                        "token_id": t, "predicted": float(pred[k]), "measured": float(c1[t] - c0[t])}
+                        "token_id": t, "predicted": float(pred[k]), "measured": float(c1[t] - c0[t]),
+                        "before": float(p0[t]), "after": float(p1[t])}
                        for k, t in enumerate(graph.logit_tokens)]
         kl = float((p0 * (torch.log_softmax(d.clean, -1) - torch.log_softmax(d.intervened, -1))).sum())
         return {"before": top(p0, d.clean), "after": top(p1, d.intervened), "kl": kl, "logit_nodes": logit_nodes,

@@ -20,6 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--transcoders", default=None, help="transcoder set id (default: the newest set of the model)")
     p.add_argument("--max-feature-nodes", type=int, default=512, help="feature nodes that get rows (default 512)")
     p.add_argument("--max-logits", type=int, default=10, help="most logit nodes (default 10)")
+    p.add_argument("--target", default=None,
+                   help="a next token the graph must explain, e.g. ' Paris' (a logit node whatever its probability)")
     p.add_argument("--batch-size", type=int, default=64, help="targets per backward pass (default 64)")
     p.add_argument("--node-threshold", type=float, default=0.8, help="pruning: node influence share (default 0.8)")
     p.add_argument("--edge-threshold", type=float, default=0.98, help="pruning: edge influence share (default 0.98)")
@@ -89,7 +91,7 @@ def run_trace(args: argparse.Namespace) -> int:
                 raise Invalid("no transcoder set for this model; train one with `microscope train-transcoders`")
             set_id = sets[-1].id
         settings = CircuitSettings(set_id=set_id, max_feature_nodes=args.max_feature_nodes,
-                                   max_n_logits=args.max_logits, batch_size=args.batch_size,
+                                   max_n_logits=args.max_logits, target=args.target, batch_size=args.batch_size,
                                    node_threshold=args.node_threshold, edge_threshold=args.edge_threshold,
                                    validate_edges=args.validate, validate_freeze=args.freeze)
         rec = state.circuits.trace(args.prompt, settings)

@@ -117,6 +117,9 @@ def test_circuit_flow(client, set_id):
     assert wb["prompt"] == PROMPT and len(wb["adjacency"]) == s["n_nodes"]
     assert [x["id"] for x in client.get("/api/circuits").json()] == [cid]
     assert client.post("/api/circuits", json={"prompt": PROMPT, "set_id": "tcs_nope"}).status_code == 404
+    long_target = client.post("/api/circuits", json={"prompt": PROMPT, "set_id": set_id, "target": " quick brown fox jumps"})
+    assert long_target.status_code == 422 and "single token" in long_target.text
+    assert all(lg["before"] >= 0 and lg["after"] >= 0 for lg in body["logit_nodes"])
     assert client.post(f"/api/circuits/{cid}/cancel").status_code == 409
     assert client.delete(f"/api/circuits/{cid}").status_code == 204
     assert client.get(f"/api/circuits/{cid}").status_code == 404

@@ -134,6 +134,13 @@ def test_logit_targets_follow_cumulative_probability():
     torch.testing.assert_close(t.vectors, unembed[[0, 1, 2]] - unembed.mean(0))
     assert logit_targets(logits, unembed, max_n_logits=2).tokens.tolist() == [0, 1]
     assert logit_targets(logits, unembed, desired_prob=0.5).tokens.tolist() == [0]
+    # a named target joins after the most probable ones, with its own probability; one already there is not repeated
+    t = logit_targets(logits, unembed, desired_prob=0.5, extra=[4, 0])
+    assert t.tokens.tolist() == [0, 4]
+    torch.testing.assert_close(t.probabilities, torch.tensor([0.5, 0.01]))
+    torch.testing.assert_close(t.vectors, unembed[[0, 4]] - unembed.mean(0))
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        logit_targets(logits, unembed, extra=[5])
 
 
 def test_transcoders_are_checked_against_the_model(tiny_lm, transcoders):

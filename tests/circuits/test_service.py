@@ -135,6 +135,32 @@ def test_intervene_one_node_and_a_supernode(state, hand_set, transcoders):
         state.circuits.intervene(rec.id, [NodeSetting(g.n_nodes + 5, 0.0)])
 
 
+def test_target_token_is_a_logit_node_and_its_probability_moves(state, hand_set, transcoders):
+    lm = state.require_model()
+    ids = encode_text(lm, PROMPT).ids[0]
+    with torch.no_grad():
+        p0 = torch.softmax(lm.model(input_ids=ids[None]).logits[0, -1], -1)
+    # the least probable single-token word: never among the most probable logit nodes
+    cands = [t for t in p0.argsort().tolist() if len(lm.tokenizer(lm.tokenizer.decode([t]), add_special_tokens=False)["input_ids"]) == 1
+             and lm.tokenizer(lm.tokenizer.decode([t]), add_special_tokens=False)["input_ids"][0] == t]
+    tid = cands[0]
+    text = lm.tokenizer.decode([tid])
+    rec, _ = _traced(state, hand_set, validate_edges=0, max_n_logits=3, target=text)
+    g = state.circuits.graph(rec.id)
+    assert g.logit_tokens[-1] == tid and len(g.logit_tokens) <= 4
+    assert rec.summary["target"]["token_id"] == tid
+    assert rec.summary["target"]["probability"] == pytest.approx(float(p0[tid]), rel=1e-4, abs=1e-9)
+    a = int(g.feature_activations().argmax())
+    r = g.node(a)
+    out = state.circuits.intervene(rec.id, [NodeSetting(a, 0.0)])
+    p1 = torch.softmax(_hooked_logits(lm, transcoders, ids, [(r.layer, r.pos, r.index, 0.0)]), -1)
+    node = next(ln for ln in out["logit_nodes"] if ln["token_id"] == tid)
+    assert node["before"] == pytest.approx(float(p0[tid]), rel=1e-4, abs=1e-9)
+    assert node["after"] == pytest.approx(float(p1[tid]), rel=1e-4, abs=1e-9)
+    with pytest.raises(Invalid, match="tokens"):
+        state.circuits.start(PROMPT, _settings(hand_set.set_id, target=" quick brown fox jumps"))
+
+
 def test_node_to_patch_console_is_an_exact_clamp(state, hand_set):
     rec, _ = _traced(state, hand_set, validate_edges=0)
     g = state.circuits.graph(rec.id)

@@ -14,6 +14,7 @@ class CircuitRequest(BaseModel):
     max_feature_nodes: int = Field(512, ge=1, le=16384, description="Feature nodes that get rows, most influential first (cost grows with its square).")
     max_n_logits: int = Field(10, ge=1, le=100, description="Most logit nodes.")
     desired_logit_prob: float = Field(0.95, gt=0, le=1, description="Logit nodes: most probable tokens until this cumulative probability.")
+    target: str | None = Field(None, min_length=1, max_length=200, description="A next token the graph must explain (one token, e.g. \" Paris\" with its leading space): a logit node whatever its probability.")
     batch_size: int = Field(64, ge=1, le=1024, description="Targets per backward pass.")
     node_threshold: float = Field(0.8, ge=0, le=1, description="Default pruning: share of influence the kept nodes hold.")
     edge_threshold: float = Field(0.98, ge=0, le=1, description="Default pruning: share of edge influence the kept edges hold.")
@@ -55,6 +56,7 @@ class CircuitSummary(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict, description="forward, logit_rows, feature_rows, total.")
     validation: Validation | None = Field(None, description="The intervention check of the strongest edges.")
     logits: list[LogitNodeInfo] = Field(default_factory=list, description="The logit nodes.")
+    target: LogitNodeInfo | None = Field(None, description="The requested target token's logit node (none without a target).")
 
 
 class Circuit(BaseModel):
@@ -137,6 +139,8 @@ class LogitNodeChange(BaseModel):
     token_id: int = Field(description="Token id.")
     predicted: float = Field(description="Change of the logit (minus the mean logit) the graph's direct edges predict.")
     measured: float = Field(description="Change measured in the model.")
+    before: float = Field(description="Its probability before.")
+    after: float = Field(description="Its probability with the nodes set.")
 
 
 class AppliedIntervention(BaseModel):

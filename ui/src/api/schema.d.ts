@@ -1144,6 +1144,11 @@ export interface components {
              */
             set_id: string;
             /**
+             * Target
+             * @description A next token the graph must explain (one token, e.g. " Paris" with its leading space): a logit node whatever its probability.
+             */
+            target?: string | null;
+            /**
              * Validate Edges
              * @description Strongest edges checked by ablating their source in the real model (0 skips).
              * @default 20
@@ -1222,6 +1227,8 @@ export interface components {
              * @description Share of token-to-logit influence through features rather than error nodes.
              */
             replacement_score: number;
+            /** @description The requested target token's logit node (none without a target). */
+            target?: components["schemas"]["LogitNodeInfo"] | null;
             /**
              * Timings
              * @description forward, logit_rows, feature_rows, total.
@@ -2349,6 +2356,16 @@ export interface components {
         };
         /** LogitNodeChange */
         LogitNodeChange: {
+            /**
+             * After
+             * @description Its probability with the nodes set.
+             */
+            after: number;
+            /**
+             * Before
+             * @description Its probability before.
+             */
+            before: number;
             /**
              * Measured
              * @description Change measured in the model.
