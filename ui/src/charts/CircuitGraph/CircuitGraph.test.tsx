@@ -66,6 +66,12 @@ describe("CircuitGraph", () => {
     expect(screen.getByTestId("supernode")).toHaveTextContent("cat words");
   });
 
+  it("marks the target's logit node", () => {
+    renderGraph({ target: 13 });
+    expect(screen.getByRole("button", { name: /output “ sat”.*, target/ })).toHaveAttribute("data-target", "true");
+    expect(screen.getByRole("button", { name: /output “ ran”/ })).not.toHaveAttribute("data-target");
+  });
+
   it("shows a tooltip on hover", () => {
     renderGraph();
     fireEvent.mouseEnter(screen.getByRole("button", { name: /output “ sat”/ }));

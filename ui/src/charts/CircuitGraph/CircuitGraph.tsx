@@ -17,6 +17,8 @@ export interface CircuitGraphProps {
   promptTokens: string[];
   nLayers: number;
   selected?: number | null;
+  /** the logit node of the circuit's target token (drawn emphasised) */
+  target?: number | null;
   pinned?: ReadonlySet<number>;
   supernodes?: Supernode[];
   onSelect?: (node: CircuitNode) => void;
@@ -38,7 +40,7 @@ function shape(n: PlacedNode) {
  * sign, width by |weight|. Hover a node for its label and top contexts, click (or Enter) to select it, "p" to
  * pin it. Pinned nodes are outlined; supernodes are boxes around their members with their label.
  */
-export function CircuitGraph({ nodes, edges, promptTokens, nLayers, selected = null, pinned = new Set(),
+export function CircuitGraph({ nodes, edges, promptTokens, nLayers, selected = null, target = null, pinned = new Set(),
   supernodes = [], onSelect, onTogglePin, width }: CircuitGraphProps) {
   const [ref, measured] = useWidth<HTMLDivElement>(width ?? 900);
   const [hover, setHover] = useState<PlacedNode | null>(null);
@@ -105,9 +107,10 @@ export function CircuitGraph({ nodes, edges, promptTokens, nLayers, selected = n
         {lay.nodes.map((n) => (
           <g key={n.node} data-testid="circuit-node" data-node={n.node} data-kind={n.kind}
             data-pinned={pinned.has(n.node) ? "true" : undefined} data-selected={selected === n.node ? "true" : undefined}
+            data-target={target === n.node ? "true" : undefined}
             transform={`translate(${n.x},${n.y})`} tabIndex={0} role="button"
-            aria-label={nodeTitle(n) + (pinned.has(n.node) ? ", pinned" : "")} aria-pressed={selected === n.node}
-            className={`cnode cnode-${n.kind}${pinned.has(n.node) ? " pinned" : ""}${selected === n.node ? " selected" : ""}`}
+            aria-label={nodeTitle(n) + (target === n.node ? ", target" : "") + (pinned.has(n.node) ? ", pinned" : "")} aria-pressed={selected === n.node}
+            className={`cnode cnode-${n.kind}${pinned.has(n.node) ? " pinned" : ""}${selected === n.node ? " selected" : ""}${target === n.node ? " target" : ""}`}
             onClick={() => onSelect?.(n)} onKeyDown={key(n)}
             onMouseEnter={() => setHover(n)} onMouseLeave={() => setHover(null)} onFocus={() => setHover(n)}
             onBlur={() => setHover(null)}>

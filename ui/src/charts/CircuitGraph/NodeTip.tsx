@@ -3,7 +3,8 @@ import type { CircuitNode } from "../../api/types";
 import { fmt } from "../useWidth";
 import { nodeTitle } from "./layout";
 
-function contextText(tokens: string[], activations: number[]) {
+/** A context's tokens with its strongest one marked. */
+export function contextText(tokens: string[], activations: number[]) {
   const peak = activations.indexOf(Math.max(...activations));
   return tokens.map((t, i) => (
     <span key={i} className={i === peak ? "tok-peak" : undefined}>{t}</span>

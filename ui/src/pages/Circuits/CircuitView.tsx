@@ -5,6 +5,7 @@ import { useIntervene } from "../../api/mutations";
 import { useCircuit } from "../../api/queries";
 import type { CircuitNode, InterveneResponse } from "../../api/types";
 import { CircuitGraph, type Supernode } from "../../charts/CircuitGraph/CircuitGraph";
+import { showToken } from "../../charts/LogitBars/LogitBars";
 import { fmt } from "../../charts/useWidth";
 import { ErrorMessage, Loading } from "../../components/Status";
 import { InterventionResult } from "./InterventionResult";
@@ -35,6 +36,9 @@ export function CircuitView({ circuitId }: { circuitId: string }) {
   const g = c?.graph;
   const shown = threshold ?? g?.node_threshold ?? 0.8;
   const nodesById = useMemo(() => new Map((g?.nodes ?? []).map((n) => [n.node, n])), [g]);
+  // the token the researcher asked about, else the most probable one: the intervention reports its probability
+  const target = c?.summary?.target ?? c?.summary?.logits?.[0] ?? null;
+  const targetNode = target ? g?.nodes.find((n) => n.kind === "logit" && n.feature === target.token_id)?.node ?? null : null;
 
   if (!c) return q.error ? <ErrorMessage error={errorText(q.error)} onRetry={() => void q.refetch()} /> : <Loading what="Loading the graph" />;
   const s = c.summary;
@@ -61,6 +65,10 @@ export function CircuitView({ circuitId }: { circuitId: string }) {
             <div><dt>Replacement score</dt><dd data-testid="replacement-score">{fmt(s.replacement_score)}</dd></div>
             <div><dt>Completeness score</dt><dd data-testid="completeness-score">{fmt(s.completeness_score)}</dd></div>
             <div><dt>Intervention check (r)</dt><dd data-testid="validation-r">{fmt(s.validation?.pearson)} <span className="muted small">{s.validation ? `${s.validation.checks.length} edges, ${s.validation.freeze}` : "not run"}</span></dd></div>
+            {target && (
+              <div><dt>{s.target ? "Target" : "Top token"}</dt>
+                <dd data-testid="circuit-target"><span className="mono">{showToken(target.token)}</span> p = {fmt(target.probability)}</dd></div>
+            )}
             <div><dt>Feature nodes</dt><dd>{s.n_features} of {s.n_active_features ?? "?"} active</dd></div>
             <div><dt>Graph time</dt><dd>{fmt(s.graph_seconds)} s</dd></div>
           </dl>
@@ -82,12 +90,12 @@ export function CircuitView({ circuitId }: { circuitId: string }) {
           <p className="muted small">Positions left to right, layers bottom to top, outputs on top. Hover a node for its label
             and top contexts; click or Enter selects it; “p” pins it. Blue edges excite, red inhibit.</p>
           {g && <CircuitGraph nodes={g.nodes} edges={g.edges} promptTokens={g.prompt_tokens} nLayers={g.n_layers}
-            selected={selected?.node ?? null} pinned={pinned} supernodes={supernodes} onSelect={setSelected}
+            selected={selected?.node ?? null} target={targetNode} pinned={pinned} supernodes={supernodes} onSelect={setSelected}
             onTogglePin={togglePin} />}
         </section>
         <aside aria-label="Selection">
           {selected && (
-            <NodePanel circuitId={circuitId} node={selected} pinned={pinned.has(selected.node)} onTogglePin={togglePin}
+            <NodePanel key={selected.node} circuitId={circuitId} node={selected} pinned={pinned.has(selected.node)} onTogglePin={togglePin}
               onIntervene={(value) => run(`node ${selected.node}`, [{ node: selected.node, value }])} busy={intervene.isPending} />
           )}
           <SupernodePanel pinned={[...pinned].map((id) => nodesById.get(id)).filter((n): n is CircuitNode => !!n)}
@@ -100,7 +108,7 @@ export function CircuitView({ circuitId }: { circuitId: string }) {
             onIntervene={(sn, factor) => run(`supernode “${sn.label}”`, sn.members.map((m) => ({
               node: m, value: factor * (nodesById.get(m)?.activation ?? 0) })))} />
           <ErrorMessage error={errorText(intervene.error)} />
-          {result && <InterventionResult what={result.what} result={result.res} />}
+          {result && <InterventionResult what={result.what} result={result.res} targetTokenId={target?.token_id ?? null} />}
         </aside>
       </div>
     </>

@@ -29,6 +29,7 @@ export function CircuitsPage() {
   const cancel = useCancelCircuit();
   const [setId, setSetId] = useState<string>("");
   const [prompt, setPrompt] = useState("The capital of France is");
+  const [target, setTarget] = useState(" Paris");
   const [maxNodes, setMaxNodes] = useState(512);
   const [jobs, setJobs] = useState<Record<string, JobState>>({});
   const current = params.get("id") ?? circuits.data?.[0]?.id ?? null;
@@ -43,7 +44,8 @@ export function CircuitsPage() {
   const submit = (e: React.FormEvent) => {
     e.preventDefault();
     if (!chosenSet) return;
-    start.mutate({ prompt, set_id: chosenSet, max_feature_nodes: maxNodes }, {
+    // the target keeps its leading space (" Paris" and "Paris" are different tokens); empty: the most probable tokens
+    start.mutate({ prompt, set_id: chosenSet, max_feature_nodes: maxNodes, ...(target ? { target } : {}) }, {
       onSuccess: (r) => setParams({ id: r.id }, { replace: true }),
     });
   };
@@ -72,6 +74,12 @@ export function CircuitsPage() {
             <input id="circ-prompt" value={prompt} onChange={(e) => setPrompt(e.target.value)} required />
           </div>
           <div className="field">
+            <label htmlFor="circ-target">Target token</label>
+            <input id="circ-target" className="mono" value={target} onChange={(e) => setTarget(e.target.value)}
+              placeholder="most probable" aria-describedby="circ-target-hint" />
+            <span id="circ-target-hint" className="muted small">one token, leading space included; empty: the most probable ones</span>
+          </div>
+          <div className="field">
             <label htmlFor="circ-max">Max feature nodes</label>
             <input id="circ-max" className="num" type="number" min={1} max={16384} value={maxNodes}
               onChange={(e) => setMaxNodes(Number(e.target.value))} />
@@ -80,12 +88,20 @@ export function CircuitsPage() {
           <ErrorMessage error={errorText(start.error)} />
         </form>
       )}
+      {modelSets.length > 0 && (
+        <details className="card">
+          <summary>Train or import another transcoder set</summary>
+          <TranscoderSetup nLayers={model.data?.n_layers ?? null} hasSets />
+        </details>
+      )}
       {(circuits.data?.length ?? 0) > 0 && (
         <div className="row">
           <label htmlFor="circ-pick">Circuit</label>
           <select id="circ-pick" value={current ?? ""} onChange={(e) => setParams({ id: e.target.value })}>
             {circuits.data!.map((c) => (
-              <option key={c.id} value={c.id}>{c.prompt.slice(0, 60)} · {c.status} ({c.id})</option>
+              <option key={c.id} value={c.id}>
+                {c.prompt.slice(0, 60)}{typeof c.settings.target === "string" ? ` → ${JSON.stringify(c.settings.target)}` : ""} · {c.status} ({c.id})
+              </option>
             ))}
           </select>
         </div>

@@ -2,8 +2,10 @@ import { useState } from "react";
 import { Link } from "react-router";
 import { errorText } from "../../api/errors";
 import { useNodeToPatch } from "../../api/mutations";
+import { useFeatureIfAny } from "../../api/queries";
 import type { CircuitNode } from "../../api/types";
 import { nodeTitle } from "../../charts/CircuitGraph/layout";
+import { contextText } from "../../charts/CircuitGraph/NodeTip";
 import { fmt } from "../../charts/useWidth";
 import { ErrorMessage } from "../../components/Status";
 
@@ -19,6 +21,7 @@ export function NodePanel({ circuitId, node, pinned, onTogglePin, onIntervene, b
   const [factor, setFactor] = useState(0);
   const toPatch = useNodeToPatch(circuitId);
   const isFeature = node.kind === "feature";
+  const detail = useFeatureIfAny(isFeature ? node.sae_id : null, isFeature ? node.feature : null);
   return (
     <section className="card" aria-labelledby="node-h" data-testid="node-panel" data-node={node.node}>
       <h2 id="node-h">{nodeTitle(node)}</h2>
@@ -37,6 +40,16 @@ export function NodePanel({ circuitId, node, pinned, onTogglePin, onIntervene, b
       </div>
       {isFeature && (
         <>
+          <h3>Top contexts</h3>
+          {detail.isPending && <p className="muted small">Loading…</p>}
+          {detail.error != null && <p className="muted small">No contexts: analyse the transcoder (its feature page) first.</p>}
+          {detail.data && (
+            <ol className="tip-contexts" aria-label="Top contexts" data-testid="node-contexts">
+              {detail.data.top_contexts.slice(0, 5).map((c, i) => (
+                <li key={i} className="mono small">{contextText(c.tokens, c.activations)}</li>
+              ))}
+            </ol>
+          )}
           <h3>Intervene</h3>
           <div className="row">
             <label htmlFor="node-factor">Set activation to</label>

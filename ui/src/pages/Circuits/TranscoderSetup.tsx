@@ -4,8 +4,8 @@ import { useImportTranscoders, useTrainTranscoders } from "../../api/mutations";
 import { ErrorMessage } from "../../components/Status";
 import { useServerMessages } from "../../ws/context";
 
-/** No transcoder set for the loaded model yet: train one (every layer) or import a zip. */
-export function TranscoderSetup({ nLayers }: { nLayers: number | null }) {
+/** Train a transcoder set for the loaded model (every layer) or import a zip; `hasSets`: the model has one already. */
+export function TranscoderSetup({ nLayers, hasSets = false }: { nLayers: number | null; hasSets?: boolean }) {
   const train = useTrainTranscoders();
   const imp = useImportTranscoders();
   const [dTc, setDTc] = useState(2304);
@@ -22,7 +22,8 @@ export function TranscoderSetup({ nLayers }: { nLayers: number | null }) {
     <section className="card" aria-labelledby="tc-h">
       <h2 id="tc-h">Transcoders</h2>
       <p className="small">Circuits are traced over transcoders: one per layer, each reading the MLP's input and
-        predicting its output. The loaded model has none yet{nLayers ? ` (it has ${nLayers} layers)` : ""}.</p>
+        predicting its output. {hasSets ? "Train or import another set for" : "There is none yet for"} the loaded
+        model{nLayers ? ` (${nLayers} layers)` : ""}.</p>
       <form className="form-grid" aria-label="Train transcoders" onSubmit={(e) => {
         e.preventDefault();
         train.mutate({ all: true, d_tc: dTc, k, total_tokens: tokens });
