@@ -275,7 +275,7 @@ def attribute(model: nn.Module, transcoders: Transcoders, input_ids: Tensor, *,
         prompt_tokens=_decode(tokenizer, ids), logit_strings=_decode(tokenizer, tokens),
         model_id=model_id, model_revision=model_revision, scan=scan,
         zero_first_position=opts.zero_first_position,
-        extra={"options": asdict(opts), "n_active_features": n_active,
+        extra={"options": {**asdict(opts), "target_tokens": list(opts.target_tokens)}, "n_active_features": n_active,
                "seconds": {"forward": round(t_forward, 3), "logit_rows": round(t_logits, 3),
                            "feature_rows": round(t_features, 3), "total": round(time.perf_counter() - t0, 3)}},
     )
