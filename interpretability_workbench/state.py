@@ -11,6 +11,8 @@ from typing import Any, Callable
 
 from .activations.corpora import CorpusService
 from .behaviour.service import BehaviourService
+from .circuits.registry import TranscoderRegistry
+from .circuits.service import CircuitService
 from .contrast.contrast import ContrastService
 from .events import EventBus, TrainingDone
 from .features.explanations import EndpointSettings, ExplanationService
@@ -24,6 +26,7 @@ from .provenance.service import ProvenanceService
 from .sae.registry import PretrainedImporter, SAERegistry
 from .settings import Settings
 from .store.behaviours import BehaviourRepo
+from .store.circuits import CircuitRepo
 from .store.corpora import CorpusRepo
 from .store.db import Database
 from .store.features import FeatureRepo
@@ -31,7 +34,9 @@ from .store.jobs import JobRepo
 from .store.patches import PatchRepo
 from .store.runs import RunRepo
 from .store.saes import SAERepo
+from .store.transcoders import TranscoderSetRepo
 from .training.service import TrainingService
+from .training.transcoder_service import TranscoderTrainingService
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +61,10 @@ class WorkbenchState:
         original = self.patches.original  # the model lock with every patch off: recording never sees patches
         self.training = TrainingService(RunRepo(self.db), self.model, self.saes, self.corpora, publish, original,
                                         s.runs_dir)
+        self.transcoders = TranscoderRegistry(TranscoderSetRepo(self.db), self.saes, self.model)
+        self.transcoder_training = TranscoderTrainingService(RunRepo(self.db), self.model, self.transcoders,
+                                                             self.corpora, publish, original,
+                                                             busy=self.training.active_run)
         self.features = FeatureService(feature_repo, self.saes, self.model, self.corpora, publish, original,
                                        context_size=s.context_size, max_prompt_tokens=s.max_prompt_tokens,
                                        analysis_tokens=s.analysis_tokens)
@@ -72,6 +81,9 @@ class WorkbenchState:
         self.provenance = ProvenanceService(self.model, self.saes, labels.label_texts, original, s.max_prompt_tokens)
         self.behaviours = BehaviourService(BehaviourRepo(self.db), self.model, self.saes, self.patches, self.training,
                                            labels.labels, publish, s.max_prompt_tokens)
+        self.circuits = CircuitService(CircuitRepo(self.db), self.transcoders, self.model, publish, original,
+                                       s.artifacts_dir / "circuits", labels=labels.label_texts,
+                                       create_patch=self.patches.create)
         # cross-service reactions
         self.bus.on(TrainingDone, self._analyse_after_training)
 
@@ -112,10 +124,11 @@ class WorkbenchState:
 
     # lifecycle -------------------------------------------------------------------------
     def shutdown(self) -> None:
-        """Stop background work (server exit): behaviour jobs and runs stop (resumable), analyses cancel, live
-        patch strengths are persisted, corpus token counts stop (resumed at the next start), the batcher stops."""
-        for svc in (self.behaviours, self.training, self.features, self.explanations, self.patches, self.corpora,
-                    self.inference):
+        """Stop background work (server exit): behaviour jobs, runs and transcoder runs stop (resumable), circuit
+        jobs and analyses cancel, live patch strengths are persisted, corpus token counts stop (resumed at the
+        next start), the batcher stops."""
+        for svc in (self.behaviours, self.training, self.transcoder_training, self.circuits, self.features,
+                    self.explanations, self.patches, self.corpora, self.inference):
             try:
                 svc.shutdown()
             except Exception as e:  # noqa: BLE001 - one failing service must not block the others

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import Invalid
@@ -39,6 +40,8 @@ class AttributionOptions:
     """Most logit nodes."""
     desired_logit_prob: float = 0.95
     """Logit nodes: the most probable tokens until their cumulative probability reaches this."""
+    target_tokens: tuple[int, ...] = ()
+    """Token ids that are logit nodes whatever their probability (after the most probable ones)."""
     batch_size: int = 128
     """Target rows per backward pass."""
     max_feature_nodes: int | None = None
@@ -47,6 +50,10 @@ class AttributionOptions:
     """Batches between re-rankings of the features by influence."""
     zero_first_position: bool = True
     """No feature or error nodes at position 0 (BOS / attention sink), as circuit-tracer."""
+    position_buckets: int = 4
+    """Feature rows of targets at position ``p`` depend only on positions ``<= p`` (causal attention): the
+    prompt is also recorded cut after each of this many equal spans of positions, and each batch of feature
+    targets backpropagates through the shortest recording that holds them (1: one recording, no cut)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_n_logits <= 1000:
@@ -57,6 +64,8 @@ class AttributionOptions:
             raise ValueError("batch_size and update_interval must be >= 1")
         if self.max_feature_nodes is not None and self.max_feature_nodes < 0:
             raise ValueError("max_feature_nodes must be >= 0 (or None for all)")
+        if self.position_buckets < 1:
+            raise ValueError("position_buckets must be >= 1")
 
 
 class LogitTargets(NamedTuple):
@@ -69,15 +78,22 @@ class LogitTargets(NamedTuple):
 
 
 def logit_targets(last_logits: Tensor, unembed: Tensor, max_n_logits: int = 10,
-                  desired_prob: float = 0.95) -> LogitTargets:
-    """Most probable tokens until cumulative probability ``desired_prob`` (at most ``max_n_logits``), with
-    ``unembed [d_vocab d_model]`` rows minus their mean: a logit node is a logit minus the mean logit."""
+                  desired_prob: float = 0.95, extra: Sequence[int] = ()) -> LogitTargets:
+    """Most probable tokens until cumulative probability ``desired_prob`` (at most ``max_n_logits``), then
+    the ``extra`` tokens not among them (targets the researcher names), with ``unembed [d_vocab d_model]``
+    rows minus their mean: a logit node is a logit minus the mean logit."""
     probs = torch.softmax(last_logits.float(), dim=-1)
     top_p, top_idx = probs.topk(min(max_n_logits, probs.shape[-1]))
     cutoff = int(torch.searchsorted(top_p.cumsum(0), torch.tensor(desired_prob))) + 1
-    idx = top_idx[:cutoff]
+    chosen = top_idx[:cutoff].tolist()
+    for t in extra:
+        if not 0 <= int(t) < probs.shape[-1]:
+            raise ValueError(f"target token id {t} is outside the vocabulary (0..{probs.shape[-1] - 1})")
+        if int(t) not in chosen:
+            chosen.append(int(t))
+    idx = torch.tensor(chosen, dtype=torch.long, device=top_idx.device)
     vecs = unembed[idx].float() - unembed.float().mean(0, keepdim=True)
-    return LogitTargets(idx, top_p[:cutoff], vecs)
+    return LogitTargets(idx, probs[idx], vecs)
 
 
 class _Sources:
@@ -148,6 +164,9 @@ def backward_rows(rec: PromptRecord, sources: _Sources, layers: Tensor, position
     below = [rec.mlp_nodes[layer] for layer in range(min(top, n_layers))]
     grads = torch.autograd.grad(values, [*below, rec.embeds], grad_outputs=torch.eye(batch, dtype=values.dtype, device=dev),
                                 is_grads_batched=True, retain_graph=True, allow_unused=True)
+    cut = sources.n_pos - rec.input_ids.shape[0]
+    if cut:  # a recording of a prefix: positions after it get no gradient
+        grads = tuple(None if g is None else F.pad(g, (0, 0, 0, cut)) for g in grads)
     rows = sources.contract(list(grads[:-1]), grads[-1], batch)
     out = torch.empty_like(rows)
     out[order] = rows
@@ -160,11 +179,16 @@ def _decode(tokenizer: object | None, ids: Sequence[int]) -> list[str]:
     return [tokenizer.decode([int(t)]) for t in ids]  # type: ignore[attr-defined]
 
 
+Progress = Callable[[int, int], None]
+"""``progress(rows_done, rows_total)`` after each backward batch; raising from it stops the attribution."""
+
+
 def attribute(model: nn.Module, transcoders: Transcoders, input_ids: Tensor, *,
               options: AttributionOptions | None = None, tokenizer: object | None = None, model_id: str = "",
-              model_revision: str | None = None, scan: str = "") -> AttributionGraph:
+              model_revision: str | None = None, scan: str = "", progress: Progress | None = None) -> AttributionGraph:
     """The attribution graph of ``input_ids [pos]`` (unpruned; see ``prune``). The caller holds the model."""
     opts = options or AttributionOptions()
+    report = progress or (lambda _done, _total: None)
     t0 = time.perf_counter()
     tcs: list[Transcoder | None] = layer_transcoders(model, transcoders)
     n_layers = len(tcs)
@@ -172,7 +196,7 @@ def attribute(model: nn.Module, transcoders: Transcoders, input_ids: Tensor, *,
     rec = record_prompt(model, tcs, input_ids)
     feats = active_features(rec, tcs, zero_first_position=opts.zero_first_position)
     unembed = get_module(model, arch_for(model).unembed).weight.detach()  # [d_vocab d_model]
-    targets = logit_targets(rec.last_logits, unembed, opts.max_n_logits, opts.desired_logit_prob)
+    targets = logit_targets(rec.last_logits, unembed, opts.max_n_logits, opts.desired_logit_prob, opts.target_tokens)
     sources = _Sources(feats, rec, n_layers)
     t_forward = time.perf_counter() - t0
 
@@ -190,10 +214,23 @@ def attribute(model: nn.Module, transcoders: Transcoders, input_ids: Tensor, *,
         edges[i:i + b, :logit_offset] = backward_rows(
             rec, sources, torch.full((b,), n_layers), torch.full((b,), n_pos - 1), vec).float().cpu()
         row_to_node[i:i + b] = torch.arange(i, i + b) + logit_offset
+        report(i + b, n_logits + max_feats)
     t_logits = time.perf_counter() - t0 - t_forward
 
     st = n_logits
     feat_layer = feats.layer.cpu()  # scheduling happens on the CPU
+    span = -(-n_pos // min(opts.position_buckets, n_pos))
+    feat_bucket = feats.pos.cpu() // span  # targets of bucket b read positions < (b + 1) * span
+    prefixes: dict[int, PromptRecord] = {}
+
+    def recording(bucket: int) -> PromptRecord:
+        end = min(n_pos, (bucket + 1) * span)
+        if end >= n_pos:
+            return rec
+        if end not in prefixes:
+            prefixes[end] = record_prompt(model, tcs, input_ids[:end])
+        return prefixes[end]
+
     visited = torch.zeros(n_active, dtype=torch.bool)
     n_visited = 0
     while n_visited < max_feats:
@@ -203,16 +240,20 @@ def attribute(model: nn.Module, transcoders: Transcoders, input_ids: Tensor, *,
             infl = partial_influences(edges[:st], targets.probabilities, row_to_node[:st])
             rank = torch.argsort(infl[:n_active], descending=True)
             pending = rank[~visited[rank]][:min(opts.update_interval * bs, max_feats - n_visited)]
-        pending = pending[torch.argsort(feat_layer[pending], stable=True)]  # few blocks per batch
+        # short recordings first within a batch's span, then few blocks per batch
+        pending = pending[torch.argsort(feat_layer[pending], stable=True)]
+        pending = pending[torch.argsort(feat_bucket[pending], stable=True)]
         for c in range(0, pending.shape[0], bs):
             idx = pending[c:c + bs]
             on = idx.to(feats.layer.device)
-            rows = backward_rows(rec, sources, feats.layer[on], feats.pos[on], feats.encoder[on])
+            rows = backward_rows(recording(int(feat_bucket[idx].max())), sources, feats.layer[on], feats.pos[on],
+                                 feats.encoder[on])
             edges[st:st + idx.shape[0], :logit_offset] = rows.float().cpu()
             row_to_node[st:st + idx.shape[0]] = idx
             visited[idx] = True
             st += idx.shape[0]
             n_visited += idx.shape[0]
+            report(st, n_logits + max_feats)
     t_features = time.perf_counter() - t0 - t_forward - t_logits
 
     selected = torch.where(visited)[0]
@@ -234,7 +275,7 @@ def attribute(model: nn.Module, transcoders: Transcoders, input_ids: Tensor, *,
         prompt_tokens=_decode(tokenizer, ids), logit_strings=_decode(tokenizer, tokens),
         model_id=model_id, model_revision=model_revision, scan=scan,
         zero_first_position=opts.zero_first_position,
-        extra={"options": asdict(opts), "n_active_features": n_active,
+        extra={"options": {**asdict(opts), "target_tokens": list(opts.target_tokens)}, "n_active_features": n_active,
                "seconds": {"forward": round(t_forward, 3), "logit_rows": round(t_logits, 3),
                            "feature_rows": round(t_features, 3), "total": round(time.perf_counter() - t0, 3)}},
     )

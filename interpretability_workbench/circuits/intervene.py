@@ -101,34 +101,75 @@ def intervention_effects(model: nn.Module, transcoders: Transcoders, input_ids: 
     tcs = layer_transcoders(model, transcoders)
     ids = input_ids.reshape(-1).to(next(model.parameters()).device)
     n_pos, n_layers = ids.shape[0], len(tcs)
-    for iv in interventions:
-        if not 0 <= iv.layer < n_layers or tcs[iv.layer] is None or not 0 <= iv.pos < n_pos:
-            raise Invalid(f"intervention {iv} is outside the transcoders or the prompt")
+    _check_interventions(tcs, n_pos, interventions)
     for t in targets:
         if t.kind == "feature" and (not 0 <= t.layer < n_layers or tcs[t.layer] is None or not 0 <= t.pos < n_pos):
             raise Invalid(f"target {t} is outside the transcoders or the prompt")
         if t.kind not in ("feature", "logit"):
             raise Invalid(f"target kind must be feature or logit, got {t.kind!r}")
     clean = _record(model, ids)
-    unembed = get_module(model, arch_for(model).unembed).weight
     out = torch.zeros(len(interventions), len(targets))
     for c in range(0, len(interventions), batch_size):
         chunk = interventions[c:c + batch_size]
-        rows = _run_rows(model, tcs, ids, clean, chunk, targets, freeze, unembed)
+        logits, reads = _run_rows(model, tcs, ids, clean, [[iv] for iv in chunk], freeze)
+        rows = _targets(tcs, logits, reads, targets)
         out[c:c + len(chunk)] = (rows[1:] - rows[:1]).float().cpu()
     return out
 
 
-def _run_rows(model: nn.Module, tcs: list, ids: Tensor, clean: _Clean, chunk: Sequence[Intervention],
-              targets: Sequence[Target], freeze: Freeze, unembed: Tensor) -> Tensor:
-    n = len(chunk) + 1
+def _check_interventions(tcs: list, n_pos: int, interventions: Sequence[Intervention]) -> None:
+    for iv in interventions:
+        if not 0 <= iv.layer < len(tcs) or tcs[iv.layer] is None or not 0 <= iv.pos < n_pos:
+            raise Invalid(f"intervention {iv} is outside the transcoders or the prompt")
+        if not 0 <= iv.feature < tcs[iv.layer].d_tc:
+            raise Invalid(f"intervention {iv}: the layer-{iv.layer} transcoder has features 0..{tcs[iv.layer].d_tc - 1}")
+
+
+class Distributions(NamedTuple):
+    clean: Tensor
+    """Last-position logits of the model ``[d_vocab]``."""
+    intervened: Tensor
+    """Last-position logits with every intervention applied at once ``[d_vocab]``."""
+
+
+@torch.no_grad()
+def intervene_logits(model: nn.Module, transcoders: Transcoders, input_ids: Tensor,
+                     interventions: Sequence[Intervention], *, freeze: Freeze = "none") -> Distributions:
+    """The next-token logits before and after setting several features at once (a supernode: ablate or
+    steer them together), each transcoder spliced in with its error kept."""
+    if freeze not in ("none", "attention", "direct"):
+        raise Invalid(f"freeze must be none, attention or direct, got {freeze!r}")
+    tcs = layer_transcoders(model, transcoders)
+    ids = input_ids.reshape(-1).to(next(model.parameters()).device)
+    _check_interventions(tcs, ids.shape[0], interventions)
+    logits, _ = _run_rows(model, tcs, ids, _record(model, ids), [list(interventions)], freeze)
+    return Distributions(logits[0].float().cpu(), logits[1].float().cpu())
+
+
+def _targets(tcs: list, logits: Tensor, reads: dict[int, Tensor], targets: Sequence[Target]) -> Tensor:
+    cols = []
+    for t in targets:
+        if t.kind == "logit":
+            cols.append(logits[:, t.index] - logits.mean(-1))
+        else:
+            tc = tcs[t.layer]
+            cols.append(tc.pre_activations(reads[t.layer][:, t.pos])[:, t.index])
+    return torch.stack(cols, 1)
+
+
+def _run_rows(model: nn.Module, tcs: list, ids: Tensor, clean: _Clean, groups: Sequence[Sequence[Intervention]],
+              freeze: Freeze) -> tuple[Tensor, dict[int, Tensor]]:
+    """Row 0 the clean prompt, row ``i`` with every intervention of ``groups[i-1]``: last-position logits
+    ``[n d_vocab]`` and the MLP inputs each layer read ``{layer: [n pos d_model]}``."""
+    n = len(groups) + 1
     n_layers = len(tcs)
     d = clean.x_in[0].shape[-1]
     delta = [torch.zeros(n, ids.shape[0], d, dtype=clean.mlp_out[0].dtype, device=ids.device) for _ in range(n_layers)]
-    for row, iv in enumerate(chunk, start=1):
-        tc = tcs[iv.layer]
-        a = tc.encode(clean.x_in[iv.layer][iv.pos].to(tc.W_enc.dtype))[iv.feature]
-        delta[iv.layer][row, iv.pos] += ((iv.value - a) * tc.W_dec[iv.feature]).to(delta[0].dtype)
+    for row, group in enumerate(groups, start=1):
+        for iv in group:
+            tc = tcs[iv.layer]
+            a = tc.encode(clean.x_in[iv.layer][iv.pos].to(tc.W_enc.dtype))[iv.feature]
+            delta[iv.layer][row, iv.pos] += ((iv.value - a) * tc.W_dec[iv.feature]).to(delta[0].dtype)
     reads: dict[int, Tensor] = {}
 
     def hook(layer: int):
@@ -156,14 +197,7 @@ def _run_rows(model: nn.Module, tcs: list, ids: Tensor, clean: _Clean, chunk: Se
         finally:
             for h in handles:
                 h.remove()
-    cols = []
-    for t in targets:
-        if t.kind == "logit":
-            cols.append(logits[:, t.index] - logits.mean(-1))
-        else:
-            tc = tcs[t.layer]
-            cols.append(tc.pre_activations(reads[t.layer][:, t.pos])[:, t.index])
-    return torch.stack(cols, 1)
+    return logits, reads
 
 
 # ---- validation of a graph ---------------------------------------------------------------------

@@ -14,6 +14,7 @@ COMMAND_MODULES.append("provenance")
 COMMAND_MODULES += ["patch", "contrast"]
 COMMAND_MODULES += ["train", "sae_io", "explain"]
 COMMAND_MODULES.append("corpus")
+COMMAND_MODULES.append("trace_circuit")
 
 
 def build_parser() -> argparse.ArgumentParser:

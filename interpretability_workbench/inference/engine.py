@@ -56,7 +56,7 @@ class InferenceEngine:
         self.batcher = Batcher(self.compare_many, self.max_batch, batch_window_ms / 1000)
 
     def session(self) -> LiveSession:
-        return LiveSession(self)
+        return LiveSession(self.model, self.patches, self.max_prompt_tokens)
 
     def compare(self, text: str, top_k: int = 10, patch_ids: list[str] | None = None) -> Comparison:
         """Original vs patched next-token distributions (``patch_ids`` None: the enabled patches), batched

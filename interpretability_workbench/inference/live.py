@@ -23,7 +23,8 @@ from . import prefix
 from .results import Comparison, comparison
 
 if TYPE_CHECKING:
-    from .engine import InferenceEngine
+    from ..model.handle import ModelHandle
+    from ..patches.manager import PatchManager
 
 
 class LiveLogits(NamedTuple):
@@ -55,7 +56,9 @@ class LiveSession:
     """Caches for one client (a socket or one request): the prompt's ids and its original run. Valid for one
     model and prompt; a new prompt or model starts over."""
 
-    engine: InferenceEngine
+    model: ModelHandle
+    patches: PatchManager
+    max_prompt_tokens: int
     reuse_prefix: bool = True
     """Run only the positions from the first one the patches change (False: every position)."""
     _key: tuple[int, str] | None = None
@@ -65,13 +68,13 @@ class LiveSession:
     def _prepare(self, lm: LoadedModel, text: str) -> Tensor:
         key = (id(lm.model), text)
         if key != self._key:
-            self._ids = encode_prompt(lm, text, self.engine.max_prompt_tokens)
+            self._ids = encode_prompt(lm, text, self.max_prompt_tokens)
             self._key, self._run = key, None
         assert self._ids is not None
         return self._ids
 
     def _targets(self, pids: list[str]) -> dict[str, list[str]]:
-        return {pid: list(self.engine.patches.get(pid).target_modules) for pid in pids}
+        return {pid: list(self.patches.get(pid).target_modules) for pid in pids}
 
     def _original(self, lm: LoadedModel, ids: Tensor, layer: int | None, pids: list[str]) -> OriginalRun:
         run = self._run
@@ -93,7 +96,7 @@ class LiveSession:
             return fn
 
         cache, scan = DynamicCache(config=lm.model.config), {}
-        with self.engine.patches.original, prefix.scanning(lm.model, scan):
+        with self.patches.original, prefix.scanning(lm.model, scan):
             logits = forward_last_logits(lm.model, ids, fwd_hooks={hook_name(i, "resid_pre"): grab(i) for i in layers},
                                          cache=cache)[0].float()  # [d_vocab]
         self._run = OriginalRun(logits, cache, grabbed, scan)
@@ -101,13 +104,12 @@ class LiveSession:
 
     def logits_detail(self, text: str, patch_ids: list[str] | None) -> LiveLogits:
         """Original and patched last-position logits, under the model lock."""
-        engine = self.engine
-        with engine.model.lock:
-            lm = engine.model.require()
+        with self.model.lock:
+            lm = self.model.require()
             ids = self._prepare(lm, text)
             n = int(ids.shape[1])
-            pids = engine.patches.resolve_ids(patch_ids)
-            layer = engine.patches.lowest_layer(pids)
+            pids = self.patches.resolve_ids(patch_ids)
+            layer = self.patches.lowest_layer(pids)
             run = self._original(lm, ids, layer, pids)
             if layer is None:
                 return LiveLogits(run.logits, run.logits, pids, None, None)
@@ -121,7 +123,7 @@ class LiveSession:
                 kw.update(from_layer=layer, resid_pre=run.resid[layer][:, start:])
             if start > 0:
                 kw["cache"] = prefix.cropped(run.cache, start)
-            with engine.patches.using(pids), torch.no_grad():
+            with self.patches.using(pids), torch.no_grad():
                 patched = forward_last_logits(lm.model, ids[:, start:], **kw)[0].float()
             return LiveLogits(run.logits, patched, pids, layer, start)
 
@@ -133,7 +135,7 @@ class LiveSession:
     def compare(self, text: str, top_k: int = 10, patch_ids: list[str] | None = None) -> Comparison:
         t0 = time.perf_counter()
         r = self.logits_detail(text, patch_ids)
-        lm = self.engine.model.require()
+        lm = self.model.require()
         assert self._ids is not None
         return comparison(lm, r.original, r.patched, top_k, r.patch_ids, int(self._ids.shape[1]), r.from_layer,
                           (time.perf_counter() - t0) * 1000)

@@ -9,6 +9,9 @@
 * ``ClampBlock`` wraps a decoder block and splices an SAE at its output with the error term kept:
   ``x' = x + Σ_i (v − f_i(x)) · W_dec[i]`` for the clamped features (applied at every position), computed
   in float32 on the SAE's device and added back on the block's device in its dtype.
+* ``ClampMLP`` wraps an MLP and sets transcoder features exactly: the features are encoded from the MLP's
+  *input* ``x`` and the output becomes ``mlp(x) + Σ_i (v − f_i(x)) · W_dec[i]`` — the transcoder spliced in
+  with its error kept, as a circuit intervention sets a transcoder feature (every position).
 
 Enable/disable and strength changes flip fields in place; several patches compose (deltas add; clamps
 run in order). Removing the last patch puts the original module back. Attribute lookups that miss on a
@@ -132,7 +135,32 @@ class ClampBlock(_Forwarding):
         return h
 
 
-WRAPPERS = (DeltaLayer, ClampBlock)
+class ClampMLP(_Forwarding):
+    def __init__(self, base_layer: nn.Module) -> None:
+        super().__init__()
+        self.base_layer = base_layer
+        self.entries: dict[str, ClampEntry] = {}
+
+    add = ClampBlock.add
+
+    def forward(self, x: Tensor, *args: Any, **kwargs: Any) -> Any:
+        out = self.base_layer(x, *args, **kwargs)
+        h = out[0] if isinstance(out, (tuple, list)) else out  # [batch pos d_model]
+        changed = False
+        for e in self.entries.values():
+            if not e.enabled:
+                continue
+            f = e.sae.encode(x.float())[..., e.features]  # [batch pos n], read from the MLP input
+            h = h + ((e.value - f) @ e.dirs).to(h.dtype)
+            changed = True
+        if not changed:
+            return out
+        if isinstance(out, tuple):
+            return (h, *out[1:])
+        return h
+
+
+WRAPPERS = (DeltaLayer, ClampBlock, ClampMLP)
 
 
 def _parent(model: nn.Module, path: str) -> tuple[nn.Module, str]:
@@ -140,7 +168,7 @@ def _parent(model: nn.Module, path: str) -> tuple[nn.Module, str]:
     return (model.get_submodule(parent_path) if parent_path else model), name
 
 
-def wrap(model: nn.Module, path: str, cls: type[DeltaLayer] | type[ClampBlock]) -> DeltaLayer | ClampBlock:
+def wrap(model: nn.Module, path: str, cls: type[DeltaLayer] | type[ClampBlock] | type[ClampMLP]) -> Any:
     """Swap the module at ``path`` for a ``cls`` wrapper (or return the wrapper already there)."""
     parent, name = _parent(model, path)
     current = parent._modules[name] if name in parent._modules else getattr(parent, name)
@@ -153,7 +181,7 @@ def wrap(model: nn.Module, path: str, cls: type[DeltaLayer] | type[ClampBlock]) 
     return wrapper
 
 
-def find_wrapper(model: nn.Module, path: str) -> DeltaLayer | ClampBlock | None:
+def find_wrapper(model: nn.Module, path: str) -> DeltaLayer | ClampBlock | ClampMLP | None:
     parent, name = _parent(model, path)
     current = parent._modules.get(name)
     return current if isinstance(current, WRAPPERS) else None

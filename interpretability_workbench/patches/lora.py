@@ -170,7 +170,7 @@ def _writers_for(model: nn.Module, hook: str) -> tuple[list[str], str | None]:
     hn = parse_hook_name(hook)
     L, kind = hn.layer, hn.kind
     attn_out, mlp_out = residual_writers(model, L)
-    if kind == "mlp_out":  # the hook is exactly the MLP out projection's output
+    if kind in ("mlp_out", "mlp_in"):  # the MLP out projection's output (a transcoder's features write there)
         return [mlp_out], mlp_out
     if kind == "attn_out":
         return [attn_out], attn_out

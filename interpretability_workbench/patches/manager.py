@@ -128,6 +128,9 @@ class PatchManager:
         ``origin`` records where it was made (shown by the UI)."""
         fit = self.saes.fitted(sae_id)  # 404 unknown SAE, 400 when it does not fit the loaded model
         scfg = fit.sae.cfg
+        if scfg.extra.get("kind") == "transcoder" and mode in ("ablate", "scale"):
+            raise Invalid(f"{sae_id} is a transcoder: ablate or scale its features with clamp (value 0 ablates, "
+                          "exactly as a circuit intervention) or add them with steer")
         if features and max(features) >= scfg.d_sae:
             raise Invalid(f"feature {max(features)} is out of range: SAE {sae_id} has features 0..{scfg.d_sae - 1}")
         scale, source = 1.0, ""
@@ -276,9 +279,12 @@ class PatchManager:
                 from ..model.hook_map import resolve
 
                 hp = resolve(model, sae.cfg.hook_name)
-                if hp.io != "output" or not sae.cfg.hook_name.endswith("resid_post"):
-                    raise Invalid("clamp needs an SAE on a resid_post hook")
-                w = inject.wrap(model, hp.path, inject.ClampBlock)
+                if hp.io == "input" and sae.cfg.extra.get("kind") == "transcoder":
+                    w = inject.wrap(model, hp.path, inject.ClampMLP)  # transcoder features: read the MLP input
+                elif hp.io != "output" or not sae.cfg.hook_name.endswith("resid_post"):
+                    raise Invalid("clamp needs an SAE on a resid_post hook (or a transcoder)")
+                else:
+                    w = inject.wrap(model, hp.path, inject.ClampBlock)
                 paths.append(hp.path)
                 w.add(cfg.id, sae, cfg.features, cfg.absolute_strength, cfg.enabled)
                 cfg.rank = 0

@@ -1,14 +1,18 @@
 """SAERegistry: SAE artifacts known to the workbench, loaded by id, cached, and kept on the loaded model's
 device (moved when another model is loaded). Rows live in the ``saes`` table (``store/saes.py``), folders
 under the workspace in SAELens v6 layout. ``PretrainedImporter`` brings in SAEs of pretrained releases
-(``sae/pretrained.py``) through it."""
+(``sae/pretrained.py``) through it.
+
+Entries of another ``kind`` (transcoders: ``kind = 'transcoder'``) are read by the loader registered for that
+kind (``register_loader``), which returns a ``SparseAutoencoder`` view of them, so feature analysis, labels and
+exports treat their features like any SAE's."""
 from __future__ import annotations
 
 import shutil
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import torch
 
@@ -29,6 +33,10 @@ class SAEEntry(NamedTuple):
     row: SAERecord
 
 
+KindLoader = Callable[[SAERecord, torch.device], SparseAutoencoder]
+"""Reads an entry of a non-SAE kind as a SparseAutoencoder view, on the given device."""
+
+
 class FittedSAE(NamedTuple):
     lm: LoadedModel
     sae: SparseAutoencoder
@@ -42,10 +50,23 @@ class SAERegistry:
         self.device = torch.device("cpu")
         self._cache: dict[str, SparseAutoencoder] = {}
         self._lock = threading.Lock()
+        self._loaders: dict[str, KindLoader] = {}
         if model is not None:
             model.on_change(lambda _old, new: self.move_to(new.device))
             if model.lm is not None:
                 self.device = model.lm.device
+
+    def register_loader(self, kind: str, loader: KindLoader) -> None:
+        """Read entries of ``kind`` with ``loader`` (the composition root wires the transcoder view)."""
+        self._loaders[kind] = loader
+
+    def add_row(self, rec: SAERecord) -> None:
+        """Record an artifact whose folder the caller has written under ``folder_for(rec.id)``."""
+        self.repo.insert(rec)
+
+    def of_set(self, set_id: str) -> list[SAERecord]:
+        """Members of a transcoder set, by layer."""
+        return self.repo.of_set(set_id)
 
     def folder_for(self, sae_id: str) -> Path:
         return self.root / sae_id
@@ -95,7 +116,13 @@ class SAERegistry:
         with self._lock:
             sae = self._cache.get(sae_id)
             if sae is None:
-                sae = load_sae(rec.path, device=self.device).eval()
+                if rec.kind != "sae":
+                    loader = self._loaders.get(rec.kind)
+                    if loader is None:
+                        raise Invalid(f"{sae_id} is a {rec.kind}, which this workbench cannot read")
+                    sae = loader(rec, self.device).eval()
+                else:
+                    sae = load_sae(rec.path, device=self.device).eval()
                 for p in sae.parameters():
                     p.requires_grad_(False)
                 self._cache[sae_id] = sae
@@ -122,6 +149,11 @@ class SAERegistry:
 
     def update_metrics(self, sae_id: str, metrics: dict) -> None:
         self.repo.update_metrics(sae_id, metrics)
+
+    def forget(self, sae_id: str) -> None:
+        """Drop a cached entry (its folder is about to change or vanish)."""
+        with self._lock:
+            self._cache.pop(sae_id, None)
 
     def delete(self, sae_id: str) -> None:
         rec = self.row(sae_id)

@@ -4,7 +4,8 @@ and whole-file operations (backup snapshot, path rewrite).
 Each table has one owner, a repository module beside this one that returns dataclass records:
 ``corpora.py`` (corpora), ``runs.py`` (runs, metrics), ``saes.py`` (saes), ``features.py`` (analyses,
 features, explanations), ``patches.py`` (patches), ``jobs.py`` (jobs), ``behaviours.py`` (behaviour_jobs,
-behaviour_candidates). Nothing outside ``store/`` writes SQL.
+behaviour_candidates), ``transcoders.py`` (transcoder_sets), ``circuits.py`` (circuits). Nothing outside
+``store/`` writes SQL.
 
 Columns whose names end in ``_json`` hold JSON; ``insert``/``update`` encode dicts and lists for them and
 reads decode them, so repositories deal in plain Python values.
@@ -101,6 +102,21 @@ MIGRATIONS: list[str] = [
     ALTER TABLE features ADD COLUMN consistency REAL;
     ALTER TABLE features ADD COLUMN degenerate INTEGER;
     CREATE INDEX features_consistency ON features (sae_id, consistency, density);
+    """,
+    # 6: transcoders (SAE-registry entries of kind 'transcoder', grouped into sets) and attribution graphs
+    """
+    ALTER TABLE saes ADD COLUMN kind TEXT NOT NULL DEFAULT 'sae';
+    ALTER TABLE saes ADD COLUMN set_id TEXT;
+    CREATE TABLE transcoder_sets (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL, model_id TEXT NOT NULL, scan TEXT NOT NULL,
+        layers_json TEXT NOT NULL, architecture TEXT NOT NULL, d_tc INTEGER NOT NULL, skip INTEGER NOT NULL,
+        source TEXT NOT NULL, run_id TEXT, metrics_json TEXT, created_at REAL NOT NULL
+    );
+    CREATE TABLE circuits (
+        id TEXT PRIMARY KEY, model_id TEXT NOT NULL, set_id TEXT NOT NULL, prompt TEXT NOT NULL,
+        status TEXT NOT NULL, settings_json TEXT NOT NULL, summary_json TEXT, path TEXT, error TEXT,
+        created_at REAL NOT NULL, updated_at REAL NOT NULL
+    )
     """,
 ]
 

@@ -26,6 +26,10 @@ class SAERecord:
     run_id: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     """Final training metrics."""
+    kind: str = "sae"
+    """sae (reads and rebuilds one activation) or transcoder (reads an MLP's input, predicts its output)."""
+    set_id: str | None = None
+    """Transcoder set the entry belongs to (``transcoder_sets``), for kind transcoder."""
 
 
 def _record(row: dict[str, Any]) -> SAERecord:
@@ -51,10 +55,14 @@ class SAERepo:
         return [_record(r) for r in self.db.query("SELECT * FROM saes ORDER BY created_at")]
 
     def of_model_below(self, model_id: str, layer: int, exclude: str | None = None) -> list[SAERecord]:
-        """SAEs of ``model_id`` reading a block below ``layer`` (for upstream provenance)."""
-        rows = self.db.query("SELECT * FROM saes WHERE model_id = ? AND layer < ? AND id != ? ORDER BY created_at",
-                             (model_id, layer, exclude or ""))
+        """SAEs of ``model_id`` reading a block below ``layer`` (for upstream provenance; transcoders excluded)."""
+        rows = self.db.query("SELECT * FROM saes WHERE model_id = ? AND layer < ? AND id != ? AND kind = 'sae' "
+                             "ORDER BY created_at", (model_id, layer, exclude or ""))
         return [_record(r) for r in rows]
+
+    def of_set(self, set_id: str) -> list[SAERecord]:
+        """The transcoders of a set, by layer."""
+        return [_record(r) for r in self.db.query("SELECT * FROM saes WHERE set_id = ? ORDER BY layer", (set_id,))]
 
     def update_metrics(self, sae_id: str, metrics: dict[str, Any]) -> None:
         self.db.update("saes", {"id": sae_id}, {"metrics_json": metrics})

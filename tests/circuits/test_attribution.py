@@ -94,6 +94,17 @@ def test_every_edge_equals_the_finite_difference_in_the_linearised_model(tiny_lm
     assert not graph.adjacency[:graph.n_features, :graph.n_features][later].any()
 
 
+@pytest.mark.parametrize("buckets", [2, 3, 8])
+def test_recordings_cut_by_position_give_the_same_rows(tiny_lm, transcoders, buckets):
+    """Rows of targets at early positions backpropagated through a recording of the prompt's prefix only
+    (causal attention: nothing later matters) equal those through the whole prompt."""
+    one = attribute(tiny_lm.model, transcoders, PROMPT_IDS, options=AttributionOptions(batch_size=6, position_buckets=1))
+    cut = attribute(tiny_lm.model, transcoders, PROMPT_IDS,
+                    options=AttributionOptions(batch_size=6, position_buckets=buckets))
+    assert float(one.adjacency.abs().max()) > 0.05
+    torch.testing.assert_close(cut.adjacency, one.adjacency, atol=2e-5, rtol=1e-4)
+
+
 def test_without_position_zeroing_every_position_has_nodes(tiny_lm, transcoders):
     graph = attribute(tiny_lm.model, transcoders, PROMPT_IDS,
                       options=AttributionOptions(zero_first_position=False, batch_size=64))
@@ -123,6 +134,13 @@ def test_logit_targets_follow_cumulative_probability():
     torch.testing.assert_close(t.vectors, unembed[[0, 1, 2]] - unembed.mean(0))
     assert logit_targets(logits, unembed, max_n_logits=2).tokens.tolist() == [0, 1]
     assert logit_targets(logits, unembed, desired_prob=0.5).tokens.tolist() == [0]
+    # a named target joins after the most probable ones, with its own probability; one already there is not repeated
+    t = logit_targets(logits, unembed, desired_prob=0.5, extra=[4, 0])
+    assert t.tokens.tolist() == [0, 4]
+    torch.testing.assert_close(t.probabilities, torch.tensor([0.5, 0.01]))
+    torch.testing.assert_close(t.vectors, unembed[[0, 4]] - unembed.mean(0))
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        logit_targets(logits, unembed, extra=[5])
 
 
 def test_transcoders_are_checked_against_the_model(tiny_lm, transcoders):

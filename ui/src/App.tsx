@@ -8,6 +8,7 @@ import { FeatureDetailPage } from "./pages/FeatureDetail/FeatureDetailPage";
 import { PatchConsolePage } from "./pages/PatchConsole/PatchConsolePage";
 import { ProvenancePage } from "./pages/Provenance/ProvenancePage";
 import { ContrastPage } from "./pages/Contrast/ContrastPage";
+import { CircuitsPage } from "./pages/Circuits/CircuitsPage";
 
 const NAV = [
   ["/model", "Model"],
@@ -16,6 +17,7 @@ const NAV = [
   ["/patches", "Patch console"],
   ["/provenance", "Provenance"],
   ["/contrast", "Contrast"],
+  ["/circuits", "Circuits"],
 ] as const;
 
 export function App() {
@@ -49,6 +51,7 @@ export function App() {
           <Route path="/patches" element={<PatchConsolePage />} />
           <Route path="/provenance" element={<ProvenancePage />} />
           <Route path="/contrast" element={<ContrastPage />} />
+          <Route path="/circuits" element={<CircuitsPage />} />
           <Route path="*" element={<p>Page not found.</p>} />
         </Routes>
       </main>

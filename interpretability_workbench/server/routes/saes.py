@@ -20,7 +20,8 @@ router = APIRouter(prefix="/api/saes", tags=["saes"])
 def _info(rec: SAERecord) -> dict[str, Any]:
     return {"id": rec.id, "name": rec.name, "model_id": rec.model_id, "hook_name": rec.hook_name, "layer": rec.layer,
             "d_in": rec.d_in, "d_sae": rec.d_sae, "architecture": rec.architecture, "source": rec.source,
-            "run_id": rec.run_id, "created_at": rec.created_at, "metrics": rec.metrics}
+            "run_id": rec.run_id, "created_at": rec.created_at, "metrics": rec.metrics, "kind": rec.kind,
+            "set_id": rec.set_id}
 
 
 @router.get("", response_model=list[SAEInfo], summary="Registered SAEs (trained and imported)")

@@ -19,6 +19,8 @@ class SAEInfo(BaseModel):
     run_id: str | None = Field(None, description="Training run that produced it.")
     created_at: float = Field(description="Unix time it was registered.")
     metrics: dict[str, Any] = Field(default_factory=dict, description="Final training metrics (held_out_fvu, l0, ce_loss_recovered, ...).")
+    kind: str = Field("sae", description="sae, or transcoder (reads an MLP's input, its features write through the MLP output).")
+    set_id: str | None = Field(None, description="Transcoder set it belongs to (GET /api/transcoders/{set_id}).")
 
 
 class SAEDetail(SAEInfo):

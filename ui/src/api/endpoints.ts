@@ -76,6 +76,26 @@ export const api = {
     request<T.ProvenanceUpstream>("GET", "/api/provenance/upstream", { query: { sae_id: saeId, depth } }),
   provenance: (q: T.ProvenanceQuery) =>
     request<T.ProvenanceGraphData>("GET", "/api/provenance", { query: { ...q } }),
+
+  listTranscoderSets: () => request<T.TranscoderSet[]>("GET", "/api/transcoders"),
+  trainTranscoders: (body: T.TranscoderTrainRequest) =>
+    request<T.TranscoderTrainStarted>("POST", "/api/transcoders/train", { body }),
+  importTranscoders: (file: File) => {
+    const form = new FormData();
+    form.append("file", file, file.name);
+    return request<T.TranscoderSetDetail>("POST", "/api/transcoders/import", { form });
+  },
+  listCircuits: () => request<T.Circuit[]>("GET", "/api/circuits"),
+  startCircuit: (body: T.CircuitRequest) => request<T.CircuitStarted>("POST", "/api/circuits", { body }),
+  getCircuit: (id: string, nodeThreshold?: number) =>
+    request<T.CircuitDetail>("GET", `/api/circuits/${enc(id)}`, { query: { node_threshold: nodeThreshold } }),
+  cancelCircuit: (id: string) => request<T.CircuitStarted>("POST", `/api/circuits/${enc(id)}/cancel`),
+  intervene: (id: string, body: T.InterveneRequest) =>
+    request<T.InterveneResponse>("POST", `/api/circuits/${enc(id)}/intervene`, { body }),
+  nodeToPatch: (id: string, node: number, body: T.NodePatchRequest) =>
+    request<T.NodePatchResponse>("POST", `/api/circuits/${enc(id)}/nodes/${node}/patch`, { body }),
+  exportCircuit: (id: string, format: "circuit-tracer" | "workbench") =>
+    download("GET", `/api/circuits/${enc(id)}/export`, `${id}-${format}.json`, { format }),
 };
 
 /** Save a Blob through a temporary link (used for patch export). */

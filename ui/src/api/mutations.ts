@@ -193,3 +193,54 @@ export function useGenerate() {
 export function useProvenance() {
   return useMutation({ mutationFn: (q: T.ProvenanceQuery) => api.provenance(q) });
 }
+
+// ---------- transcoders and circuits ----------
+
+export function useTrainTranscoders() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (body: T.TranscoderTrainRequest) => api.trainTranscoders(body),
+    onSuccess: () => qc.invalidateQueries({ queryKey: queryKeys.runs.list() }),
+  });
+}
+
+export function useImportTranscoders() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (file: File) => api.importTranscoders(file),
+    onSuccess: () => {
+      void qc.invalidateQueries({ queryKey: queryKeys.transcoderSets() });
+      void qc.invalidateQueries({ queryKey: queryKeys.saes() });
+    },
+  });
+}
+
+export function useStartCircuit() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (body: T.CircuitRequest) => api.startCircuit(body),
+    onSuccess: () => qc.invalidateQueries({ queryKey: queryKeys.circuits.list() }),
+  });
+}
+
+export function useCancelCircuit() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (id: string) => api.cancelCircuit(id),
+    onSettled: () => qc.invalidateQueries({ queryKey: queryKeys.circuits.all() }),
+  });
+}
+
+/** The output distribution before and after setting feature nodes (a computation: nothing cached changes). */
+export function useIntervene(circuitId: string) {
+  return useMutation({ mutationFn: (body: T.InterveneRequest) => api.intervene(circuitId, body) });
+}
+
+/** Send a feature node to the Patch console: the new patch joins the cached list. */
+export function useNodeToPatch(circuitId: string) {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: ({ node, body }: { node: number; body: T.NodePatchRequest }) => api.nodeToPatch(circuitId, node, body),
+    onSuccess: (res) => addPatch(qc, res.patch),
+  });
+}

@@ -1,4 +1,4 @@
-import { useInfiniteQuery, useQuery } from "@tanstack/react-query";
+import { keepPreviousData, useInfiniteQuery, useQuery } from "@tanstack/react-query";
 import { api } from "./endpoints";
 import { queryKeys } from "./queryKeys";
 import type { FeatureSort, TrainingRun } from "./types";
@@ -103,5 +103,37 @@ export function useUpstream(saeId: string | null | undefined, depth: number) {
     queryKey: queryKeys.upstream(saeId ?? "", depth),
     queryFn: () => api.provenanceUpstream(saeId!, depth),
     enabled: !!saeId && depth >= 1,
+  });
+}
+
+export function useTranscoderSets() {
+  return useQuery({ queryKey: queryKeys.transcoderSets(), queryFn: () => api.listTranscoderSets() });
+}
+
+/** Traced circuits, newest first; a running job changes without a REST call, so never fresh. */
+export function useCircuits() {
+  return useQuery({ queryKey: queryKeys.circuits.list(), queryFn: () => api.listCircuits(), staleTime: 0 });
+}
+
+/**
+ * One circuit pruned at `nodeThreshold` (null: its stored threshold). While another threshold loads, the
+ * previous graph stays on screen (the prune slider refetches).
+ */
+export function useCircuit(id: string | null, nodeThreshold: number | null) {
+  return useQuery({
+    queryKey: queryKeys.circuits.detail(id ?? "", nodeThreshold),
+    queryFn: () => api.getCircuit(id!, nodeThreshold ?? undefined),
+    enabled: id != null,
+    placeholderData: keepPreviousData,
+    staleTime: 0,
+  });
+}
+
+/** A feature's detail for a tooltip or panel: idle until both ids are given (shares the feature page's cache). */
+export function useFeatureIfAny(saeId: string | null | undefined, index: number | null | undefined) {
+  return useQuery({
+    queryKey: queryKeys.sae.feature(saeId ?? "", index ?? -1),
+    queryFn: () => api.getFeature(saeId!, index!),
+    enabled: !!saeId && index != null,
   });
 }

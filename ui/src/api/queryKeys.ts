@@ -43,4 +43,16 @@ export const queryKeys = {
   },
 
   patches: () => ["patches"] as const,
+
+  /** transcoder sets (trained and imported) */
+  transcoderSets: () => ["transcoder-sets"] as const,
+
+  circuits: {
+    /** the circuit list and every circuit detail */
+    all: () => ["circuits"] as const,
+    list: () => ["circuits", "list"] as const,
+    /** one circuit, every pruning of it */
+    detailAll: (id: string) => ["circuits", "detail", id] as const,
+    detail: (id: string, nodeThreshold: number | null) => ["circuits", "detail", id, { nodeThreshold }] as const,
+  },
 };

@@ -141,6 +141,110 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/circuits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Traced circuits, newest first */
+        get: operations["list_circuits_api_circuits_get"];
+        put?: never;
+        /** Trace a prompt's attribution graph in the background (progress: WS job events, kind circuit) */
+        post: operations["start_api_circuits_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/circuits/{circuit_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A circuit: prompt, settings, scores, edge check and (when done) its graph pruned at the given thresholds */
+        get: operations["get_circuit_api_circuits__circuit_id__get"];
+        put?: never;
+        post?: never;
+        /** Delete a circuit and its graph */
+        delete: operations["delete_api_circuits__circuit_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/circuits/{circuit_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Stop a tracing job between backward batches */
+        post: operations["cancel_api_circuits__circuit_id__cancel_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/circuits/{circuit_id}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The graph as JSON: circuit-tracer's / Neuronpedia's graph file, or the workbench's full graph */
+        get: operations["export_api_circuits__circuit_id__export_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/circuits/{circuit_id}/intervene": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Set feature nodes (one, or a supernode's members together) in the real model: the next-token distribution before and after, and the graph's prediction for its logit nodes */
+        post: operations["intervene_api_circuits__circuit_id__intervene_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/circuits/{circuit_id}/nodes/{node}/patch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send a feature node to the Patch console: a clamp (exact transcoder feature edit) or steer patch */
+        post: operations["node_patch_api_circuits__circuit_id__nodes__node__patch_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/corpora": {
         parameters: {
             query?: never;
@@ -783,6 +887,143 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/transcoders": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Transcoder sets (trained and imported) */
+        get: operations["list_sets_api_transcoders_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/transcoders/{set_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One transcoder set with its members (each an SAE-registry entry whose features open as usual) */
+        get: operations["get_set_api_transcoders__set_id__get"];
+        put?: never;
+        post?: never;
+        /** Delete a set and its transcoders */
+        delete: operations["delete_set_api_transcoders__set_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/transcoders/{set_id}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Download a set: circuit-tracer's layout (ReLU/JumpReLU sets over layers 0..n-1) or SAELens folders */
+        get: operations["export_set_api_transcoders__set_id__export_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/transcoders/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Import a zipped circuit-tracer transcoder set (config.yaml + layer_i.safetensors) or SAELens transcoder folder(s) (cfg.json + sae_weights.safetensors); safetensors only */
+        post: operations["import_set_api_transcoders_import_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/transcoders/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Transcoder training runs, newest first */
+        get: operations["list_runs_api_transcoders_runs_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/transcoders/runs/{run_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One transcoder training run */
+        get: operations["get_run_api_transcoders_runs__run_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/transcoders/runs/{run_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Stop a transcoder run at its next step (nothing is registered) */
+        post: operations["cancel_run_api_transcoders_runs__run_id__cancel_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/transcoders/train": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Train one transcoder per layer in a worker thread (progress on WS /ws); 409 while a run trains */
+        post: operations["train_api_transcoders_train_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -983,6 +1224,39 @@ export interface components {
              * @description Last status change (unix seconds).
              */
             updated_at?: number | null;
+        };
+        /** AppliedIntervention */
+        AppliedIntervention: {
+            /**
+             * Activation
+             * @description Its activation on the prompt.
+             */
+            activation: number;
+            /**
+             * Feature
+             * @description Its feature index.
+             */
+            feature: number;
+            /**
+             * Layer
+             * @description Its layer.
+             */
+            layer: number;
+            /**
+             * Node
+             * @description Feature node.
+             */
+            node: number;
+            /**
+             * Pos
+             * @description Its position.
+             */
+            pos: number;
+            /**
+             * Value
+             * @description The value it was set to.
+             */
+            value: number;
         };
         /** BehaviourCandidateMsg */
         BehaviourCandidateMsg: {
@@ -1297,6 +1571,13 @@ export interface components {
             /** File */
             file: string;
         };
+        /** Body_import_set_api_transcoders_import_post */
+        Body_import_set_api_transcoders_import_post: {
+            /** File */
+            file: string;
+            /** Name */
+            name?: string | null;
+        };
         /** BudgetIn */
         BudgetIn: {
             /**
@@ -1405,6 +1686,263 @@ export interface components {
              * @description Tokens it fires on most (from the analysis).
              */
             top_tokens: string[];
+        };
+        /** Circuit */
+        Circuit: {
+            /**
+             * Created At
+             * @description Unix time it was queued.
+             */
+            created_at: number;
+            /**
+             * Error
+             * @description Why it failed.
+             */
+            error?: string | null;
+            /**
+             * Id
+             * @description Circuit id.
+             */
+            id: string;
+            /**
+             * Model Id
+             * @description Model it was traced on.
+             */
+            model_id: string;
+            /**
+             * Prompt
+             * @description The prompt.
+             */
+            prompt: string;
+            /**
+             * Set Id
+             * @description Transcoder set it was traced with.
+             */
+            set_id: string;
+            /**
+             * Settings
+             * @description The settings it was traced with.
+             */
+            settings: {
+                [key: string]: unknown;
+            };
+            /**
+             * Status
+             * @description Job status.
+             * @enum {string}
+             */
+            status: "queued" | "running" | "done" | "failed" | "cancelled";
+            /** @description Scores, sizes, timings and the edge check (done). */
+            summary?: components["schemas"]["CircuitSummary"] | null;
+            /**
+             * Updated At
+             * @description Unix time of the last change.
+             */
+            updated_at: number;
+        };
+        /** CircuitDetail */
+        CircuitDetail: {
+            /**
+             * Created At
+             * @description Unix time it was queued.
+             */
+            created_at: number;
+            /**
+             * Error
+             * @description Why it failed.
+             */
+            error?: string | null;
+            /** @description The pruned graph (done). */
+            graph?: components["schemas"]["GraphView"] | null;
+            /**
+             * Id
+             * @description Circuit id.
+             */
+            id: string;
+            /**
+             * Model Id
+             * @description Model it was traced on.
+             */
+            model_id: string;
+            /**
+             * Prompt
+             * @description The prompt.
+             */
+            prompt: string;
+            /**
+             * Set Id
+             * @description Transcoder set it was traced with.
+             */
+            set_id: string;
+            /**
+             * Settings
+             * @description The settings it was traced with.
+             */
+            settings: {
+                [key: string]: unknown;
+            };
+            /**
+             * Status
+             * @description Job status.
+             * @enum {string}
+             */
+            status: "queued" | "running" | "done" | "failed" | "cancelled";
+            /** @description Scores, sizes, timings and the edge check (done). */
+            summary?: components["schemas"]["CircuitSummary"] | null;
+            /**
+             * Updated At
+             * @description Unix time of the last change.
+             */
+            updated_at: number;
+        };
+        /** CircuitRequest */
+        CircuitRequest: {
+            /**
+             * Batch Size
+             * @description Targets per backward pass.
+             * @default 64
+             */
+            batch_size?: number;
+            /**
+             * Desired Logit Prob
+             * @description Logit nodes: most probable tokens until this cumulative probability.
+             * @default 0.95
+             */
+            desired_logit_prob?: number;
+            /**
+             * Edge Threshold
+             * @description Default pruning: share of edge influence the kept edges hold.
+             * @default 0.98
+             */
+            edge_threshold?: number;
+            /**
+             * Max Feature Nodes
+             * @description Feature nodes that get rows, most influential first (cost grows with its square).
+             * @default 512
+             */
+            max_feature_nodes?: number;
+            /**
+             * Max N Logits
+             * @description Most logit nodes.
+             * @default 10
+             */
+            max_n_logits?: number;
+            /**
+             * Node Threshold
+             * @description Default pruning: share of influence the kept nodes hold.
+             * @default 0.8
+             */
+            node_threshold?: number;
+            /**
+             * Prompt
+             * @description Prompt to trace (BOS is put first by the tokenisation rule).
+             */
+            prompt: string;
+            /**
+             * Set Id
+             * @description Transcoder set to trace with (GET /api/transcoders).
+             */
+            set_id: string;
+            /**
+             * Target
+             * @description A next token the graph must explain (one token, e.g. " Paris" with its leading space): a logit node whatever its probability.
+             */
+            target?: string | null;
+            /**
+             * Validate Edges
+             * @description Strongest edges checked by ablating their source in the real model (0 skips).
+             * @default 20
+             */
+            validate_edges?: number;
+            /**
+             * Validate Freeze
+             * @description What the check holds fixed: none (the real model), attention (patterns), direct (the local replacement model).
+             * @default attention
+             * @enum {string}
+             */
+            validate_freeze?: "none" | "attention" | "direct";
+        };
+        /** CircuitStarted */
+        CircuitStarted: {
+            /**
+             * Id
+             * @description Circuit id; progress arrives on WS /ws as job events (kind circuit).
+             */
+            id: string;
+            /**
+             * Status
+             * @description queued.
+             */
+            status: string;
+        };
+        /** CircuitSummary */
+        CircuitSummary: {
+            /**
+             * Completeness Score
+             * @description Influence-weighted share of node inputs not from error nodes.
+             */
+            completeness_score: number;
+            /**
+             * Graph Seconds
+             * @description Time to build the graph.
+             */
+            graph_seconds: number;
+            /**
+             * Logits
+             * @description The logit nodes.
+             */
+            logits?: components["schemas"]["LogitNodeInfo"][];
+            /**
+             * N Active Features
+             * @description Active transcoder features on the prompt.
+             */
+            n_active_features?: number | null;
+            /**
+             * N Features
+             * @description Feature nodes with rows.
+             */
+            n_features: number;
+            /**
+             * N Nodes
+             * @description Nodes of the full graph.
+             */
+            n_nodes: number;
+            /**
+             * N Pruned Edges
+             * @description Edges kept at the stored thresholds.
+             */
+            n_pruned_edges: number;
+            /**
+             * N Pruned Nodes
+             * @description Nodes kept at the stored thresholds.
+             */
+            n_pruned_nodes: number;
+            /**
+             * N Tokens
+             * @description Prompt length (BOS included).
+             */
+            n_tokens: number;
+            /**
+             * Replacement Score
+             * @description Share of token-to-logit influence through features rather than error nodes.
+             */
+            replacement_score: number;
+            /** @description The requested target token's logit node (none without a target). */
+            target?: components["schemas"]["LogitNodeInfo"] | null;
+            /**
+             * Timings
+             * @description forward, logit_rows, feature_rows, total.
+             */
+            timings?: {
+                [key: string]: number;
+            };
+            /**
+             * Total Seconds
+             * @description Time of the whole job (graph, pruning, scores, edge check).
+             */
+            total_seconds: number;
+            /** @description The intervention check of the strongest edges. */
+            validation?: components["schemas"]["Validation"] | null;
         };
         /** CommitStrengthMsg */
         CommitStrengthMsg: {
@@ -1741,6 +2279,29 @@ export interface components {
              * @description Tokens the target feature promotes most.
              */
             positive: components["schemas"]["LogitEffectItem"][];
+        };
+        /** EdgeCheck */
+        EdgeCheck: {
+            /**
+             * Measured
+             * @description Change measured in the model.
+             */
+            measured: number;
+            /**
+             * Predicted
+             * @description Change the graph predicts at the target when the source is ablated (minus the edge weight).
+             */
+            predicted: number;
+            /**
+             * Source
+             * @description Source feature node.
+             */
+            source: number;
+            /**
+             * Target
+             * @description Target node (feature or logit).
+             */
+            target: number;
         };
         /** EdgeValidationItem */
         EdgeValidationItem: {
@@ -2470,6 +3031,136 @@ export interface components {
              */
             patched_ids: number[];
         };
+        /** GraphEdge */
+        GraphEdge: {
+            /**
+             * Source
+             * @description Source node.
+             */
+            source: number;
+            /**
+             * Target
+             * @description Target node.
+             */
+            target: number;
+            /**
+             * Weight
+             * @description Direct effect of the source on the target.
+             */
+            weight: number;
+        };
+        /** GraphNode */
+        GraphNode: {
+            /**
+             * Activation
+             * @description Feature activation.
+             */
+            activation?: number | null;
+            /**
+             * Cumulative
+             * @description Share of total influence held by nodes at least as influential (what pruning thresholds).
+             */
+            cumulative: number;
+            /**
+             * Feature
+             * @description Feature index (features), token id (tokens, logits).
+             */
+            feature?: number | null;
+            /**
+             * Influence
+             * @description Influence on the logits (row-normalised, through all paths).
+             */
+            influence: number;
+            /**
+             * Kind
+             * @description Node kind.
+             * @enum {string}
+             */
+            kind: "feature" | "error" | "token" | "logit";
+            /**
+             * Label
+             * @description The feature's label, when it has one.
+             */
+            label?: string | null;
+            /**
+             * Layer
+             * @description Block (tokens: -1; logits: n_layers).
+             */
+            layer: number;
+            /**
+             * Node
+             * @description Index in the full graph (stable across prune thresholds).
+             */
+            node: number;
+            /**
+             * Pos
+             * @description Prompt position.
+             */
+            pos: number;
+            /**
+             * Probability
+             * @description Logit probability.
+             */
+            probability?: number | null;
+            /**
+             * Sae Id
+             * @description SAE-registry id of the feature's transcoder (GET /api/saes/{id}/features/{feature}).
+             */
+            sae_id?: string | null;
+            /**
+             * Token
+             * @description The prompt token at this position, or the logit's token.
+             */
+            token?: string | null;
+        };
+        /** GraphView */
+        GraphView: {
+            /**
+             * Edge Threshold
+             * @description Pruning of this view: edge share.
+             */
+            edge_threshold: number;
+            /**
+             * Edges
+             * @description Kept edges (the strongest, at most max_edges).
+             */
+            edges: components["schemas"]["GraphEdge"][];
+            /**
+             * Input Ids
+             * @description Prompt token ids.
+             */
+            input_ids: number[];
+            /**
+             * N Features Total
+             * @description Feature nodes of the unpruned graph.
+             */
+            n_features_total: number;
+            /**
+             * N Layers
+             * @description Blocks of the model.
+             */
+            n_layers: number;
+            /**
+             * N Nodes Total
+             * @description Nodes of the unpruned graph.
+             */
+            n_nodes_total: number;
+            /**
+             * Node Threshold
+             * @description Pruning of this view: node share.
+             */
+            node_threshold: number;
+            /**
+             * Nodes
+             * @description Kept nodes (tokens and logits always).
+             */
+            nodes: components["schemas"]["GraphNode"][];
+            /**
+             * Prompt Tokens
+             * @description Decoded prompt tokens, position 0 first.
+             */
+            prompt_tokens: string[];
+        };
         /** Health */
         Health: {
             /**
@@ -2553,6 +3244,12 @@ export interface components {
              */
             id: string;
             /**
+             * Kind
+             * @description sae, or transcoder (reads an MLP's input, its features write through the MLP output).
+             * @default sae
+             */
+            kind?: string;
+            /**
              * Layer
              * @description Block index of the hook.
              */
@@ -2589,6 +3286,11 @@ export interface components {
              * @description Training run that produced it.
              */
             run_id?: string | null;
+            /**
+             * Set Id
+             * @description Transcoder set it belongs to (GET /api/transcoders/{set_id}).
+             */
+            set_id?: string | null;
             /**
              * Source
              * @description trained, imported (a SAELens folder or zip) or pretrained (a release of the pretrained registry).
@@ -2680,6 +3382,53 @@ export interface components {
              * @description Top-k next tokens with the selected patches on.
              */
             patched: components["schemas"]["TokenProb"][];
+        };
+        /** InterveneRequest */
+        InterveneRequest: {
+            /**
+             * Nodes
+             * @description Feature nodes set together (a supernode is several).
+             */
+            nodes: components["schemas"]["NodeValue"][];
+            /**
+             * Top K
+             * @description Tokens listed before and after.
+             * @default 10
+             */
+            top_k?: number;
+        };
+        /** InterveneResponse */
+        InterveneResponse: {
+            /**
+             * After
+             * @description Top next tokens with the nodes set.
+             */
+            after: components["schemas"]["TokenProbability"][];
+            /**
+             * Before
+             * @description Top next tokens of the model.
+             */
+            before: components["schemas"]["TokenProbability"][];
+            /**
+             * Interventions
+             * @description What was set.
+             */
+            interventions: components["schemas"]["AppliedIntervention"][];
+            /**
+             * Kl
+             * @description KL(before ‖ after) in nats.
+             */
+            kl: number;
+            /**
+             * Logit Nodes
+             * @description The graph's logit nodes: predicted (direct edges) and measured change.
+             */
+            logit_nodes: components["schemas"]["LogitNodeChange"][];
+            /**
+             * Moved
+             * @description Tokens whose probability moved most.
+             */
+            moved: components["schemas"]["TokenMoved"][];
         };
         /** JobMsg */
         JobMsg: {
@@ -2778,6 +3527,62 @@ export interface components {
              * @description Token text.
              */
             token: string;
+        };
+        /** LogitNodeChange */
+        LogitNodeChange: {
+            /**
+             * After
+             * @description Its probability with the nodes set.
+             */
+            after: number;
+            /**
+             * Before
+             * @description Its probability before.
+             */
+            before: number;
+            /**
+             * Measured
+             * @description Change measured in the model.
+             */
+            measured: number;
+            /**
+             * Node
+             * @description Logit node.
+             */
+            node: number;
+            /**
+             * Predicted
+             * @description Change of the logit (minus the mean logit) the graph's direct edges predict.
+             */
+            predicted: number;
+            /**
+             * Token
+             * @description Its token.
+             */
+            token?: string | null;
+            /**
+             * Token Id
+             * @description Token id.
+             */
+            token_id: number;
+        };
+        /** LogitNodeInfo */
+        LogitNodeInfo: {
+            /**
+             * Probability
+             * @description Probability at the last position.
+             */
+            probability: number;
+            /**
+             * Token
+             * @description Decoded token.
+             */
+            token: string;
+            /**
+             * Token Id
+             * @description Token id.
+             */
+            token_id: number;
         };
         /** LogitsMsg */
         LogitsMsg: {
@@ -3212,6 +4017,56 @@ export interface components {
              * @description Decoder cosine similarity (neighbours) or Jaccard co-activation (coactive).
              */
             score: number;
+        };
+        /** NodePatchRequest */
+        NodePatchRequest: {
+            /**
+             * Mode
+             * @description clamp: hold the feature at `value` (0 ablates; exact at this node's position); steer: add value·W_dec[f] to the MLP output.
+             * @default clamp
+             * @enum {string}
+             */
+            mode?: "clamp" | "steer";
+            /**
+             * Name
+             * @description Patch name.
+             */
+            name?: string | null;
+            /**
+             * Value
+             * @description Clamp value or steer strength.
+             * @default 0
+             */
+            value?: number;
+        };
+        /** NodePatchResponse */
+        NodePatchResponse: {
+            /**
+             * Exact
+             * @description Whether the patch equals the circuit intervention on this prompt (clamp on a feature that fires only at this node's position).
+             */
+            exact: boolean;
+            /**
+             * Note
+             * @description What the patch does and how it differs from the circuit intervention.
+             */
+            note: string;
+            /** @description The patch, live in the Patch console. */
+            patch: components["schemas"]["Patch"];
+        };
+        /** NodeValue */
+        NodeValue: {
+            /**
+             * Node
+             * @description Feature node.
+             */
+            node: number;
+            /**
+             * Value
+             * @description Activation to set (0 ablates).
+             * @default 0
+             */
+            value?: number;
         };
         /** Patch */
         Patch: {
@@ -4152,6 +5007,12 @@ export interface components {
              */
             id: string;
             /**
+             * Kind
+             * @description sae, or transcoder (reads an MLP's input, its features write through the MLP output).
+             * @default sae
+             */
+            kind?: string;
+            /**
              * Layer
              * @description Block index of the hook.
              */
@@ -4178,6 +5039,11 @@ export interface components {
              * @description Training run that produced it.
              */
             run_id?: string | null;
+            /**
+             * Set Id
+             * @description Transcoder set it belongs to (GET /api/transcoders/{set_id}).
+             */
+            set_id?: string | null;
             /**
              * Source
              * @description trained, imported (a SAELens folder or zip) or pretrained (a release of the pretrained registry).
@@ -4217,6 +5083,12 @@ export interface components {
              */
             id: string;
             /**
+             * Kind
+             * @description sae, or transcoder (reads an MLP's input, its features write through the MLP output).
+             * @default sae
+             */
+            kind?: string;
+            /**
              * Layer
              * @description Block index of the hook.
              */
@@ -4243,6 +5115,11 @@ export interface components {
              * @description Training run that produced it.
              */
             run_id?: string | null;
+            /**
+             * Set Id
+             * @description Transcoder set it belongs to (GET /api/transcoders/{set_id}).
+             */
+            set_id?: string | null;
             /**
              * Source
              * @description trained, imported (a SAELens folder or zip) or pretrained (a release of the pretrained registry).
@@ -4463,6 +5340,29 @@ export interface components {
              */
             token: string;
         };
+        /** TokenMoved */
+        TokenMoved: {
+            /**
+             * After
+             * @description Probability after.
+             */
+            after: number;
+            /**
+             * Before
+             * @description Probability before.
+             */
+            before: number;
+            /**
+             * Token
+             * @description Decoded token.
+             */
+            token: string;
+            /**
+             * Token Id
+             * @description Token id.
+             */
+            token_id: number;
+        };
         /** TokenProb */
         TokenProb: {
             /**
@@ -4485,6 +5385,29 @@ export interface components {
              * @description Decoded token.
              */
             token: string;
+        };
+        /** TokenProbability */
+        TokenProbability: {
+            /**
+             * Logit
+             * @description Logit.
+             */
+            logit: number;
+            /**
+             * Probability
+             * @description Probability.
+             */
+            probability: number;
+            /**
+             * Token
+             * @description Decoded token.
+             */
+            token: string;
+            /**
+             * Token Id
+             * @description Token id.
+             */
+            token_id: number;
         };
         /** TokenValue */
         TokenValue: {
@@ -4923,6 +5846,354 @@ export interface components {
              */
             status: string;
         };
+        /** TranscoderMember */
+        TranscoderMember: {
+            /**
+             * D Tc
+             * @description Latents.
+             */
+            d_tc: number;
+            /**
+             * Hook Name
+             * @description What it reads: blocks.L.ln2.hook_normalized.
+             */
+            hook_name: string;
+            /**
+             * Layer
+             * @description Block whose MLP it replaces.
+             */
+            layer: number;
+            /**
+             * Metrics
+             * @description held_out_fvu, l0, dead_fraction, ...
+             */
+            metrics?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Sae Id
+             * @description SAE-registry id of this layer's transcoder (its features open like any SAE's).
+             */
+            sae_id: string;
+        };
+        /** TranscoderRun */
+        TranscoderRun: {
+            /**
+             * Config
+             * @description The run's config (kind: transcoders).
+             */
+            config: {
+                [key: string]: unknown;
+            };
+            /**
+             * Created At
+             * @description Unix time the run was created.
+             */
+            created_at: number;
+            /**
+             * Error
+             * @description Why the run failed.
+             */
+            error?: string | null;
+            /**
+             * Id
+             * @description Run id.
+             */
+            id: string;
+            /**
+             * Metrics
+             * @description Final metrics (done), with set_id.
+             */
+            metrics?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Model Id
+             * @description Base model.
+             */
+            model_id: string;
+            /**
+             * Status
+             * @description Run status.
+             * @enum {string}
+             */
+            status: "queued" | "running" | "done" | "failed" | "cancelled" | "interrupted";
+            /**
+             * Step
+             * @description Last recorded step.
+             */
+            step: number;
+            /**
+             * Tokens Seen
+             * @description Training tokens seen so far.
+             */
+            tokens_seen: number;
+            /**
+             * Total Tokens
+             * @description Token budget.
+             */
+            total_tokens: number;
+            /**
+             * Updated At
+             * @description Unix time of the last update.
+             */
+            updated_at: number;
+        };
+        /** TranscoderSet */
+        TranscoderSet: {
+            /**
+             * Architecture
+             * @description topk, jumprelu or relu.
+             */
+            architecture: string;
+            /**
+             * Created At
+             * @description Unix time it was registered.
+             */
+            created_at: number;
+            /**
+             * D Tc
+             * @description Latents per transcoder.
+             */
+            d_tc: number;
+            /**
+             * Id
+             * @description Transcoder set id.
+             */
+            id: string;
+            /**
+             * Layers
+             * @description Layers that have a transcoder.
+             */
+            layers: number[];
+            /**
+             * Metrics
+             * @description held_out_fvu (mean), ce_loss_recovered (every MLP replaced), per_layer, ...
+             */
+            metrics?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Model Id
+             * @description Base model the transcoders read.
+             */
+            model_id: string;
+            /**
+             * Name
+             * @description Display name.
+             */
+            name: string;
+            /**
+             * Run Id
+             * @description Training run that produced it.
+             */
+            run_id?: string | null;
+            /**
+             * Scan
+             * @description Set identifier for graph viewers (circuit-tracer's scan).
+             */
+            scan: string;
+            /**
+             * Skip
+             * @description Whether the transcoders have a linear skip term.
+             */
+            skip: boolean;
+            /**
+             * Source
+             * @description trained or imported.
+             */
+            source: string;
+        };
+        /** TranscoderSetDetail */
+        TranscoderSetDetail: {
+            /**
+             * Architecture
+             * @description topk, jumprelu or relu.
+             */
+            architecture: string;
+            /**
+             * Created At
+             * @description Unix time it was registered.
+             */
+            created_at: number;
+            /**
+             * D Tc
+             * @description Latents per transcoder.
+             */
+            d_tc: number;
+            /**
+             * Id
+             * @description Transcoder set id.
+             */
+            id: string;
+            /**
+             * Layers
+             * @description Layers that have a transcoder.
+             */
+            layers: number[];
+            /**
+             * Members
+             * @description One transcoder per layer.
+             */
+            members: components["schemas"]["TranscoderMember"][];
+            /**
+             * Metrics
+             * @description held_out_fvu (mean), ce_loss_recovered (every MLP replaced), per_layer, ...
+             */
+            metrics?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Model Id
+             * @description Base model the transcoders read.
+             */
+            model_id: string;
+            /**
+             * Name
+             * @description Display name.
+             */
+            name: string;
+            /**
+             * Run Id
+             * @description Training run that produced it.
+             */
+            run_id?: string | null;
+            /**
+             * Scan
+             * @description Set identifier for graph viewers (circuit-tracer's scan).
+             */
+            scan: string;
+            /**
+             * Skip
+             * @description Whether the transcoders have a linear skip term.
+             */
+            skip: boolean;
+            /**
+             * Source
+             * @description trained or imported.
+             */
+            source: string;
+        };
+        /**
+         * TranscoderTrainRequest
+         * @description Train one transcoder per layer (reads the MLP input after its norm, predicts the MLP output), all from one
+         *     forward per batch. Name the layers with ``layers`` or ``all: true``.
+         */
+        TranscoderTrainRequest: {
+            /**
+             * All
+             * @description Every layer of the loaded model (instead of `layers`).
+             * @default false
+             */
+            all?: boolean;
+            /**
+             * Analyze
+             * @description Analyse every transcoder's features afterwards (top contexts, logit effects).
+             * @default false
+             */
+            analyze?: boolean;
+            /**
+             * Architecture
+             * @description topk (k largest, sparse kernels + AuxK) or jumprelu (thresholds + L0 penalty; exports to circuit-tracer).
+             * @default topk
+             * @enum {string}
+             */
+            architecture?: "topk" | "jumprelu";
+            /**
+             * Batch Size
+             * @description Tokens per optimiser step.
+             * @default 1024
+             */
+            batch_size?: number;
+            /**
+             * Context Size
+             * @description Tokens per context.
+             * @default 128
+             */
+            context_size?: number;
+            /**
+             * Corpus
+             * @description Corpus id (GET /api/corpora); 'default' = built-in.
+             * @default default
+             */
+            corpus?: string;
+            /**
+             * D Tc
+             * @description Latents per transcoder.
+             * @default 2304
+             */
+            d_tc?: number;
+            /**
+             * Eval Contexts
+             * @description Held-out contexts for the final FVU and CE-loss recovered.
+             * @default 16
+             */
+            eval_contexts?: number;
+            /**
+             * K
+             * @description Active latents per token (topk); the starting sparsity of jumprelu.
+             * @default 32
+             */
+            k?: number;
+            /**
+             * L0 Coefficient
+             * @description L0 penalty weight (jumprelu).
+             * @default 0.002
+             */
+            l0_coefficient?: number;
+            /**
+             * Layers
+             * @description Blocks whose MLPs get a transcoder.
+             */
+            layers?: number[] | null;
+            /**
+             * Lr
+             * @description Adam learning rate; null picks 8e-4/sqrt(d_tc/4096).
+             */
+            lr?: number | null;
+            /**
+             * Model Batch Size
+             * @description Contexts per model forward.
+             * @default 8
+             */
+            model_batch_size?: number;
+            /**
+             * Name
+             * @description Name of the transcoder set.
+             */
+            name?: string | null;
+            /**
+             * Seed
+             * @description Random seed.
+             * @default 0
+             */
+            seed?: number;
+            /**
+             * Skip
+             * @description Skip transcoders: add a linear term x·W_skip.
+             * @default true
+             */
+            skip?: boolean;
+            /**
+             * Total Tokens
+             * @description Training tokens (position 0 excluded).
+             * @default 200000
+             */
+            total_tokens?: number;
+        };
+        /** TranscoderTrainStarted */
+        TranscoderTrainStarted: {
+            /**
+             * Run Id
+             * @description Run id; progress arrives on WS /ws as training_progress, then training_done.
+             */
+            run_id: string;
+            /**
+             * Status
+             * @description Run status right after the request (queued).
+             */
+            status: string;
+        };
         /** UnsubscribeLogitsMsg */
         UnsubscribeLogitsMsg: {
             /**
@@ -4981,6 +6252,29 @@ export interface components {
              * @description Layers to train (the suggested ones).
              */
             layers: number[];
+        };
+        /** Validation */
+        Validation: {
+            /**
+             * Checks
+             * @description One per checked edge.
+             */
+            checks: components["schemas"]["EdgeCheck"][];
+            /**
+             * Freeze
+             * @description What was held fixed in the model.
+             */
+            freeze: string;
+            /**
+             * Pearson
+             * @description Correlation of predicted and measured changes.
+             */
+            pearson?: number | null;
+            /**
+             * Sign Agreement
+             * @description Share of checks whose measured change has the predicted sign.
+             */
+            sign_agreement?: number | null;
         };
         WsClientMessage: components["schemas"]["PingMsg"] | components["schemas"]["SubscribeLogitsMsg"] | components["schemas"]["SetPromptMsg"] | components["schemas"]["SetStrengthMsg"] | components["schemas"]["CommitStrengthMsg"] | components["schemas"]["UnsubscribeLogitsMsg"];
         WsServerMessage: components["schemas"]["HelloMsg"] | components["schemas"]["PongMsg"] | components["schemas"]["ErrorMsg"] | components["schemas"]["LogitsMsg"] | components["schemas"]["TrainingProgressMsg"] | components["schemas"]["TrainingDoneMsg"] | components["schemas"]["TrainingFailedMsg"] | components["schemas"]["TrainingCancelledMsg"] | components["schemas"]["AnalysisProgressMsg"] | components["schemas"]["AnalysisDoneMsg"] | components["schemas"]["ModelLoadedMsg"] | components["schemas"]["JobMsg"] | components["schemas"]["BehaviourCandidateMsg"];
@@ -5631,6 +6925,646 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["JobStarted"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    list_circuits_api_circuits_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Circuit"][];
+                };
+            };
+        };
+    };
+    start_api_circuits_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CircuitRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CircuitStarted"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_circuit_api_circuits__circuit_id__get: {
+        parameters: {
+            query?: {
+                /** @description Edge share kept (default: the stored one). */
+                edge_threshold?: number | null;
+                /** @description Strongest edges returned. */
+                max_edges?: number;
+                /** @description Node share kept (default: the stored one). */
+                node_threshold?: number | null;
+            };
+            header?: never;
+            path: {
+                circuit_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CircuitDetail"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    delete_api_circuits__circuit_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                circuit_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    cancel_api_circuits__circuit_id__cancel_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                circuit_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CircuitStarted"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    export_api_circuits__circuit_id__export_get: {
+        parameters: {
+            query?: {
+                /** @description Edge share kept. */
+                edge_threshold?: number | null;
+                /** @description JSON layout. */
+                format?: "circuit-tracer" | "workbench";
+                /** @description Node share kept. */
+                node_threshold?: number | null;
+            };
+            header?: never;
+            path: {
+                circuit_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    intervene_api_circuits__circuit_id__intervene_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                circuit_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["InterveneRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InterveneResponse"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    node_patch_api_circuits__circuit_id__nodes__node__patch_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                circuit_id: string;
+                node: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NodePatchRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodePatchResponse"];
                 };
             };
             /** @description Bad Request */
@@ -9140,6 +11074,646 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TrainingStarted"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    list_sets_api_transcoders_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TranscoderSet"][];
+                };
+            };
+        };
+    };
+    get_set_api_transcoders__set_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                set_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TranscoderSetDetail"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    delete_set_api_transcoders__set_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                set_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    export_set_api_transcoders__set_id__export_get: {
+        parameters: {
+            query?: {
+                /** @description Folder layout. */
+                format?: "circuit-tracer" | "saelens";
+            };
+            header?: never;
+            path: {
+                set_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Zip of the set. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/zip": unknown;
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    import_set_api_transcoders_import_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["Body_import_set_api_transcoders_import_post"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TranscoderSetDetail"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    list_runs_api_transcoders_runs_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TranscoderRun"][];
+                };
+            };
+        };
+    };
+    get_run_api_transcoders_runs__run_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TranscoderRun"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    cancel_run_api_transcoders_runs__run_id__cancel_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TranscoderTrainStarted"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    train_api_transcoders_train_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TranscoderTrainRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TranscoderTrainStarted"];
                 };
             };
             /** @description Bad Request */

@@ -12,9 +12,11 @@ import type { AnalysisStatus, ModelInfo, TrainingRun, TrainingRunDetail } from "
  *
  * - training_progress: the run list when it does not know the run yet; the run's detail while it says "queued"
  *   (the live numbers themselves stay in the Train page: the socket streams them, the cache holds REST answers)
- * - training_done / _failed / _cancelled: the run list, every run detail, the SAE list (a run registers SAEs)
+ * - training_done / _failed / _cancelled: the run list, every run detail, the SAE list and the transcoder sets (a run
+ *   registers SAEs or a transcoder set)
  * - analysis_progress: the SAE's cached analysis status says "running"
  * - analysis_done: the SAE's analysis status; when it finished ("done") also its feature listings and details
+ * - job (kind circuit) leaving "running": the circuit list and that circuit's detail
  * - model_loaded: the model, the health line, the SAE list and the patches (which apply to the new model)
  * - hello (every connect): the model, when the server's model status differs from the cached one
  */
@@ -34,6 +36,14 @@ export function applyServerMessage(client: QueryClient, msg: ServerMessage): voi
     case "training_cancelled":
       invalidate(queryKeys.runs.all());
       invalidate(queryKeys.saes());
+      invalidate(queryKeys.transcoderSets()); // a transcoder run registers a set
+      return;
+    case "job":
+      // a circuit job that ends changes its row (and, when done, brings its graph)
+      if (msg.kind === "circuit" && msg.status !== "running") {
+        invalidate(queryKeys.circuits.list());
+        invalidate(queryKeys.circuits.detailAll(msg.job_id));
+      }
       return;
     case "analysis_progress": {
       const key = queryKeys.sae.analysis(msg.sae_id);

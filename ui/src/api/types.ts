@@ -124,3 +124,20 @@ export type ContrastPosition = NonNullable<ContrastRequest["position"]>;
 export type ContrastFeature = S["ContrastFeature"];
 export type ContrastResponse = S["ContrastResponse"];
 export type ContrastPatchRequest = S["ContrastPatchRequest"];
+
+// ---------- transcoders and circuits ----------
+export type TranscoderSet = S["TranscoderSet"];
+export type TranscoderSetDetail = S["TranscoderSetDetail"];
+export type TranscoderTrainRequest = S["TranscoderTrainRequest"];
+export type TranscoderTrainStarted = S["TranscoderTrainStarted"];
+export type CircuitRequest = S["CircuitRequest"];
+export type CircuitStarted = S["CircuitStarted"];
+export type Circuit = S["Circuit"];
+export type CircuitDetail = S["CircuitDetail"];
+export type CircuitGraphData = S["GraphView"];
+export type CircuitNode = S["GraphNode"];
+export type CircuitEdge = S["GraphEdge"];
+export type InterveneRequest = S["InterveneRequest"];
+export type InterveneResponse = S["InterveneResponse"];
+export type NodePatchRequest = S["NodePatchRequest"];
+export type NodePatchResponse = S["NodePatchResponse"];
