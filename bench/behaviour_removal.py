@@ -183,7 +183,7 @@ def main() -> None:
         if a.json:
             Path(a.json).write_text(json.dumps(rep, indent=1))
         run = st.training.get(rec.state["training_run"])
-        fvu = [round(m.get("held_out_fvu", float("nan")), 3) for m in (run.metrics or {}).get("per_hook", [])]
+        fvu = [round(m.get("held_out_fvu", float("nan")), 3) for m in (run.metrics or {}).get("members", [])]
         log(f"SAE training through the job (layers {layers}, {a.train_tokens} tokens, d_sae {a.d_sae}, k 32): "
             f"{phases.get('training', 0):.0f} s, held-out FVU {fvu}")
         log(f"ranking {phases.get('ranking', 0):.0f} s, search {phases.get('searching', 0):.0f} s for "

@@ -23,7 +23,7 @@ class RunRecord:
     step: int = 0
     tokens_seen: int = 0
     metrics: dict[str, Any] | None = None
-    """Final metrics (done): ``sae_ids``, ``per_hook`` and the run-level summary."""
+    """Final metrics (done): ``sae_ids``, ``members`` (one per SAE: hook, hyperparameters, metrics) and the run-level summary."""
     error: str | None = None
     sae_id: str | None = None
     """First SAE produced (runs over several hooks list all in ``metrics['sae_ids']``)."""

@@ -71,7 +71,7 @@ def run_rest_loop(client, state, tmp: Path, base_model: Callable[[], torch.nn.Mo
         analyze=False)), 202)
     run = wait_for(client, f"/api/training/{r.json()['run_id']}", lambda b: b["status"] not in ("queued", "running"))
     assert run["status"] == "done", run
-    per_hook = sorted(run["metrics"]["per_hook"], key=lambda p: int(p["hook_name"].split(".")[1]))
+    per_hook = sorted(run["metrics"]["members"], key=lambda p: int(p["hook_name"].split(".")[1]))
     sae_ids = [p["sae_id"] for p in per_hook]
     sid = sae_ids[-1]
     secs["train"] = time.perf_counter() - t

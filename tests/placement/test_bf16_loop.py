@@ -19,6 +19,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from interpretability_workbench.features.service import excluded_token_ids
 from interpretability_workbench.model.hooks import run_with_cache
 from interpretability_workbench.model.tokenize import encode_prompt
 from interpretability_workbench.sae.config import SAEConfig
@@ -69,12 +70,14 @@ def test_bf16_analysis_densities_match_an_independent_encode(bf16_state):
     lm = bf16_state.lm
     contexts = bf16_state.features.analysis_contexts(lm, sae, None, 630)
     counts = torch.zeros(sae.cfg.d_sae)
+    special = torch.tensor(excluded_token_ids(lm.tokenizer), dtype=torch.long)
     n = 0
     for i in range(0, contexts.shape[0], 16):  # the analysis's batch of contexts
         a = run_with_cache(lm.model, contexts[i: i + 16].to(lm.device), [sae.cfg.hook_name]).cache[sae.cfg.hook_name]
         assert a.dtype == torch.bfloat16
-        f = sae.encode(a[:, 1:].reshape(-1, a.shape[-1]).float())
-        counts += (f > 0).sum(0).float()
+        keep = ~torch.isin(contexts[i: i + 16, 1:].reshape(-1), special)  # special tokens are never counted
+        f = sae.encode(a[:, 1:].reshape(-1, a.shape[-1]).float())[keep.to(a.device)]
+        counts += (f > 0).sum(0).float().cpu()
         n += f.shape[0]
     page = bf16_state.features.list_features(sid, offset=0, limit=64, sort="index")
     got = torch.tensor([row["density"] for row in page["items"]])

@@ -62,7 +62,7 @@ def test_trained_saes_attribution_matches_ablation(default_lm, tmp_path):
                              analyze=False, accelerator="cpu")
         run = state.training.wait(state.training.start(cfg), timeout=1500)
         assert run.status == "done", run.error
-        by_hook = {p["hook_name"]: p["sae_id"] for p in run.metrics["per_hook"]}
+        by_hook = {p["hook_name"]: p["sae_id"] for p in run.metrics["members"]}
         target_id = by_hook[hooks[2]]
         sae = state.saes.get(target_id).sae
         toks = torch.tensor([[default_lm.tokenizer.bos_token_id]
