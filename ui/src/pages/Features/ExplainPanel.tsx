@@ -1,0 +1,109 @@
+import { useState } from "react";
+import { errorText } from "../../api/errors";
+import { useExplainAction, useStartExplain } from "../../api/mutations";
+import { useExplainJob } from "../../api/queries";
+import type { ExplainerKind, ExplainJob, ExplainRequest } from "../../api/types";
+import { ErrorMessage, ProgressBar } from "../../components/Status";
+import { useServerMessages } from "../../ws/context";
+
+type Which = "all" | "shown" | "selected";
+
+const EXPLAINERS: { value: ExplainerKind; label: string }[] = [
+  { value: "loaded", label: "the loaded model" },
+  { value: "local", label: "another local model" },
+  { value: "endpoint", label: "OpenAI-compatible endpoint (IWB_EXPLAINER_*)" },
+];
+
+const RESUMABLE: ExplainJob["status"][] = ["cancelled", "interrupted", "failed"];
+
+/** "3 / 10 features · 1 error" */
+export function progressText(job: Pick<ExplainJob, "done" | "total" | "errors">): string {
+  const errs = job.errors ? ` · ${job.errors.toLocaleString()} error${job.errors === 1 ? "" : "s"}` : "";
+  return `${job.done.toLocaleString()} / ${job.total.toLocaleString()} features${errs}`;
+}
+
+/**
+ * Explain (and score) an SAE's features in a background job: which features (all analysed, the ones the list
+ * shows, or the selected one), which explainer, then progress from `job` events (socketSync.ts keeps the cached
+ * job current), cancel while it runs, resume a job that stopped (features it explained are skipped).
+ */
+export function ExplainPanel({ saeId, shown, selected }: { saeId: string; shown: number[]; selected: number | null }) {
+  const job = useExplainJob(saeId);
+  const start = useStartExplain(saeId);
+  const cancel = useExplainAction(saeId, "cancel");
+  const resume = useExplainAction(saeId, "resume");
+  const [which, setWhich] = useState<Which>("shown");
+  const [explainer, setExplainer] = useState<ExplainerKind>("loaded");
+  const [model, setModel] = useState("");
+  const [score, setScore] = useState(true);
+  const [note, setNote] = useState<string | null>(null);
+
+  const j = job.data ?? null;
+  useServerMessages("job", (m) => {
+    if (m.kind === "explain" && j && m.job_id === j.id) setNote(m.detail ?? null);
+  });
+
+  const running = j?.status === "running" || j?.status === "queued";
+  const features = which === "all" ? null : which === "selected" ? (selected == null ? [] : [selected]) : shown;
+  const needsModel = explainer === "local" && !model.trim();
+  const run = () => {
+    const body: ExplainRequest = { features, explainer, score };
+    if (explainer !== "loaded" && model.trim()) body.explainer_model = model.trim();
+    setNote(null);
+    start.mutate(body);
+  };
+
+  return (
+    <div className="card explain" data-testid="explain-panel" data-status={j?.status ?? "none"}>
+      <div className="row">
+        <strong>Explanations:</strong>{" "}
+        <span className={`badge badge-${j?.status ?? "none"}`} data-testid="explain-status">{j?.status ?? "none yet"}</span>
+        {!running && (
+          <>
+            <label htmlFor="ex-which" className="small">Explain</label>
+            <select id="ex-which" value={which} onChange={(e) => setWhich(e.target.value as Which)}>
+              <option value="shown">the {shown.length.toLocaleString()} shown</option>
+              <option value="selected" disabled={selected == null}>
+                {selected == null ? "the selected feature" : `the selected feature (#${selected})`}
+              </option>
+              <option value="all">all analysed features</option>
+            </select>
+            <label htmlFor="ex-explainer" className="small">with</label>
+            <select id="ex-explainer" value={explainer} onChange={(e) => setExplainer(e.target.value as ExplainerKind)}>
+              {EXPLAINERS.map((x) => <option key={x.value} value={x.value}>{x.label}</option>)}
+            </select>
+            {explainer !== "loaded" && (
+              <input aria-label="Explainer model" value={model} onChange={(e) => setModel(e.target.value)} style={{ width: "16em" }}
+                placeholder={explainer === "local" ? "model name or folder" : "server default (IWB_EXPLAINER_MODEL)"} />
+            )}
+            <label className="check" title="Score each explanation by detection and fuzzing (balanced accuracy, 0.5 = chance)">
+              <input type="checkbox" checked={score} onChange={(e) => setScore(e.target.checked)} /> Score
+            </label>
+            <button type="button" onClick={run}
+              disabled={start.isPending || needsModel || (features != null && features.length === 0)}>
+              Explain features
+            </button>
+            {j && RESUMABLE.includes(j.status) && (
+              <button type="button" onClick={() => resume.mutate()} disabled={resume.isPending}>Resume</button>
+            )}
+          </>
+        )}
+        {running && (
+          <button type="button" onClick={() => cancel.mutate()} disabled={cancel.isPending}>Cancel</button>
+        )}
+      </div>
+      {j && (running || j.total > 0) && (
+        <>
+          {running && <ProgressBar value={j.total > 0 ? j.done / j.total : null} label="Explanation progress" />}
+          <p className="muted small" data-testid="explain-progress">
+            {progressText(j)}
+            {running && note ? ` · ${note}` : ""}
+          </p>
+        </>
+      )}
+      {j?.error && !running && <ErrorMessage error={`Explanation job ${j.status}: ${j.error}`} />}
+      <ErrorMessage error={errorText(job.error ?? start.error ?? cancel.error ?? resume.error)}
+        onRetry={job.error ? () => void job.refetch() : undefined} />
+    </div>
+  );
+}
