@@ -2,17 +2,12 @@ import { useState } from "react";
 import { errorText } from "../../api/errors";
 import { useExplainAction, useStartExplain } from "../../api/mutations";
 import { useExplainJob } from "../../api/queries";
-import type { ExplainerKind, ExplainJob, ExplainRequest } from "../../api/types";
+import type { ExplainJob, ExplainRequest } from "../../api/types";
 import { ErrorMessage, ProgressBar } from "../../components/Status";
 import { useServerMessages } from "../../ws/context";
+import { type ExplainerChoice, ExplainerPicker, explainerBody, explainerIncomplete } from "./ExplainerPicker";
 
 type Which = "all" | "shown" | "selected";
-
-const EXPLAINERS: { value: ExplainerKind; label: string }[] = [
-  { value: "loaded", label: "the loaded model" },
-  { value: "local", label: "another local model" },
-  { value: "endpoint", label: "OpenAI-compatible endpoint (IWB_EXPLAINER_*)" },
-];
 
 const RESUMABLE: ExplainJob["status"][] = ["cancelled", "interrupted", "failed"];
 
@@ -33,8 +28,7 @@ export function ExplainPanel({ saeId, shown, selected }: { saeId: string; shown:
   const cancel = useExplainAction(saeId, "cancel");
   const resume = useExplainAction(saeId, "resume");
   const [which, setWhich] = useState<Which>("shown");
-  const [explainer, setExplainer] = useState<ExplainerKind>("loaded");
-  const [model, setModel] = useState("");
+  const [choice, setChoice] = useState<ExplainerChoice>({ explainer: "loaded", model: "" });
   const [score, setScore] = useState(true);
   const [note, setNote] = useState<string | null>(null);
 
@@ -45,10 +39,8 @@ export function ExplainPanel({ saeId, shown, selected }: { saeId: string; shown:
 
   const running = j?.status === "running" || j?.status === "queued";
   const features = which === "all" ? null : which === "selected" ? (selected == null ? [] : [selected]) : shown;
-  const needsModel = explainer === "local" && !model.trim();
   const run = () => {
-    const body: ExplainRequest = { features, explainer, score };
-    if (explainer !== "loaded" && model.trim()) body.explainer_model = model.trim();
+    const body: ExplainRequest = { features, ...explainerBody(choice), score };
     setNote(null);
     start.mutate(body);
   };
@@ -68,19 +60,12 @@ export function ExplainPanel({ saeId, shown, selected }: { saeId: string; shown:
               </option>
               <option value="all">all analysed features</option>
             </select>
-            <label htmlFor="ex-explainer" className="small">with</label>
-            <select id="ex-explainer" value={explainer} onChange={(e) => setExplainer(e.target.value as ExplainerKind)}>
-              {EXPLAINERS.map((x) => <option key={x.value} value={x.value}>{x.label}</option>)}
-            </select>
-            {explainer !== "loaded" && (
-              <input aria-label="Explainer model" value={model} onChange={(e) => setModel(e.target.value)} style={{ width: "16em" }}
-                placeholder={explainer === "local" ? "model name or folder" : "server default (IWB_EXPLAINER_MODEL)"} />
-            )}
+            <ExplainerPicker id="ex-explainer" value={choice} onChange={setChoice} />
             <label className="check" title="Score each explanation by detection and fuzzing (balanced accuracy, 0.5 = chance)">
               <input type="checkbox" checked={score} onChange={(e) => setScore(e.target.checked)} /> Score
             </label>
             <button type="button" onClick={run}
-              disabled={start.isPending || needsModel || (features != null && features.length === 0)}>
+              disabled={start.isPending || explainerIncomplete(choice) || (features != null && features.length === 0)}>
               Explain features
             </button>
             {j && RESUMABLE.includes(j.status) && (
