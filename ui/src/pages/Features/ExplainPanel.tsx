@@ -31,6 +31,7 @@ export function ExplainPanel({ saeId, shown, selected }: { saeId: string; shown:
   const [choice, setChoice] = useState<ExplainerChoice>({ explainer: "loaded", model: "" });
   const [score, setScore] = useState(true);
   const [note, setNote] = useState<string | null>(null);
+  const [limit, setLimit] = useState("");
 
   const j = job.data ?? null;
   useServerMessages("job", (m) => {
@@ -38,7 +39,9 @@ export function ExplainPanel({ saeId, shown, selected }: { saeId: string; shown:
   });
 
   const running = j?.status === "running" || j?.status === "queued";
-  const features = which === "all" ? null : which === "selected" ? (selected == null ? [] : [selected]) : shown;
+  // "shown": the list's rows in its order (its sort and filters), the first `limit` of them when one is given
+  const firstN = limit.trim() && Number(limit) > 0 ? shown.slice(0, Math.floor(Number(limit))) : shown;
+  const features = which === "all" ? null : which === "selected" ? (selected == null ? [] : [selected]) : firstN;
   const run = () => {
     const body: ExplainRequest = { features, ...explainerBody(choice), score };
     setNote(null);
@@ -60,6 +63,13 @@ export function ExplainPanel({ saeId, shown, selected }: { saeId: string; shown:
               </option>
               <option value="all">all analysed features</option>
             </select>
+            {which === "shown" && (
+              <>
+                <label htmlFor="ex-limit" className="small">at most</label>
+                <input id="ex-limit" type="number" min={1} placeholder="all" value={limit} style={{ width: "6em" }}
+                  onChange={(e) => setLimit(e.target.value)} title="Only the first N rows of the list, in its sort order" />
+              </>
+            )}
             <ExplainerPicker id="ex-explainer" value={choice} onChange={setChoice} />
             <label className="check" title="Score each explanation by detection and fuzzing (balanced accuracy, 0.5 = chance)">
               <input type="checkbox" checked={score} onChange={(e) => setScore(e.target.checked)} /> Score

@@ -101,6 +101,15 @@ describe("FeaturesPage explanations", () => {
     expect(posts(calls, "/api/saes/s1/explanations")[0].body).toEqual({ features: [1], explainer: "endpoint", score: false });
   });
 
+  it("explains the first N shown rows in the list's order", async () => {
+    const { calls } = setup();
+    await waitFor(() => expect(screen.getByTestId("feature-count")).toHaveTextContent("40 shown of 40"));
+    fireEvent.change(screen.getByLabelText("at most"), { target: { value: "3" } });
+    fireEvent.click(screen.getByRole("button", { name: "Explain features" }));
+    await waitFor(() => expect(posts(calls, "/api/saes/s1/explanations")).toHaveLength(1));
+    expect(posts(calls, "/api/saes/s1/explanations")[0].body).toEqual({ features: [0, 1, 2], explainer: "loaded", score: true });
+  });
+
   it("asks for every analysed feature with features null", async () => {
     const { calls } = setup();
     await waitFor(() => expect(screen.getByTestId("feature-count")).toHaveTextContent("40 shown of 40"));
