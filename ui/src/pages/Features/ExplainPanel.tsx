@@ -56,7 +56,7 @@ export function ExplainPanel({ saeId, shown, selected }: { saeId: string; shown:
         {!running && (
           <>
             <label htmlFor="ex-which" className="small">Explain</label>
-            <select id="ex-which" value={which} onChange={(e) => setWhich(e.target.value as Which)}>
+            <select id="ex-which" style={{ width: "auto" }} value={which} onChange={(e) => setWhich(e.target.value as Which)}>
               <option value="shown">the {shown.length.toLocaleString()} shown</option>
               <option value="selected" disabled={selected == null}>
                 {selected == null ? "the selected feature" : `the selected feature (#${selected})`}

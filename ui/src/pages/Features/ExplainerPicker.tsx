@@ -26,7 +26,7 @@ export function ExplainerPicker({ id, value, onChange }: { id: string; value: Ex
   return (
     <>
       <label htmlFor={id} className="small">with</label>
-      <select id={id} aria-label="Explainer" value={value.explainer}
+      <select id={id} aria-label="Explainer" style={{ width: "auto" }} value={value.explainer}
         onChange={(e) => onChange({ ...value, explainer: e.target.value as ExplainerKind })}>
         {EXPLAINERS.map((x) => <option key={x.value} value={x.value}>{x.label}</option>)}
       </select>
