@@ -310,6 +310,8 @@ export async function badModelFailsFast({ page, baseUrl, shot }) {
   await shot("11-model-bad-name");
 }
 
+import { explainFeatures } from "./steps_explain.mjs";
+
 /** In order; each later step depends on the state the earlier ones left. */
 export const STEPS = [loadModel, trainSae, openFeature, saeExportImport, patchAndSlide, provenanceRenders, contrastPatchEffect,
-  restartReconnects, badModelFailsFast];
+  restartReconnects, badModelFailsFast, explainFeatures];

@@ -15,6 +15,8 @@ export const USED_ENDPOINTS: [string, string][] = [
   ["get", "/api/saes/{sae_id}/analysis"], ["post", "/api/saes/{sae_id}/analysis"],
   ["get", "/api/saes/{sae_id}/features"], ["get", "/api/saes/{sae_id}/features/{index}"],
   ["patch", "/api/saes/{sae_id}/features/{index}"], ["post", "/api/saes/{sae_id}/activations"],
+  ["post", "/api/saes/{sae_id}/explanations"], ["get", "/api/saes/{sae_id}/explanations/job"],
+  ["post", "/api/saes/{sae_id}/explanations/cancel"], ["post", "/api/saes/{sae_id}/explanations/resume"],
   ["post", "/api/saes/{sae_id}/contrast"], ["post", "/api/saes/{sae_id}/contrast/patch"],
   ["get", "/api/patches"], ["post", "/api/patches"], ["patch", "/api/patches/{id}"], ["delete", "/api/patches/{id}"],
   ["get", "/api/patches/{id}/export"], ["post", "/api/patches/import"], ["post", "/api/patches/{id}/evaluate"],

@@ -48,6 +48,11 @@ export const api = {
     request<T.FeatureDetail>("GET", `/api/saes/${enc(saeId)}/features/${index}`),
   updateFeature: (saeId: string, index: number, body: T.FeatureUpdate) =>
     request<T.FeatureDetail>("PATCH", `/api/saes/${enc(saeId)}/features/${index}`, { body }),
+  explainFeatures: (saeId: string, body: T.ExplainRequest) =>
+    request<T.ExplainJob>("POST", `/api/saes/${enc(saeId)}/explanations`, { body }),
+  explainJob: (saeId: string) => request<T.ExplainJob | null>("GET", `/api/saes/${enc(saeId)}/explanations/job`),
+  cancelExplain: (saeId: string) => request<T.ExplainJob>("POST", `/api/saes/${enc(saeId)}/explanations/cancel`),
+  resumeExplain: (saeId: string) => request<T.ExplainJob>("POST", `/api/saes/${enc(saeId)}/explanations/resume`),
   activations: (saeId: string, body: T.ActivationsRequest) =>
     request<T.ActivationsResponse>("POST", `/api/saes/${enc(saeId)}/activations`, { body }),
   contrast: (saeId: string, body: T.ContrastRequest) =>

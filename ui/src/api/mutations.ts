@@ -99,6 +99,25 @@ export function useStartAnalysis(saeId: string) {
   });
 }
 
+/** POST .../explanations: the answer is the SAE's new latest job. */
+export function useStartExplain(saeId: string) {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (body: T.ExplainRequest) => api.explainFeatures(saeId, body),
+    onSuccess: (job) => qc.setQueryData(queryKeys.sae.explainJob(saeId), job),
+  });
+}
+
+/** Cancel the running explanation job (it stops after the current feature) or resume the latest one. */
+export function useExplainAction(saeId: string, action: "cancel" | "resume") {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: () => (action === "cancel" ? api.cancelExplain(saeId) : api.resumeExplain(saeId)),
+    onSuccess: (job) => qc.setQueryData(queryKeys.sae.explainJob(saeId), job),
+    onError: () => qc.invalidateQueries({ queryKey: queryKeys.sae.explainJob(saeId) }),
+  });
+}
+
 /** PATCH a feature's label, notes or star: the detail takes the answer, the listings (labels, stars) reload. */
 export function useUpdateFeature(saeId: string) {
   const qc = useQueryClient();

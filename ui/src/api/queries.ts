@@ -75,6 +75,11 @@ export function useFeaturePages(saeId: string | undefined, sort: FeatureSort, q:
   });
 }
 
+/** The SAE's latest explanation job; `job` events (kind explain) keep it current (socketSync.ts). */
+export function useExplainJob(saeId: string) {
+  return useQuery({ queryKey: queryKeys.sae.explainJob(saeId), queryFn: () => api.explainJob(saeId), staleTime: 0 });
+}
+
 export function useFeature(saeId: string, index: number) {
   return useQuery({ queryKey: queryKeys.sae.feature(saeId, index), queryFn: () => api.getFeature(saeId, index) });
 }

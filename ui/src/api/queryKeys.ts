@@ -34,6 +34,8 @@ export const queryKeys = {
     featureLists: (saeId: string) => ["sae", saeId, "features"] as const,
     featureList: (saeId: string, sort: FeatureSort, q: string, hideDegenerate = false) =>
       ["sae", saeId, "features", { sort, q, hideDegenerate }] as const,
+    /** the SAE's latest explanation job (null when none ran) */
+    explainJob: (saeId: string) => ["sae", saeId, "explain-job"] as const,
     /** every feature detail of the SAE */
     features: (saeId: string) => ["sae", saeId, "feature"] as const,
     feature: (saeId: string, index: number) => ["sae", saeId, "feature", index] as const,

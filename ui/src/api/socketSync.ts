@@ -2,9 +2,9 @@ import { useEffect } from "react";
 import { useQueryClient, type QueryClient } from "@tanstack/react-query";
 import { useSocket } from "../ws/context";
 import type { WorkbenchSocket } from "../ws/socket";
-import type { ServerMessage } from "../ws/messages";
+import type { JobMsg, ServerMessage } from "../ws/messages";
 import { queryKeys } from "./queryKeys";
-import type { AnalysisStatus, ModelInfo, TrainingRun, TrainingRunDetail } from "./types";
+import type { AnalysisStatus, ExplainJob, ModelInfo, TrainingRun, TrainingRunDetail } from "./types";
 
 /**
  * What each server event changes in the query cache. Invalidation marks the keys stale and refetches those a
@@ -17,6 +17,9 @@ import type { AnalysisStatus, ModelInfo, TrainingRun, TrainingRunDetail } from "
  * - analysis_progress: the SAE's cached analysis status says "running"
  * - analysis_done: the SAE's analysis status; when it finished ("done") also its feature listings and details
  * - job (kind circuit) leaving "running": the circuit list and that circuit's detail
+ * - job (kind explain): the cached explanation job with that id takes done/total/status (errors counts the
+ *   per-feature results that name an error kind) and the explained feature's detail reloads; when the job ends,
+ *   the job, the SAE's feature listings and details reload; a job no cached one knows reloads every SAE's job
  * - model_loaded: the model, the health line, the SAE list and the patches (which apply to the new model)
  * - hello (every connect): the model, when the server's model status differs from the cached one
  */
@@ -44,6 +47,7 @@ export function applyServerMessage(client: QueryClient, msg: ServerMessage): voi
         invalidate(queryKeys.circuits.list());
         invalidate(queryKeys.circuits.detailAll(msg.job_id));
       }
+      if (msg.kind === "explain") applyExplainJob(client, msg, invalidate);
       return;
     case "analysis_progress": {
       const key = queryKeys.sae.analysis(msg.sae_id);
@@ -71,6 +75,34 @@ export function applyServerMessage(client: QueryClient, msg: ServerMessage): voi
     }
     default:
       return;
+  }
+}
+
+const isExplainJobKey = (key: readonly unknown[]) => key[0] === "sae" && key[2] === "explain-job";
+
+/** Per-feature results come as detail "feature <index>: <error kind or 'explained'>" (features/explanations.py). */
+const FEATURE_RESULT = /^feature (\d+): (.+)$/;
+
+function applyExplainJob(client: QueryClient, msg: JobMsg, invalidate: (key: readonly unknown[]) => void): void {
+  const hit = client
+    .getQueriesData<ExplainJob | null>({ predicate: (q) => isExplainJobKey(q.queryKey) })
+    .find(([, job]) => job?.id === msg.job_id);
+  if (!hit) {
+    void client.invalidateQueries({ predicate: (q) => isExplainJobKey(q.queryKey) }, { cancelRefetch: false });
+    return;
+  }
+  const [key, job] = hit as [readonly unknown[], ExplainJob];
+  const saeId = job.sae_id;
+  const result = msg.status === "running" && msg.detail ? FEATURE_RESULT.exec(msg.detail) : null;
+  client.setQueryData<ExplainJob>(key, {
+    ...job, status: msg.status as ExplainJob["status"], done: msg.done, total: msg.total,
+    errors: job.errors + (result && result[2] !== "explained" ? 1 : 0),
+  });
+  if (result) invalidate(queryKeys.sae.feature(saeId, Number(result[1])));
+  if (msg.status !== "running" && msg.status !== "queued") {
+    invalidate(key);
+    invalidate(queryKeys.sae.featureLists(saeId));
+    invalidate(queryKeys.sae.features(saeId));
   }
 }
 

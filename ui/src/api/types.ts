@@ -60,7 +60,7 @@ export type FeaturePage = S["FeaturePage"];
 /** server-side sort key; a leading "-" sorts descending */
 export type FeatureSort =
   | "index" | "-index" | "density" | "-density" | "max_activation" | "-max_activation" | "label" | "-label"
-  | "consistency" | "-consistency";
+  | "consistency" | "-consistency" | "detection" | "-detection" | "fuzzing" | "-fuzzing";
 
 export interface FeatureQuery {
   offset?: number;
@@ -81,6 +81,12 @@ export type Neighbour = S["Neighbour"];
 export type FeatureDetail = S["FeatureDetail"];
 export type FeatureUpdate = S["FeatureUpdate"];
 export type ActivationsRequest = S["ActivationsRequest"];
+
+// ---------- explanations ----------
+export type ExplainRequest = S["ExplainRequestBody"];
+export type ExplainerKind = NonNullable<ExplainRequest["explainer"]>;
+export type ExplainJob = S["ExplainJob"];
+export type ExplanationDetail = S["ExplanationDetail"];
 export type ActivationsResponse = S["ActivationsResponse"];
 
 // ---------- patches and inference ----------

@@ -7,6 +7,7 @@ import { TokenHighlight } from "../../charts/TokenHighlight/TokenHighlight";
 import { Histogram } from "../../charts/Histogram/Histogram";
 import { SignedBars } from "../../charts/LogitBars/LogitBars";
 import { fmt } from "../../charts/useWidth";
+import { ExplanationSection } from "./ExplanationSection";
 import { FeatureEditor } from "./FeatureEditor";
 import { TokenCloud } from "./TokenCloud";
 import { TryText } from "./TryText";
@@ -50,6 +51,7 @@ function Detail({ saeId, f }: { saeId: string; f: FeatureDetail }) {
         </p>
       )}
       <FeatureEditor saeId={saeId} f={f} />
+      {f.analysed && <ExplanationSection saeId={saeId} f={f} />}
       <section className="card" aria-labelledby="up-h">
         <h2 id="up-h">Provenance</h2>
         <UpstreamSaes saeId={saeId} depth={2} />

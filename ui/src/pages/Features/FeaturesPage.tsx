@@ -4,13 +4,15 @@ import type { FeatureSort, FeatureSummary } from "../../api/types";
 import { SaePicker } from "../../components/SaePicker";
 import { ErrorMessage, Loading } from "../../components/Status";
 import { AnalysisPanel } from "./AnalysisPanel";
+import { ExplainPanel } from "./ExplainPanel";
+import { Score, SCORE_HELP } from "./scores";
 import { SaeTransfer } from "./SaeTransfer";
 import { fmt } from "../../charts/useWidth";
 import { useFeatureList } from "./useFeatureList";
 import { VirtualTable, type Column } from "./VirtualTable";
 import { TokenChips } from "../../components/TokenChips";
 
-type SortKey = "index" | "label" | "density" | "max_activation" | "consistency";
+type SortKey = "index" | "label" | "density" | "max_activation" | "consistency" | "detection" | "fuzzing";
 
 function isTyping(t: EventTarget | null) {
   const el = t as HTMLElement | null;
@@ -53,6 +55,8 @@ export function FeaturesPage() {
       },
     );
   }, [list.rows, minDensity, maxDensity, starredOnly, hideDead]);
+
+  const shownIndices = useMemo(() => rows.map((r) => r.index), [rows]);
 
   useEffect(() => setSelected(0), [saeId, sort, q, minDensity, maxDensity, starredOnly, hideDead, hideDegenerate]);
 
@@ -99,14 +103,22 @@ export function FeaturesPage() {
   );
   const ariaSort = (key: SortKey) => (sortKey === key ? (desc ? "descending" : "ascending") : "none");
   const columns: Column<FeatureSummary>[] = [
-    { key: "index", header: sortHeader("index", "#"), width: "7%", ariaSort: ariaSort("index"),
+    { key: "index", header: sortHeader("index", "#"), width: "5%", ariaSort: ariaSort("index"),
       render: (r) => <Link to={`/features/${encodeURIComponent(saeId!)}/${r.index}`}>{r.index}</Link> },
-    { key: "label", header: sortHeader("label", "Label"), width: "28%", ariaSort: ariaSort("label"),
+    { key: "label", header: sortHeader("label", "Label"), width: "16%", ariaSort: ariaSort("label"),
       render: (r) => <span className="cell-clip" title={r.label}>{r.starred ? "★ " : ""}{r.label}</span> },
-    { key: "consistency", header: sortHeader("consistency", "Consistency"), width: "10%", ariaSort: ariaSort("consistency"),
+    { key: "explanation", header: "Explanation", width: "24%",
+      render: (r) => (r.explanation
+        ? <span className="cell-clip" title={r.explanation} data-testid="explanation-cell">{r.explanation}</span>
+        : <span className="muted" data-testid="explanation-cell">—</span>) },
+    { key: "detection", header: <span title={SCORE_HELP.detection}>{sortHeader("detection", "Detect.")}</span>, width: "8%",
+      ariaSort: ariaSort("detection"), render: (r) => <Score kind="detection" value={r.detection} /> },
+    { key: "fuzzing", header: <span title={SCORE_HELP.fuzzing}>{sortHeader("fuzzing", "Fuzz.")}</span>, width: "7%",
+      ariaSort: ariaSort("fuzzing"), render: (r) => <Score kind="fuzzing" value={r.fuzzing} /> },
+    { key: "consistency", header: sortHeader("consistency", "Consistency"), width: "9%", ariaSort: ariaSort("consistency"),
       render: (r) => <span title="how much the top contexts agree on a non-whitespace peak token (1: all on one word)">{fmt(r.consistency, 2)}</span> },
-    { key: "density", header: sortHeader("density", "Density"), width: "10%", ariaSort: ariaSort("density"), render: (r) => fmt(r.density) },
-    { key: "max", header: sortHeader("max_activation", "Max act."), width: "10%", ariaSort: ariaSort("max_activation"),
+    { key: "density", header: sortHeader("density", "Density"), width: "7%", ariaSort: ariaSort("density"), render: (r) => fmt(r.density) },
+    { key: "max", header: sortHeader("max_activation", "Max act."), width: "7%", ariaSort: ariaSort("max_activation"),
       render: (r) => fmt(r.max_activation) },
     { key: "tokens", header: "Top tokens", render: (r) => <TokenChips tokens={r.top_tokens ?? []} /> },
   ];
@@ -119,9 +131,10 @@ export function FeaturesPage() {
       {saeId && (
         <>
           <AnalysisPanel saeId={saeId} />
+          <ExplainPanel saeId={saeId} shown={shownIndices} selected={rows[selected]?.index ?? null} />
           <div className="toolbar" role="search">
             <div className="field">
-              <label htmlFor="f-search">Search (label or token) <kbd>/</kbd></label>
+              <label htmlFor="f-search">Search (label, token or explanation) <kbd>/</kbd></label>
               <input id="f-search" ref={searchRef} type="search" value={search} onChange={(e) => setSearch(e.target.value)} />
             </div>
             <div className="field">
