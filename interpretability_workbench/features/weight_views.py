@@ -22,6 +22,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from ..model.hook_map import arch_for, get_module
 from ..sae.model import SparseAutoencoder
 from .logits import (N_LOGIT_BINS, LogitEffects, Neighbours, decoder_neighbours, direction_to_residual_readout,
                      logit_effects)
@@ -49,30 +50,34 @@ def _tensor_bytes(t: Tensor) -> memoryview:
 
 
 _memo: dict[int, tuple[weakref.ref, int, str]] = {}
-"""id(tensor) -> (weak reference, the tensor's in-place version counter, sha256) for large model weights."""
+"""id(parameter) -> (weak reference to it, its in-place version counter, sha256) for large model weights."""
 
 
-def _tensor_digest(t: Tensor) -> str:
-    """sha256 of ``t``'s dtype, shape and bytes; remembered while the same tensor object is unmodified (its
-    ``_version`` counts in-place writes), so the unembedding is hashed once per loaded model."""
-    hit = _memo.get(id(t))
-    if hit is not None and hit[0]() is t and hit[1] == t._version:
+def _tensor_digest(t: Tensor, owner: Tensor | None = None) -> str:
+    """sha256 of ``t``'s dtype, shape and bytes. With ``owner`` (the live parameter ``t`` was detached from,
+    sharing its ``_version`` counter of in-place writes) it is remembered while that same parameter object is
+    unmodified, so the unembedding is hashed once per loaded model."""
+    hit = _memo.get(id(owner)) if owner is not None else None
+    if hit is not None and hit[0]() is owner and hit[1] == owner._version:
         return hit[2]
     h = hashlib.sha256(f"{t.dtype}{tuple(t.shape)}".encode())
     h.update(_tensor_bytes(t))
     out = h.hexdigest()
-    for k in [k for k, v in _memo.items() if v[0]() is None]:
-        del _memo[k]
-    _memo[id(t)] = (weakref.ref(t), t._version, out)
+    if owner is not None:
+        for k in [k for k, v in _memo.items() if v[0]() is None]:
+            del _memo[k]
+        _memo[id(owner)] = (weakref.ref(owner), owner._version, out)
     return out
 
 
 def weights_digest(model: nn.Module, sae: SparseAutoencoder, n_logits: int, n_neighbours: int) -> str:
     """Digest of everything ``compute_weight_views`` reads (see the module docstring)."""
     g, centers, w_u = direction_to_residual_readout(model)
+    param = getattr(get_module(model, arch_for(model).unembed), "weight", None)
+    owner = param if isinstance(param, Tensor) and param.device.type != "meta" else None  # offloaded: hash each time
     h = hashlib.sha256(f"iwb-weight-views/{FORMAT}/{n_logits}/{n_neighbours}/{N_LOGIT_BINS}/{centers}/"
                        f"{float(sae.scale)!r}/".encode())
-    h.update(_tensor_digest(w_u).encode())
+    h.update(_tensor_digest(w_u, owner).encode())
     h.update(_tensor_bytes(g.float()))
     h.update(_tensor_bytes(sae.W_dec.detach().float()))
     return h.hexdigest()

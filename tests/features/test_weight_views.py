@@ -166,3 +166,18 @@ def test_reanalysis_reads_the_views_kept_beside_the_sae(state, make_sae):
     assert again["weight_views_cached"] is True
     after = {r.idx: r.data["logits"] for r in state.features.repo.iter_rows(sae_id)}
     assert after == before
+
+
+def test_unembedding_digest_is_remembered_per_parameter_until_written(tiny_model_dirs):
+    from interpretability_workbench.features import weight_views as wv
+
+    lm = _lm(tiny_model_dirs["llama"])
+    sae = _sae(lm.d_model)
+    _, w_u = _final_norm_and_unembed(lm.model)
+    param = lm.model.get_output_embeddings().weight
+    base = weights_digest(lm.model, sae, N, N)
+    assert wv._memo[id(param)][0]() is param  # remembered for this parameter object
+    assert weights_digest(lm.model, sae, N, N) == base
+    with torch.no_grad():
+        param[0, 0] += 1.0  # an in-place write bumps the version: hashed again
+    assert weights_digest(lm.model, sae, N, N) != base
