@@ -11,6 +11,16 @@ roofline matmul on the same batches, best of 3 each, so both see the same machin
 that analysis-only step as a percentage of the roofline (100% = as fast as the bare encoder matmul).
 
 Run: ``IWB_HOME=workspace .venv/bin/python bench/feature_analysis.py``
+
+Measured with ``nice -n 10`` on the shared 2-core CPU while it was heavily loaded (load average 13-17 from
+other jobs: every absolute figure is 10-25x its idle value, so this run does not show whether the < 5 s target
+is met on an idle machine): 15,621 tokens; cold 234.9 s whole analysis (123.0 s forward; 111.8 s the rest, of
+which 71.8 s logit effects + neighbours + co-activation), warm 173.3 s (132.7 s forward; 40.6 s the rest, of
+which 1.34 s is the weights step: the digest and the file read take ~0.04 s together when timed alone, the rest
+is co-activation). Warm/cold for the analysis without the forward: 0.36x. Analysis-only vs roofline in that
+run: 23.5% (72% on the idle machine before). From the idle figures before this change (5.7 s for everything
+but the forward, 3.5 s of it the W_dec·W_U pass), warm should take about 2.2 s plus the co-activation on an
+idle machine; this is an estimate, not a measurement.
 """
 from __future__ import annotations
 
