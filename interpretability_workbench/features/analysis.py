@@ -12,7 +12,8 @@ Pipeline (``run_analysis``):
    fit ``cache_bytes``; the per-token activations of every example window are then looked up
    exactly, without a second forward. Past the budget, only the contexts that examples come from are
    forwarded and encoded again.
-3. Weight-based views: logit effects and decoder-cosine neighbours (``logits.py``).
+3. Weight-based views: logit effects and decoder-cosine neighbours (``logits.py``), corpus-independent, so
+   read from the file beside the SAE when it holds them for these exact weights (``weight_views.py``).
 4. Rows for the ``features`` table (``rows``) plus a summary for the ``analyses`` row.
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ import threading
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
 import torch
@@ -32,7 +34,7 @@ from ..model.loader import LoadedModel
 from ..model.placement import tf32_matmuls, to_stats
 from ..sae.model import SparseAutoencoder
 from .labels import auto_label, consistency, is_degenerate, peak_token_counts, token_key
-from .logits import decoder_neighbours, logit_effects
+from .weight_views import weight_views
 from .stats import BINS_PER_DECADE, RESERVOIR_PER_BIN, FeatureStats, SparseActs, hist_edges, sparse_encode
 
 Progress = Callable[[str, int, int], None]
@@ -74,7 +76,7 @@ class Timings(NamedTuple):
     """SAE encoding and statistics (the analysis proper, excluding the model forward)."""
     windows_s: float
     weights_s: float
-    """Logit effects and decoder neighbours."""
+    """Logit effects and decoder neighbours (read from the cache beside the SAE, or computed)."""
     total_s: float
 
 
@@ -168,9 +170,11 @@ def run_analysis(
     lock: Any = None,
     cancel: threading.Event | None = None,
     exclude_ids: list[int] | None = None,
+    weights_cache: str | Path | None = None,
 ) -> AnalysisResult:
     """Analyse every feature of ``sae`` over ``contexts [n_ctx ctx]`` (position 0 and the tokens in
-    ``exclude_ids`` excluded throughout)."""
+    ``exclude_ids`` excluded throughout). ``weights_cache``: the file (beside the SAE) that keeps the
+    corpus-independent logit effects and neighbours across analyses (None: computed every time)."""
     cfg = cfg or AnalysisConfig()
     lock = lock if lock is not None else nullcontext()
     t_start = time.perf_counter()
@@ -226,8 +230,8 @@ def run_analysis(
     t_win = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    logits = logit_effects(lm.model, sae, cfg.n_logits)
-    neigh = decoder_neighbours(sae, cfg.n_neighbours)
+    views = weight_views(lm.model, sae, cfg.n_logits, cfg.n_neighbours, weights_cache)
+    logits, neigh = views.logits, views.neighbours
     coact = stats.coactivation(cfg.n_neighbours)
     if progress:
         progress("weights", 1, 1)
@@ -242,7 +246,7 @@ def run_analysis(
         "excluded_tokens": int(n_ctx * P - total_tokens),
         "d_sae": d_sae, "hook_name": sae.cfg.hook_name, "model_id": lm.model_id,
         "dead": int((stats.count == 0).sum()), "mean_l0": float(stats.count.sum()) / max(total_tokens, 1),
-        "coactivation": coact is not None, "timings": timings._asdict(), "config": cfg.to_dict(),
+        "coactivation": coact is not None, "weight_views_cached": views.cached, "timings": timings._asdict(), "config": cfg.to_dict(),
         "histogram_bins": {"scale": "log10", "per_decade": BINS_PER_DECADE},
     }
     return AnalysisResult(rows, summary, timings)

@@ -28,6 +28,7 @@ from ..store.features import AnalysedFeature, FeatureRepo
 from .analysis import AnalysisConfig, run_analysis
 from .queries import FeatureQueries
 from .text import TextActivations, text_activations
+from .weight_views import WEIGHT_VIEWS_NAME
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,10 @@ class FeatureService:
         strings = token_texts(lm.tokenizer, list(range(n)))
         self._vocab = (lm.tokenizer, strings)
         return strings
+
+    def weights_cache_path(self, sae_id: str) -> Path:
+        """Where the SAE's corpus-independent logit effects and neighbours are kept (``weight_views.py``)."""
+        return Path(self.saes.row(sae_id).path) / WEIGHT_VIEWS_NAME
 
     def _sae_for_model(self, sae_id: str) -> tuple[LoadedModel, SparseAutoencoder]:
         fit = self.saes.fitted(sae_id)  # 404 unknown, 400 without a model or when it does not fit
@@ -197,7 +202,8 @@ class FeatureService:
 
         try:
             result = run_analysis(lm, sae, contexts, self.vocab(lm), self.config, progress=progress,
-                                  lock=self.scope, cancel=cancel, exclude_ids=excluded_token_ids(lm.tokenizer))
+                                  lock=self.scope, cancel=cancel, exclude_ids=excluded_token_ids(lm.tokenizer),
+                                  weights_cache=self.weights_cache_path(sae_id))
             progress("saving", 0, len(result.rows))
             self.repo.upsert_analysed(sae_id, (
                 AnalysedFeature(r["idx"], r["auto_label"], r["density"], r["max_act"], r["mean_act"],
