@@ -147,7 +147,7 @@ class EvalService:
         lm, sae = fit.lm, fit.sae
         path = self._path(sae_id)
         texts = self.texts(req.corpus) if "sparse_probing" in req.which else []
-        contexts = self.contexts(lm, sae, req.corpus, req.density_tokens) if "density" in req.which else None
+        contexts = self._density_contexts(lm, sae, req) if "density" in req.which else None
 
         def work(report: Report) -> str:
             total = len(req.which)
@@ -168,6 +168,14 @@ class EvalService:
             return ", ".join(f"{k} {v:.3f}" for k, v in ev.summary().items() if v is not None)
 
         return self.jobs.start(sae_id, req.to_dict(), work)
+
+    def _density_contexts(self, lm: LoadedModel, sae: SparseAutoencoder, req: EvalRequest) -> Tensor:
+        """Whole contexts ``[n ctx]`` covering ``density_tokens`` (position 0 of each is not counted)."""
+        contexts = self.contexts(lm, sae, req.corpus, req.density_tokens)
+        per = contexts.shape[1] - 1
+        if contexts.shape[0] * per < req.density_tokens:
+            contexts = self.contexts(lm, sae, req.corpus, math.ceil(req.density_tokens / per) * per)
+        return contexts
 
     def wait(self, sae_id: str, timeout: float | None = None) -> None:
         self.jobs.wait(sae_id, timeout)
