@@ -17,6 +17,7 @@ import type { AnalysisStatus, ModelInfo, TrainingRun, TrainingRunDetail } from "
  * - analysis_progress: the SAE's cached analysis status says "running"
  * - analysis_done: the SAE's analysis status; when it finished ("done") also its feature listings and details
  * - job (kind circuit) leaving "running": the circuit list and that circuit's detail
+ * - job (kind map / evals): the SAEs' map / evaluation job status; leaving "running" also the map / evaluation
  * - model_loaded: the model, the health line, the SAE list and the patches (which apply to the new model)
  * - hello (every connect): the model, when the server's model status differs from the cached one
  */
@@ -43,6 +44,16 @@ export function applyServerMessage(client: QueryClient, msg: ServerMessage): voi
       if (msg.kind === "circuit" && msg.status !== "running") {
         invalidate(queryKeys.circuits.list());
         invalidate(queryKeys.circuits.detailAll(msg.job_id));
+      }
+      // a feature-map or evaluation job: its SAE's job status follows; when it ends, the result too
+      if (msg.kind === "map" || msg.kind === "evals") {
+        // the event names its job, not its SAE: every SAE's job key of that kind is asked again (one each)
+        const job = msg.kind === "map" ? "map-job" : "evals-job";
+        const ended = msg.status !== "running";
+        void client.invalidateQueries(
+          { queryKey: ["sae"], predicate: (q) => q.queryKey[2] === job || (ended && q.queryKey[2] === msg.kind) },
+          { cancelRefetch: false },
+        );
       }
       return;
     case "analysis_progress": {
