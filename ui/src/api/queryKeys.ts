@@ -50,6 +50,9 @@ export const queryKeys = {
 
   patches: () => ["patches"] as const,
 
+  /** headline evaluation numbers of several SAEs side by side */
+  evalsCompare: (saeIds: string[]) => ["evals-compare", saeIds] as const,
+
   /** transcoder sets (trained and imported) */
   transcoderSets: () => ["transcoder-sets"] as const,
 

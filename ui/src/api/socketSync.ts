@@ -54,6 +54,7 @@ export function applyServerMessage(client: QueryClient, msg: ServerMessage): voi
           { queryKey: ["sae"], predicate: (q) => q.queryKey[2] === job || (ended && q.queryKey[2] === msg.kind) },
           { cancelRefetch: false },
         );
+        if (msg.kind === "evals" && ended) invalidate(["evals-compare"]);
       }
       return;
     case "analysis_progress": {

@@ -4,6 +4,7 @@ import type { FeatureSort, FeatureSummary } from "../../api/types";
 import { SaePicker } from "../../components/SaePicker";
 import { ErrorMessage, Loading } from "../../components/Status";
 import { AnalysisPanel } from "./AnalysisPanel";
+import { EvalsPanel } from "./EvalsPanel";
 import { SaeTransfer } from "./SaeTransfer";
 import { fmt } from "../../charts/useWidth";
 import { useFeatureList } from "./useFeatureList";
@@ -119,6 +120,7 @@ export function FeaturesPage() {
       {saeId && (
         <>
           <AnalysisPanel saeId={saeId} />
+          <EvalsPanel saeId={saeId} />
           <div className="toolbar" role="search">
             <div className="field">
               <label htmlFor="f-search">Search (label or token) <kbd>/</kbd></label>
