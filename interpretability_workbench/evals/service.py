@@ -53,6 +53,7 @@ class EvalRequest:
     absorption_min_probe_f1: float = 0.6
     """Letters whose ground-truth probe scores below this F1 are not evaluated."""
     seed: int = 0
+    """Seed of every sample, split and probe fit."""
 
     def __post_init__(self) -> None:
         if not self.which:
