@@ -138,3 +138,33 @@ def test_cli_map(tmp_path, monkeypatch, capsys, make_sae):
     from pathlib import Path
     assert (Path(folder) / MAP_TENSORS_NAME).is_file()
     assert main(["map", "missing"]) == 2
+
+
+def test_a_failing_job_is_recorded(state, client, make_sae):
+    import shutil
+    from pathlib import Path
+
+    sae_id, _ = make_sae(seed=51, d_sae=40)
+    folder = Path(state.saes.row(sae_id).path)
+    gate, entered = threading.Event(), threading.Event()
+    seen: list[JobProgress] = []
+
+    def hold(ev: JobProgress) -> None:
+        if ev.kind != "map":
+            return
+        seen.append(ev)
+        if ev.status == "running" and ev.total == 2 and ev.done == 0:
+            entered.set()
+            gate.wait(30)
+    remove = state.bus.on(JobProgress, hold)
+    try:
+        assert client.post(f"/api/saes/{sae_id}/map", json={**PARAMS, "n_epochs": 5}).status_code == 202
+        assert entered.wait(30)
+        shutil.rmtree(folder)  # the map has nowhere to go
+    finally:
+        gate.set()
+        state.feature_maps.wait(sae_id)
+        remove()
+    j = client.get(f"/api/saes/{sae_id}/map/job").json()
+    assert j["status"] == "failed" and "save the SAE before its map" in j["error"]
+    assert seen[-1].status == "failed" and seen[-1].detail == j["error"]

@@ -121,6 +121,7 @@ export function FeaturesPage() {
         <>
           <AnalysisPanel saeId={saeId} />
           <EvalsPanel saeId={saeId} />
+          <p className="small"><Link to={`/map/${encodeURIComponent(saeId)}`}>Feature map of this SAE</Link></p>
           <div className="toolbar" role="search">
             <div className="field">
               <label htmlFor="f-search">Search (label or token) <kbd>/</kbd></label>

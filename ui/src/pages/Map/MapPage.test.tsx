@@ -38,9 +38,10 @@ function recordCanvas() {
 }
 
 function setup(mapStatus = 200) {
+  const server = { mapStatus };
   const stub = stubFetch({
     "GET /api/saes": () => [200, [SAE]],
-    "GET /api/saes/s1/map": () => (mapStatus === 200 ? [200, MAP] : [404, { detail: "SAE s1 has no feature map yet; POST /api/saes/s1/map to compute one" }]),
+    "GET /api/saes/s1/map": () => (server.mapStatus === 200 ? [200, MAP] : [404, { detail: "SAE s1 has no feature map yet; POST /api/saes/s1/map to compute one" }]),
     "GET /api/saes/s1/map/job": () => [200, null],
     "POST /api/saes/s1/map": () => [202, { id: "j1", sae_id: "s1", kind: "map", status: "running", done: 0, total: 2, error: null, config: {}, created_at: 1, updated_at: 1 }],
   });
@@ -51,7 +52,7 @@ function setup(mapStatus = 200) {
     </Routes>,
     { path: "*", route: "/map/s1" },
   );
-  return { ...stub, ...r };
+  return { ...stub, ...r, server };
 }
 
 afterEach(() => {
@@ -99,8 +100,9 @@ describe("MapPage", () => {
     expect(await screen.findByTestId("feature-page")).toBeInTheDocument();
   });
 
-  it("before a map exists says so and starts the job", async () => {
-    const { calls, ws } = setup(404);
+  it("before a map exists says so, starts the job and shows the map when the job ends", async () => {
+    const rects = recordCanvas();
+    const { calls, ws, server } = setup(404);
     act(() => ws().serverOpen());
     expect(await screen.findByTestId("map-absent")).toHaveTextContent("POST /api/saes/s1/map");
     fireEvent.change(screen.getByLabelText("Clusters"), { target: { value: "12" } });
@@ -108,5 +110,9 @@ describe("MapPage", () => {
     await waitFor(() => expect(screen.getByTestId("map-job")).toHaveAttribute("data-status", "running"));
     const post = calls.find((c) => c.method === "POST");
     expect(post?.body).toMatchObject({ n_clusters: 12, seed: 0, n_neighbors: 15 });
+    server.mapStatus = 200;
+    act(() => ws().serverSend({ type: "job", job_id: "j1", kind: "map", status: "done", done: 2, total: 2, detail: null }));
+    await waitFor(() => expect(rects.length).toBe(75));
+    expect(screen.queryByTestId("map-absent")).toBeNull();
   });
 });
