@@ -17,7 +17,7 @@ from ..events import Publish
 from ..sae.registry import SAERegistry
 from ..store.features import FeatureLabel, FeatureRepo
 from ..store.jobs import JobRecord, JobRepo
-from .map import FeatureMap, FeatureMapParams, feature_map, load_feature_map, save_feature_map
+from .map import MAP_TENSORS_NAME, FeatureMap, FeatureMapParams, feature_map, load_feature_map, save_feature_map
 
 KIND = "map"
 TOP_LABELS = 5
@@ -96,6 +96,9 @@ def cluster_summaries(cluster: list[int], label: list[str | None], density: list
 class FeatureMapService:
     def __init__(self, saes: SAERegistry, features: FeatureRepo, jobs: JobRepo, publish: Publish) -> None:
         self.saes, self.features = saes, features
+        self._checked: dict[str, tuple[tuple[int, int, int], FeatureMap]] = {}
+        """sae_id -> ((id of W_dec, its in-place version, map file mtime), the map checked against it): a second
+        GET skips reading and fingerprinting the decoder again."""
         self.jobs = BackgroundJobs(jobs, KIND, publish, noun="feature map")
 
     def _folder(self, sae_id: str) -> Path:
@@ -111,14 +114,24 @@ class FeatureMapService:
         if self.jobs.running(sae_id):
             raise Conflict(f"the feature map of SAE {sae_id} is being computed; wait for the job to finish")
         W = self.saes.get(sae_id).sae.W_dec  # [d_sae d_in]
+        folder = self._folder(sae_id)
         try:
-            fmap = load_feature_map(self._folder(sae_id))
+            key = (id(W), W._version, (folder / MAP_TENSORS_NAME).stat().st_mtime_ns)
+        except OSError:
+            key = None
+        hit = self._checked.get(sae_id)
+        if key is not None and hit is not None and hit[0] == key:
+            return hit[1]
+        try:
+            fmap = load_feature_map(folder)
         except NotFound:
             raise NotFound(f"SAE {sae_id} has no feature map yet; POST /api/saes/{sae_id}/map to compute one "
                            "(microscope map SAE_ID)") from None
         if not fmap.matches(W):
             raise NotFound(f"the stored feature map of SAE {sae_id} belongs to other decoder weights; "
                            f"POST /api/saes/{sae_id}/map to recompute it")
+        if key is not None:
+            self._checked[sae_id] = (key, fmap)
         return fmap
 
     def view(self, sae_id: str) -> MapView:
