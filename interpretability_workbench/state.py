@@ -10,12 +10,15 @@ import logging
 from typing import Any, Callable
 
 from .activations.corpora import CorpusService
+from .activations.corpus import load_texts
 from .behaviour.service import BehaviourService
 from .circuits.registry import TranscoderRegistry
 from .circuits.service import CircuitService
 from .contrast.contrast import ContrastService
 from .events import EventBus, TrainingDone
+from .evals.service import EvalService
 from .features.explanations import EndpointSettings, ExplanationService
+from .features.map_service import FeatureMapService
 from .features.service import FeatureService
 from .inference.engine import InferenceEngine
 from .model.handle import LoadDefaults, ModelHandle
@@ -73,6 +76,9 @@ class WorkbenchState:
             lambda lm, sae: self.features.analysis_contexts(lm, sae), self.features.vocab, publish, original,
             EndpointSettings(s.explainer_url, s.explainer_model, s.explainer_api_key, s.explainer_timeout_s),
             cache_dir=s.model_cache_dir)
+        self.feature_maps = FeatureMapService(self.saes, feature_repo, JobRepo(self.db), publish)
+        self.evals = EvalService(self.saes, JobRepo(self.db), self.features.analysis_contexts,
+                                 lambda corpus: load_texts(self.corpora.path(corpus)), publish, original)
         labels = self.features.queries
         self.inference = InferenceEngine(self.model, self.patches, s.max_prompt_tokens,
                                          max_batch=s.max_concurrent_inference, batch_window_ms=s.batch_window_ms)
@@ -128,7 +134,7 @@ class WorkbenchState:
         jobs and analyses cancel, live patch strengths are persisted, corpus token counts stop (resumed at the
         next start), the batcher stops."""
         for svc in (self.behaviours, self.training, self.transcoder_training, self.circuits, self.features,
-                    self.explanations, self.patches, self.corpora, self.inference):
+                    self.explanations, self.feature_maps, self.evals, self.patches, self.corpora, self.inference):
             try:
                 svc.shutdown()
             except Exception as e:  # noqa: BLE001 - one failing service must not block the others

@@ -15,6 +15,7 @@ COMMAND_MODULES += ["patch", "contrast"]
 COMMAND_MODULES += ["train", "sae_io", "explain"]
 COMMAND_MODULES.append("corpus")
 COMMAND_MODULES.append("trace_circuit")
+COMMAND_MODULES.append("evals")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,7 +5,7 @@ database."""
 from .absorption import AbsorptionConfig, AbsorptionResult, absorption, absorption_from_activations
 from .density import DensityResult, density_from_activations, density_histogram
 from .sparse_probing import SparseProbingConfig, SparseProbingResult, probe_task, sparse_probing
-from .suite import EVALS, SAEEvaluation, compare, evaluate_sae
+from .suite import EVALS, SAEEvaluation, compare, compare_summaries, evaluate_sae
 from .synthetic import SyntheticResult, SyntheticTrainConfig, synthetic_ground_truth
 from .synthetic_data import SyntheticConfig, match_features
 
@@ -13,6 +13,6 @@ __all__ = [
     "AbsorptionConfig", "AbsorptionResult", "absorption", "absorption_from_activations",
     "DensityResult", "density_from_activations", "density_histogram",
     "SparseProbingConfig", "SparseProbingResult", "probe_task", "sparse_probing",
-    "EVALS", "SAEEvaluation", "compare", "evaluate_sae",
+    "EVALS", "SAEEvaluation", "compare", "compare_summaries", "evaluate_sae",
     "SyntheticResult", "SyntheticTrainConfig", "synthetic_ground_truth", "SyntheticConfig", "match_features",
 ]

@@ -79,9 +79,12 @@ def evaluate_sae(lm: LoadedModel, sae: SparseAutoencoder, *, texts: list[str], c
 
 def compare(evaluations: dict[str, SAEEvaluation]) -> list[dict[str, Any]]:
     """One row per SAE id with its headline numbers; every row has the same keys (None where missing)."""
-    summaries = {sid: ev.summary() for sid, ev in evaluations.items()}
+    return compare_summaries({sid: (ev.d_sae, ev.summary()) for sid, ev in evaluations.items()})
+
+
+def compare_summaries(summaries: dict[str, tuple[int, dict[str, float | None]]]) -> list[dict[str, Any]]:
+    """``compare`` from stored ``(d_sae, summary())`` pairs, keyed by SAE id."""
     keys: list[str] = []
-    for s in summaries.values():
+    for _, s in summaries.values():
         keys += [k for k in s if k not in keys]
-    return [{"sae_id": sid, "d_sae": evaluations[sid].d_sae, **{k: s.get(k) for k in keys}}
-            for sid, s in summaries.items()]
+    return [{"sae_id": sid, "d_sae": d_sae, **{k: s.get(k) for k in keys}} for sid, (d_sae, s) in summaries.items()]

@@ -244,6 +244,11 @@ class FeatureRepo:
             out[int(r["idx"])] = FeatureLabel(r["l"] or None, toks)
         return out
 
+    def densities(self, sae_id: str) -> dict[int, float]:
+        """Firing density of every analysed feature of the SAE (features without a measured density left out)."""
+        return {int(r["idx"]): float(r["density"]) for r in self.db.query(
+            "SELECT idx, density FROM features WHERE sae_id = ? AND density IS NOT NULL", (sae_id,))}
+
     def set_user_fields(self, sae_id: str, idx: int, *, label: str | None = None, notes: str | None = None,
                         starred: bool | None = None) -> None:
         """The user's label (empty string clears it), notes and star; creates the row if needed."""

@@ -9,11 +9,13 @@ import { PatchConsolePage } from "./pages/PatchConsole/PatchConsolePage";
 import { ProvenancePage } from "./pages/Provenance/ProvenancePage";
 import { ContrastPage } from "./pages/Contrast/ContrastPage";
 import { CircuitsPage } from "./pages/Circuits/CircuitsPage";
+import { MapPage } from "./pages/Map/MapPage";
 
 const NAV = [
   ["/model", "Model"],
   ["/train", "Train"],
   ["/features", "Features"],
+  ["/map", "Map"],
   ["/patches", "Patch console"],
   ["/provenance", "Provenance"],
   ["/contrast", "Contrast"],
@@ -48,6 +50,8 @@ export function App() {
           <Route path="/features" element={<FeaturesPage />} />
           <Route path="/features/:saeId" element={<FeaturesPage />} />
           <Route path="/features/:saeId/:index" element={<FeatureDetailPage />} />
+          <Route path="/map" element={<MapPage />} />
+          <Route path="/map/:saeId" element={<MapPage />} />
           <Route path="/patches" element={<PatchConsolePage />} />
           <Route path="/provenance" element={<ProvenancePage />} />
           <Route path="/contrast" element={<ContrastPage />} />

@@ -22,6 +22,9 @@ export const USED_ENDPOINTS: [string, string][] = [
   ["get", "/api/patches/{id}/export"], ["post", "/api/patches/import"], ["post", "/api/patches/{id}/evaluate"],
   ["post", "/api/inference"], ["post", "/api/generate"],
   ["get", "/api/provenance"],
+  ["get", "/api/saes/{sae_id}/map"], ["post", "/api/saes/{sae_id}/map"], ["get", "/api/saes/{sae_id}/map/job"],
+  ["get", "/api/saes/{sae_id}/evals"], ["post", "/api/saes/{sae_id}/evals"], ["get", "/api/saes/{sae_id}/evals/job"],
+  ["get", "/api/evals/compare"],
 ];
 
 const file = resolve(import.meta.dirname, "../../openapi.json");

@@ -39,6 +39,16 @@ export const api = {
     form.append("file", file, file.name);
     return request<T.SaeInfo>("POST", "/api/saes/import", { form });
   },
+  mapJob: (saeId: string) => request<T.UnderstandingJob | null>("GET", `/api/saes/${enc(saeId)}/map/job`),
+  getMap: (saeId: string) => request<T.FeatureMapData>("GET", `/api/saes/${enc(saeId)}/map`),
+  startMap: (saeId: string, body: Partial<T.MapRequest>) =>
+    request<T.UnderstandingJob>("POST", `/api/saes/${enc(saeId)}/map`, { body }),
+  evalsJob: (saeId: string) => request<T.UnderstandingJob | null>("GET", `/api/saes/${enc(saeId)}/evals/job`),
+  getEvals: (saeId: string) => request<T.EvalResult>("GET", `/api/saes/${enc(saeId)}/evals`),
+  startEvals: (saeId: string, body: Partial<T.EvalRequest>) =>
+    request<T.UnderstandingJob>("POST", `/api/saes/${enc(saeId)}/evals`, { body }),
+  compareEvals: (saeIds: string[]) =>
+    request<T.EvalCompare>("GET", "/api/evals/compare", { query: { sae_ids: saeIds.join(",") } }),
   analysisStatus: (saeId: string) => request<T.AnalysisStatus>("GET", `/api/saes/${enc(saeId)}/analysis`),
   startAnalysis: (saeId: string, body: T.AnalysisRequest | null) =>
     request<T.AnalysisStatus>("POST", `/api/saes/${enc(saeId)}/analysis`, { body: body ?? {} }),

@@ -263,3 +263,21 @@ export function useNodeToPatch(circuitId: string) {
     onSuccess: (res) => addPatch(qc, res.patch),
   });
 }
+
+/** Start the feature-map job; the job key takes the answer, the map is fetched again when the job ends. */
+export function useStartMap(saeId: string) {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (body: Partial<T.MapRequest>) => api.startMap(saeId, body),
+    onSuccess: (job) => qc.setQueryData(queryKeys.sae.mapJob(saeId), job),
+  });
+}
+
+/** Start the evaluation job (same pattern as useStartMap). */
+export function useStartEvals(saeId: string) {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (body: Partial<T.EvalRequest>) => api.startEvals(saeId, body),
+    onSuccess: (job) => qc.setQueryData(queryKeys.sae.evalsJob(saeId), job),
+  });
+}

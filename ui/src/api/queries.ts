@@ -142,3 +142,33 @@ export function useFeatureIfAny(saeId: string | null | undefined, index: number 
     enabled: !!saeId && index != null,
   });
 }
+
+/** The SAE's cached feature map (404 before it is computed, 409 while it is: not retried, the job says why). */
+export function useFeatureMap(saeId: string | null | undefined) {
+  return useQuery({
+    queryKey: queryKeys.sae.map(saeId ?? ""),
+    queryFn: () => api.getMap(saeId as string),
+    enabled: !!saeId,
+    retry: false,
+  });
+}
+
+export function useMapJob(saeId: string | null | undefined) {
+  return useQuery({ queryKey: queryKeys.sae.mapJob(saeId ?? ""), queryFn: () => api.mapJob(saeId as string),
+    enabled: !!saeId, staleTime: 0 });
+}
+
+/** The SAE's latest evaluation (404 before the first, 409 while one runs: not retried). */
+export function useEvals(saeId: string | null | undefined) {
+  return useQuery({
+    queryKey: queryKeys.sae.evals(saeId ?? ""),
+    queryFn: () => api.getEvals(saeId as string),
+    enabled: !!saeId,
+    retry: false,
+  });
+}
+
+export function useEvalsJob(saeId: string | null | undefined) {
+  return useQuery({ queryKey: queryKeys.sae.evalsJob(saeId ?? ""), queryFn: () => api.evalsJob(saeId as string),
+    enabled: !!saeId, staleTime: 0 });
+}

@@ -30,6 +30,12 @@ export const queryKeys = {
     /** everything about one SAE: analysis status, feature pages, feature details */
     all: (saeId: string) => ["sae", saeId] as const,
     analysis: (saeId: string) => ["sae", saeId, "analysis"] as const,
+    /** the feature map and its latest job */
+    map: (saeId: string) => ["sae", saeId, "map"] as const,
+    mapJob: (saeId: string) => ["sae", saeId, "map-job"] as const,
+    /** the latest evaluation and its job */
+    evals: (saeId: string) => ["sae", saeId, "evals"] as const,
+    evalsJob: (saeId: string) => ["sae", saeId, "evals-job"] as const,
     /** every (sort, q) listing of the SAE's features */
     featureLists: (saeId: string) => ["sae", saeId, "features"] as const,
     featureList: (saeId: string, sort: FeatureSort, q: string, hideDegenerate = false) =>
@@ -45,6 +51,9 @@ export const queryKeys = {
   },
 
   patches: () => ["patches"] as const,
+
+  /** headline evaluation numbers of several SAEs side by side */
+  evalsCompare: (saeIds: string[]) => ["evals-compare", saeIds] as const,
 
   /** transcoder sets (trained and imported) */
   transcoderSets: () => ["transcoder-sets"] as const,

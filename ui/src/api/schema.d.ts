@@ -302,6 +302,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/evals/compare": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Headline evaluation numbers of several SAEs side by side (each must have been evaluated) */
+        get: operations["compare_api_evals_compare_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/generate": {
         parameters: {
             query?: never;
@@ -630,6 +647,41 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/saes/{sae_id}/evals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The SAE's latest evaluation (404 before the first, 409 while one runs) */
+        get: operations["get_evals_api_saes__sae_id__evals_get"];
+        put?: never;
+        /** Evaluate the SAE (absorption, k-sparse probing, density) on the loaded model in the background */
+        post: operations["start_evals_api_saes__sae_id__evals_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/saes/{sae_id}/evals/job": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The SAE's latest evaluation job (null when none ran) */
+        get: operations["evals_job_api_saes__sae_id__evals_job_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/saes/{sae_id}/explanations": {
         parameters: {
             query?: never;
@@ -759,6 +811,41 @@ export interface paths {
         };
         /** Export every analysed feature as JSON lines (close to Neuronpedia's feature rows) */
         get: operations["export_features_api_saes__sae_id__features_export_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/saes/{sae_id}/map": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The cached feature map with labels, densities and clusters (404 before it is computed, 409 while it is) */
+        get: operations["get_map_api_saes__sae_id__map_get"];
+        put?: never;
+        /** Compute the feature map (UMAP of the decoder directions + k-means clusters) in the background */
+        post: operations["start_map_api_saes__sae_id__map_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/saes/{sae_id}/map/job": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The SAE's latest feature-map job (null when none ran) */
+        get: operations["map_job_api_saes__sae_id__map_job_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2431,6 +2518,100 @@ export interface components {
              */
             detail: string;
         };
+        /** EvalCompareOut */
+        EvalCompareOut: {
+            /**
+             * Rows
+             * @description One row per SAE (sae_id, d_sae and the headline numbers); every row has the same keys.
+             */
+            rows: {
+                [key: string]: string | number | null;
+            }[];
+        };
+        /** EvalRequestBody */
+        EvalRequestBody: {
+            /**
+             * Absorption Min Probe F1
+             * @description Letters whose ground-truth probe F1 is below this are skipped.
+             * @default 0.6
+             */
+            absorption_min_probe_f1?: number;
+            /**
+             * Absorption Per Letter
+             * @description Words sampled per first letter.
+             * @default 64
+             */
+            absorption_per_letter?: number;
+            /**
+             * Corpus
+             * @description Corpus id for the probing tasks and density tokens; null: the built-in corpus.
+             */
+            corpus?: string | null;
+            /**
+             * Density Tokens
+             * @description Tokens the density histogram is measured on.
+             * @default 65536
+             */
+            density_tokens?: number;
+            /**
+             * Ks
+             * @description Sizes of the k-sparse probes.
+             */
+            ks?: number[];
+            /**
+             * Probe Docs
+             * @description Documents read to build the probing tasks.
+             * @default 400
+             */
+            probe_docs?: number;
+            /**
+             * Probe Per Class
+             * @description Labelled tokens sampled per class and probing task.
+             * @default 500
+             */
+            probe_per_class?: number;
+            /**
+             * Seed
+             * @default 0
+             */
+            seed?: number;
+            /**
+             * Which
+             * @description Evaluations to run.
+             */
+            which?: ("absorption" | "sparse_probing" | "density")[];
+        };
+        /** EvalResultOut */
+        EvalResultOut: {
+            /**
+             * Created At
+             * @description Unix seconds when the evaluation finished.
+             */
+            created_at: number;
+            /**
+             * Request
+             * @description The request it ran.
+             */
+            request: {
+                [key: string]: unknown;
+            };
+            /**
+             * Result
+             * @description Every evaluation's full result (hook_name, d_sae, absorption, sparse_probing, density).
+             */
+            result: {
+                [key: string]: unknown;
+            };
+            /** Sae Id */
+            sae_id: string;
+            /**
+             * Summary
+             * @description Headline numbers (null where an evaluation was not run or had nothing to score).
+             */
+            summary: {
+                [key: string]: number | null;
+            };
+        };
         /** EvaluateRequest */
         EvaluateRequest: {
             /**
@@ -2834,6 +3015,22 @@ export interface components {
              * @description SAE id.
              */
             saeId: string;
+        };
+        /** FeatureMapOut */
+        FeatureMapOut: {
+            /** Clusters */
+            clusters: components["schemas"]["MapCluster"][];
+            /**
+             * Params
+             * @description How the map was made: resolved UMAP/k-means parameters, decoder fingerprint, seconds.
+             */
+            params: {
+                [key: string]: unknown;
+            };
+            /** @description One column per field, one entry per feature. */
+            points: components["schemas"]["MapPoints"];
+            /** Sae Id */
+            sae_id: string;
         };
         /** FeaturePage */
         FeaturePage: {
@@ -3652,6 +3849,98 @@ export interface components {
              * @enum {string}
              */
             type: "logits";
+        };
+        /** MapCluster */
+        MapCluster: {
+            /**
+             * Id
+             * @description Cluster id (0 = largest).
+             */
+            id: number;
+            /**
+             * Size
+             * @description Features in the cluster.
+             */
+            size: number;
+            /**
+             * Top Labels
+             * @description Most frequent labels in the cluster.
+             */
+            top_labels: string[];
+        };
+        /** MapPoints */
+        MapPoints: {
+            /**
+             * Cluster
+             * @description Cluster id of each point (0 = largest cluster).
+             */
+            cluster: number[];
+            /**
+             * Density
+             * @description Share of analysed tokens on which the feature fires (null: not analysed).
+             */
+            density: (number | null)[];
+            /**
+             * Index
+             * @description Feature index of each point.
+             */
+            index: number[];
+            /**
+             * Label
+             * @description Display label of each point (null: not analysed / unlabelled).
+             */
+            label: (string | null)[];
+            /**
+             * X
+             * @description Layout x of each point.
+             */
+            x: number[];
+            /**
+             * Y
+             * @description Layout y of each point.
+             */
+            y: number[];
+        };
+        /** MapRequestBody */
+        MapRequestBody: {
+            /**
+             * Init
+             * @description UMAP initial layout; null: spectral up to 20k features, pca beyond.
+             */
+            init?: ("spectral" | "pca" | "random") | null;
+            /**
+             * Min Dist
+             * @description UMAP minimum distance between points (0 packs clusters tightly).
+             * @default 0.1
+             */
+            min_dist?: number;
+            /**
+             * N Clusters
+             * @description k-means clusters on the layout; null: sqrt(d_sae / 2) clipped to 2..256.
+             */
+            n_clusters?: number | null;
+            /**
+             * N Epochs
+             * @description UMAP SGD epochs; null: 500 up to 10k features, 200 up to 20k, 100 beyond.
+             */
+            n_epochs?: number | null;
+            /**
+             * N Neighbors
+             * @description UMAP neighbourhood size: larger keeps more global structure.
+             * @default 15
+             */
+            n_neighbors?: number;
+            /**
+             * Pca Dims
+             * @description Project unit decoder rows onto this many top singular vectors first (null: no pre-reduction).
+             */
+            pca_dims?: number | null;
+            /**
+             * Seed
+             * @description Random state of UMAP and k-means: the same seed and decoder give the same map.
+             * @default 0
+             */
+            seed?: number;
         };
         /** MemberProgressWire */
         MemberProgressWire: {
@@ -6194,6 +6483,63 @@ export interface components {
              */
             status: string;
         };
+        /** UnderstandingJob */
+        UnderstandingJob: {
+            /**
+             * Config
+             * @description The request the job runs.
+             */
+            config: {
+                [key: string]: unknown;
+            };
+            /**
+             * Created At
+             * @description Unix seconds.
+             */
+            created_at: number;
+            /**
+             * Done
+             * @description Stages finished.
+             */
+            done: number;
+            /**
+             * Error
+             * @description Why the job failed.
+             */
+            error?: string | null;
+            /**
+             * Id
+             * @description Job id.
+             */
+            id: string;
+            /**
+             * Kind
+             * @description map: feature map; evals: evaluations.
+             * @enum {string}
+             */
+            kind: "map" | "evals";
+            /**
+             * Sae Id
+             * @description SAE the job works on.
+             */
+            sae_id: string;
+            /**
+             * Status
+             * @description Job status.
+             * @enum {string}
+             */
+            status: "queued" | "running" | "done" | "failed" | "cancelled" | "interrupted";
+            /**
+             * Total
+             * @description Stages of the job (0 before it starts).
+             */
+            total: number;
+            /**
+             * Updated At
+             * @description Unix seconds.
+             */
+            updated_at: number;
+        };
         /** UnsubscribeLogitsMsg */
         UnsubscribeLogitsMsg: {
             /**
@@ -7858,6 +8204,92 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CorpusInfo"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    compare_api_evals_compare_get: {
+        parameters: {
+            query: {
+                /** @description Comma-separated SAE ids. */
+                sae_ids: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvalCompareOut"];
                 };
             };
             /** @description Bad Request */
@@ -9723,6 +10155,265 @@ export interface operations {
             };
         };
     };
+    get_evals_api_saes__sae_id__evals_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sae_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvalResultOut"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    start_evals_api_saes__sae_id__evals_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sae_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EvalRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnderstandingJob"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    evals_job_api_saes__sae_id__evals_job_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sae_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnderstandingJob"] | null;
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     start_api_saes__sae_id__explanations_post: {
         parameters: {
             query?: never;
@@ -10448,6 +11139,265 @@ export interface operations {
                 };
                 content: {
                     "application/x-ndjson": components["schemas"]["FeatureExportRow"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_map_api_saes__sae_id__map_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sae_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FeatureMapOut"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    start_map_api_saes__sae_id__map_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sae_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MapRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnderstandingJob"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    map_job_api_saes__sae_id__map_job_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sae_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnderstandingJob"] | null;
                 };
             };
             /** @description Bad Request */

@@ -20,6 +20,7 @@ import type { AnalysisStatus, ExplainJob, ModelInfo, TrainingRun, TrainingRunDet
  * - job (kind explain): the cached explanation job with that id takes done/total/status (errors counts the
  *   per-feature results that name an error kind) and the explained feature's detail reloads; when the job ends,
  *   the job, the SAE's feature listings and details reload; a job no cached one knows reloads every SAE's job
+ * - job (kind map / evals): the SAEs' map / evaluation job status; leaving "running" also the map / evaluation
  * - model_loaded: the model, the health line, the SAE list and the patches (which apply to the new model)
  * - hello (every connect): the model, when the server's model status differs from the cached one
  */
@@ -48,6 +49,17 @@ export function applyServerMessage(client: QueryClient, msg: ServerMessage): voi
         invalidate(queryKeys.circuits.detailAll(msg.job_id));
       }
       if (msg.kind === "explain") applyExplainJob(client, msg, invalidate);
+      // a feature-map or evaluation job: its SAE's job status follows; when it ends, the result too
+      if (msg.kind === "map" || msg.kind === "evals") {
+        // the event names its job, not its SAE: every SAE's job key of that kind is asked again (one each)
+        const job = msg.kind === "map" ? "map-job" : "evals-job";
+        const ended = msg.status !== "running";
+        void client.invalidateQueries(
+          { queryKey: ["sae"], predicate: (q) => q.queryKey[2] === job || (ended && q.queryKey[2] === msg.kind) },
+          { cancelRefetch: false },
+        );
+        if (msg.kind === "evals" && ended) invalidate(["evals-compare"]);
+      }
       return;
     case "analysis_progress": {
       const key = queryKeys.sae.analysis(msg.sae_id);

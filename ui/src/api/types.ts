@@ -147,3 +147,12 @@ export type InterveneRequest = S["InterveneRequest"];
 export type InterveneResponse = S["InterveneResponse"];
 export type NodePatchRequest = S["NodePatchRequest"];
 export type NodePatchResponse = S["NodePatchResponse"];
+
+// feature map and evaluations (/api/saes/{id}/map, /api/saes/{id}/evals)
+export type UnderstandingJob = S["UnderstandingJob"];
+export type MapRequest = S["MapRequestBody"];
+export type FeatureMapData = S["FeatureMapOut"];
+export type MapCluster = S["MapCluster"];
+export type EvalRequest = S["EvalRequestBody"];
+export type EvalResult = S["EvalResultOut"];
+export type EvalCompare = S["EvalCompareOut"];

@@ -6,6 +6,7 @@ import { ErrorMessage, Loading } from "../../components/Status";
 import { AnalysisPanel } from "./AnalysisPanel";
 import { ExplainPanel } from "./ExplainPanel";
 import { Score, SCORE_HELP } from "./scores";
+import { EvalsPanel } from "./EvalsPanel";
 import { SaeTransfer } from "./SaeTransfer";
 import { fmt } from "../../charts/useWidth";
 import { useFeatureList } from "./useFeatureList";
@@ -132,6 +133,8 @@ export function FeaturesPage() {
         <>
           <AnalysisPanel saeId={saeId} />
           <ExplainPanel saeId={saeId} shown={shownIndices} selected={rows[selected]?.index ?? null} />
+          <EvalsPanel saeId={saeId} />
+          <p className="small"><Link to={`/map/${encodeURIComponent(saeId)}`}>Feature map of this SAE</Link></p>
           <div className="toolbar" role="search">
             <div className="field">
               <label htmlFor="f-search">Search (label, token or explanation) <kbd>/</kbd></label>
