@@ -11,6 +11,10 @@ from .sweep import ARCHITECTURES as TRAINABLE
 from .sweep import MemberSpec, SweepSpec, default_lr, members
 
 
+RECORDED_BEFORE: dict[str, Any] = {"grad_clip_norm": None, "aux_k_on": "post_relu"}
+"""How runs recorded before these fields existed were trained (no clipping, AuxK on the ReLU)."""
+
+
 @dataclass
 class TrainingConfig:
     hook_names: list[str]
@@ -166,5 +170,7 @@ class TrainingConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainingConfig":
+        """A recorded config; fields it predates take the values it was trained with (``RECORDED_BEFORE``),
+        so a resumed run goes on as it began."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return cls(**{**RECORDED_BEFORE, **{k: v for k, v in d.items() if k in names}})

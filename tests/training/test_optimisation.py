@@ -256,6 +256,10 @@ def test_options_are_validated_and_recorded(client) -> None:
     with pytest.raises(ValueError, match="grad_clip_norm"):
         _cfg(grad_clip_norm=0.0)
     assert _cfg().to_dict()["grad_clip_norm"] == 1.0 and _cfg().to_dict()["aux_k_on"] == "raw"
+    assert TrainingConfig.from_dict(_cfg().to_dict()) == _cfg()  # round trip of a new run's config
+    old = {k: v for k, v in _cfg().to_dict().items() if k not in ("grad_clip_norm", "aux_k_on")}
+    resumed = TrainingConfig.from_dict(old)  # a run recorded before the options resumes as it began
+    assert resumed.grad_clip_norm is None and resumed.aux_k_on == "post_relu"
     body = dict(layer=1, hook="resid_post", d_sae=64, k=4, total_tokens=1024, batch_size=512, context_size=64,
                 checkpoint_every=0, eval_tokens=512, ce_eval_contexts=0, analyze=False, accelerator="cpu")
     bad = client.post("/api/training", json={**body, "aux_k_on": "relu"})
