@@ -55,14 +55,14 @@ changed, with a dense loop switching one choice at a time (held-out FVU, lower i
   - with both, ours is 0.002 (d_sae 4608: 0.172 vs 0.173) to 0.015 (d_sae 1152) better than SAELens: the
     unit-norm decoder is not what costs FVU.
 
-Measured 2026-11-27 on the 2-core shared CPU (load 12-17 from other jobs; `nice -n 10`), 131072 tokens, run
-cut short by the session's time limit after the two lines of ours:
+Measured 2026-11-27 on the 2-core shared CPU (load 9-17 from other jobs; `nice -n 10`), 131072 tokens, run
+stopped by the session's time limit before the naive line and the summary:
     ours (sparse topk, lightning)             275 tokens/s (cpu    113s)   held-out FVU 0.1918   dead latents 6
     ours, old defaults (no clip, relu auxk)    98 tokens/s (cpu    143s)   held-out FVU 0.2060   dead latents 295
-The SAELens and naive lines (and so the FVU difference and the speed ratio) were not reached; SAELens's
-held-out FVU in an earlier run of the same settings was 0.1731, so ours (0.1918) still misses the
-SAELens + 0.005 target by about 0.014 in that comparison. The tokens/s above reflect the machine's load,
-not the trainers.
+    saelens TopK (dense)                      225 tokens/s (cpu    184s)   held-out FVU 0.1805   dead latents 32
+So ours - saelens's = +0.0113 with the new defaults (+0.0255 with the old ones): better, but the
+<= +0.005 target is still missed on this recording. Tokens/s / saelens's = 1.22 from these lines, which
+reflect the machine's load, not the trainers (CPU seconds: 113 vs 184).
 
 The naive line is our objective written densely in plain torch (dense TopK, dense decode, dense raw AuxK,
 the same per-SAE clipping, schedule and decoder constraint): it isolates the sparse kernels from Lightning
