@@ -54,6 +54,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-nodes", type=int, default=1, help="Lightning num_nodes")
     p.add_argument("--precision", default="32-true", help="Lightning precision")
     p.add_argument("--lr-finder", action="store_true", help="run Lightning's LR finder first")
+    p.add_argument("--grad-clip-norm", type=float, default=1.0, help="clip each SAE's global grad norm at this value, "
+                   "in SAELens's loss units (default 1.0, as SAELens); 0 disables clipping")
+    p.add_argument("--aux-k-on", default="raw", choices=["raw", "post_relu"], help="AuxK on the dead latents' raw "
+                   "pre-activations (default, as SAELens) or on their ReLU (as sparsify)")
     p.add_argument("--resume", default=None, metavar="RUN_ID", help="resume an interrupted/cancelled run instead")
     p.set_defaults(func=run)
 
@@ -116,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
                 checkpoint_every=args.checkpoint_every, normalize=not args.no_normalize, seed=args.seed,
                 eval_tokens=args.eval_tokens, ce_eval_contexts=args.ce_contexts, devices=devices,
                 strategy=args.strategy, num_nodes=args.num_nodes, precision=args.precision,
-                lr_finder=args.lr_finder, analyze=False, epochs=args.epochs, sweep=_sweep(args),
+                lr_finder=args.lr_finder, grad_clip_norm=args.grad_clip_norm or None, aux_k_on=args.aux_k_on,
+                analyze=False, epochs=args.epochs, sweep=_sweep(args),
                 buffer_tokens=args.buffer_tokens, model_batch_size=args.model_batch_size)
             run_id = state.training.start(cfg, multiprocess=True)
         print(f"run {run_id}", flush=True)

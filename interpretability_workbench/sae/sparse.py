@@ -42,7 +42,8 @@ def _no_autocast(t: Tensor):
 
 class _TopKEncode(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x_c: Tensor, W_enc: Tensor, b_enc: Tensor, k: int, dead: Tensor | None, k_aux: int):
+    def forward(ctx, x_c: Tensor, W_enc: Tensor, b_enc: Tensor, k: int, dead: Tensor | None, k_aux: int,
+                aux_relu: bool = True):
         with _no_autocast(x_c):
             x_c = x_c.to(W_enc.dtype)
             pre = torch.addmm(b_enc, x_c, W_enc)  # [batch d_sae]
@@ -51,12 +52,13 @@ class _TopKEncode(torch.autograd.Function):
             if dead is not None and k_aux > 0 and bool(dead.any()):
                 n = min(k_aux, int(dead.sum()))
                 avals, aidx = pre.masked_fill(~dead, float("-inf")).topk(n, dim=-1, sorted=False)
-                aacts = avals.relu()
+                aacts = avals.relu() if aux_relu else avals
             else:
                 aidx = idx.new_zeros(x_c.shape[0], 0)
                 aacts = acts.new_zeros(x_c.shape[0], 0)
         ctx.save_for_backward(x_c, W_enc, idx, acts, aidx, aacts)
         ctx.mark_non_differentiable(idx, aidx)
+        ctx.aux_relu = aux_relu
         return acts, idx, aacts, aidx
 
     @staticmethod
@@ -65,7 +67,10 @@ class _TopKEncode(torch.autograd.Function):
         d_sae = W_enc.shape[1]
         g = g_acts * (acts > 0) if g_acts is not None else torch.zeros_like(acts)
         if aidx.shape[1]:
-            ga = g_aacts * (aacts > 0) if g_aacts is not None else torch.zeros_like(aacts)
+            if g_aacts is None:
+                ga = torch.zeros_like(aacts)
+            else:
+                ga = g_aacts * (aacts > 0) if ctx.aux_relu else g_aacts
             idx_all, g_all = torch.cat([idx, aidx], 1), torch.cat([g, ga], 1)
         else:
             idx_all, g_all = idx, g
@@ -77,7 +82,7 @@ class _TopKEncode(torch.autograd.Function):
             grad_w = (_latent_major(idx_all, g_all, d_sae) @ x_c).t().contiguous()  # [d_in d_sae]
         if ctx.needs_input_grad[2]:
             grad_b = torch.bincount(idx_all.reshape(-1), weights=g_all.reshape(-1), minlength=d_sae).to(W_enc.dtype)
-        return grad_x, grad_w, grad_b, None, None, None
+        return grad_x, grad_w, grad_b, None, None, None, None
 
 
 def _rowwise_dots(idx: Tensor, g: Tensor, W_dec: Tensor) -> Tensor:
@@ -124,16 +129,18 @@ class TopKCodes(NamedTuple):
     idx: Tensor
     """Their latent indices ``[batch k]``."""
     aux_acts: Tensor
-    """AuxK: values of the top dead latents ``[batch k_aux]`` (``[batch 0]`` when none are dead)."""
+    """AuxK: values of the top dead latents ``[batch k_aux]`` (ReLU'd or raw pre-activations, see
+    ``topk_encode``; ``[batch 0]`` when none are dead)."""
     aux_idx: Tensor
     """AuxK latent indices ``[batch k_aux]``."""
 
 
 def topk_encode(x_c: Tensor, W_enc: Tensor, b_enc: Tensor, k: int, dead: Tensor | None = None,
-                k_aux: int = 0) -> TopKCodes:
+                k_aux: int = 0, aux_relu: bool = True) -> TopKCodes:
     """TopK codes of centred inputs ``x_c [batch d_in]`` with a sparse backward (same values as the dense
-    ``pre.topk`` path). With a ``dead [d_sae]`` mask, also the top ``k_aux`` dead latents for AuxK."""
-    return TopKCodes(*_TopKEncode.apply(x_c, W_enc, b_enc, k, dead, k_aux))
+    ``pre.topk`` path). With a ``dead [d_sae]`` mask, also the top ``k_aux`` dead latents for AuxK: their
+    ReLU'd pre-activations (``aux_relu``, as sparsify) or the raw ones (as SAELens)."""
+    return TopKCodes(*_TopKEncode.apply(x_c, W_enc, b_enc, k, dead, k_aux, aux_relu))
 
 
 def sparse_decode(idx: Tensor, acts: Tensor, W_dec: Tensor) -> Tensor:

@@ -6,8 +6,13 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ..model.hook_names import parse_hook_name
+from .objectives import AUX_K_ON
 from .sweep import ARCHITECTURES as TRAINABLE
 from .sweep import MemberSpec, SweepSpec, default_lr, members
+
+
+RECORDED_BEFORE: dict[str, Any] = {"grad_clip_norm": None, "aux_k_on": "post_relu"}
+"""How runs recorded before these fields existed were trained (no clipping, AuxK on the ReLU)."""
 
 
 @dataclass
@@ -67,6 +72,13 @@ class TrainingConfig:
     aux_k: int | None = None
     """AuxK dead latents per token (topk); None = d_in // 2."""
     aux_k_coefficient: float = 1 / 32
+    aux_k_on: str = "raw"
+    """AuxK (topk) on the dead latents' raw pre-activations ('raw', as SAELens: a dead latent below zero
+    still learns) or on their ReLU ('post_relu', as sparsify)."""
+    grad_clip_norm: float | None = 1.0
+    """Clip each SAE's global gradient norm at this value (None: no clipping), measured on the loss in
+    SAELens's units (squared error summed over d_in, averaged over tokens), so 1.0 is SAELens's hard-coded
+    clip. Applied per SAE: sweep members never change each other's step."""
     dead_after_tokens: int = 100_000
     """A latent is dead when it has not fired in this many training tokens."""
     progress_interval_s: float = 0.5
@@ -112,6 +124,10 @@ class TrainingConfig:
             raise ValueError("b_dec_init must be geometric_median, mean or zeros")
         if self.eval_tokens < 1 or self.ce_eval_contexts < 0:
             raise ValueError("eval_tokens must be >= 1 and ce_eval_contexts >= 0")
+        if self.aux_k_on not in AUX_K_ON:
+            raise ValueError(f"aux_k_on must be one of {', '.join(AUX_K_ON)}, got {self.aux_k_on!r}")
+        if self.grad_clip_norm is not None and not self.grad_clip_norm > 0:
+            raise ValueError(f"grad_clip_norm must be > 0, or null for no clipping (got {self.grad_clip_norm})")
         self.buffer_tokens = max(self.buffer_tokens, self.batch_size)
 
     @property
@@ -154,5 +170,7 @@ class TrainingConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainingConfig":
+        """A recorded config; fields it predates take the values it was trained with (``RECORDED_BEFORE``),
+        so a resumed run goes on as it began."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return cls(**{**RECORDED_BEFORE, **{k: v for k, v in d.items() if k in names}})

@@ -1,7 +1,8 @@
 """SAETrainingModule: a LightningModule over the run's members — one SparseAutoencoder per (hook, sweep grid
 point) — all fed from one batch of concatenated activations ``[batch n_hooks*d_in]``. Each member has its
-own objective (its architecture, k or L1), learning rate (an Adam parameter group) and dead-latent tracker;
-the summed loss gives each member exactly the gradients it would get alone. Side effects (events,
+own objective (its architecture, k or L1), learning rate (an Adam parameter group), dead-latent tracker and
+gradient clipping (``grad_clip_norm``, on its own gradients only); the summed loss gives each member exactly
+the gradients and the step it would get alone. Side effects (events,
 checkpoints) live in callbacks."""
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from torch import Tensor, nn
 
 from ..sae.model import SparseAutoencoder
 from .config import TrainingConfig
-from .objectives import (DeadTracker, StepResult, batchtopk_step, remove_parallel_grads, standard_step,
-                         topk_step)
+from .objectives import (DeadTracker, StepResult, batchtopk_step, clip_grads, remove_parallel_grads,
+                         standard_step, topk_step)
 from .sweep import MemberSpec
 
 
@@ -36,6 +37,9 @@ class SAETrainingModule(pl.LightningModule):
         """One learning rate for every member (the LR finder's suggestion), else each member's own."""
         self.last: list[StepResult] = []
         """Per-member results of the latest step (read by the progress callback)."""
+        self.grad_norms: list[float] = []
+        """Per-member gradient norms of the latest step before clipping, in SAELens's loss units (empty
+        without ``grad_clip_norm``)."""
         self.automatic_optimization = True
 
     @property
@@ -54,7 +58,7 @@ class SAETrainingModule(pl.LightningModule):
             x = batch[:, m.hook_index * d: (m.hook_index + 1) * d]  # [batch d_in]
             if m.architecture == "topk":
                 k_aux = self.cfg.aux_k if self.cfg.aux_k is not None else d // 2
-                results.append(topk_step(sae, x, tracker, k_aux, self.cfg.aux_k_coefficient))
+                results.append(topk_step(sae, x, tracker, k_aux, self.cfg.aux_k_coefficient, self.cfg.aux_k_on))
             elif m.architecture == "batchtopk":
                 results.append(batchtopk_step(sae, x, tracker))
             else:
@@ -78,6 +82,12 @@ class SAETrainingModule(pl.LightningModule):
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         for sae in self.saes:
             remove_parallel_grads(sae)
+        if self.cfg.grad_clip_norm is None or not self.last:
+            return
+        scales = torch.tensor([r.loss_scale for r in self.last], dtype=torch.float64, device=self.device)
+        if self._trainer is not None:  # DDP: every process clips the (averaged) grads by the same factor
+            scales = self.trainer.strategy.reduce(scales, reduce_op="mean")
+        self.grad_norms = [clip_grads(sae, self.cfg.grad_clip_norm, float(s)) for sae, s in zip(self.saes, scales)]
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         super().optimizer_step(*args, **kwargs)

@@ -23,6 +23,10 @@ class StepResult(NamedTuple):
     """Mean active latents per token."""
     aux: float
     """AuxK (topk) or L1 (standard) term."""
+    loss_scale: float = 1.0
+    """``loss`` times this is the loss in SAELens's units (squared error summed over d_in, averaged over
+    tokens): FVU objectives divide by the batch variance instead, so their gradients times this are
+    SAELens's gradients (what ``grad_clip_norm`` bounds)."""
 
 
 class DeadTracker(nn.Module):
@@ -53,12 +57,21 @@ def _variance(x: Tensor) -> Tensor:
     return (x - x.mean(0)).pow(2).sum().clamp_min(1e-12)
 
 
-def topk_step(sae: SparseAutoencoder, x: Tensor, tracker: DeadTracker, k_aux: int, aux_coef: float) -> StepResult:
-    """TopK with AuxK (Gao et al. 2024): dead latents reconstruct the residual error."""
+AUX_K_ON = ("raw", "post_relu")
+
+
+def topk_step(sae: SparseAutoencoder, x: Tensor, tracker: DeadTracker, k_aux: int, aux_coef: float,
+              aux_k_on: str = "raw") -> StepResult:
+    """TopK with AuxK (Gao et al. 2024): dead latents reconstruct the residual error. ``aux_k_on``: the top
+    ``k_aux`` dead latents contribute their raw pre-activations ('raw', as SAELens) or their ReLU
+    ('post_relu', as sparsify: a dead latent with a negative pre-activation then gets no gradient)."""
+    if aux_k_on not in AUX_K_ON:
+        raise ValueError(f"aux_k_on must be one of {', '.join(AUX_K_ON)}, got {aux_k_on!r}")
     x_s = x * sae.scale  # [batch d_in]
     dead = tracker.dead_mask()
     n_dead = int(dead.sum())
-    codes = topk_encode(x_s - sae.b_dec, sae.W_enc, sae.b_enc, sae.cfg.k, dead if n_dead else None, k_aux)
+    codes = topk_encode(x_s - sae.b_dec, sae.W_enc, sae.b_enc, sae.cfg.k, dead if n_dead else None, k_aux,
+                        aux_k_on == "post_relu")
     recon = sparse_decode(codes.idx, codes.acts, sae.W_dec) + sae.b_dec
     err = recon - x_s
     var = _variance(x_s)
@@ -73,7 +86,7 @@ def topk_step(sae: SparseAutoencoder, x: Tensor, tracker: DeadTracker, k_aux: in
     active = codes.acts > 0
     tracker.update(codes.idx[active], x.shape[0])
     return StepResult(loss, float(err.detach().pow(2).mean()), float(fvu.detach()),
-                      float(active.sum(1).float().mean()), float(aux.detach()))
+                      float(active.sum(1).float().mean()), float(aux.detach()), float(var) / x.shape[0])
 
 
 def batchtopk_step(sae: SparseAutoencoder, x: Tensor, tracker: DeadTracker, threshold_lr: float = 0.01) -> StepResult:
@@ -87,7 +100,8 @@ def batchtopk_step(sae: SparseAutoencoder, x: Tensor, tracker: DeadTracker, thre
     f = torch.zeros_like(flat).scatter(0, idx, vals).view_as(acts)
     recon = f @ sae.W_dec + sae.b_dec
     err = recon - x_s
-    fvu = err.pow(2).sum() / _variance(x_s)
+    var = _variance(x_s)
+    fvu = err.pow(2).sum() / var
     with torch.no_grad():
         pos = vals[vals > 0]
         if pos.numel():
@@ -96,7 +110,7 @@ def batchtopk_step(sae: SparseAutoencoder, x: Tensor, tracker: DeadTracker, thre
         active = f > 0
         tracker.update(active.nonzero()[:, 1], x.shape[0])
     return StepResult(fvu, float(err.detach().pow(2).mean()), float(fvu.detach()),
-                      float(active.sum(1).float().mean()), 0.0)
+                      float(active.sum(1).float().mean()), 0.0, float(var) / x.shape[0])
 
 
 def standard_step(sae: SparseAutoencoder, x: Tensor, tracker: DeadTracker, l1: float) -> StepResult:
@@ -126,3 +140,21 @@ def remove_parallel_grads(sae: SparseAutoencoder) -> None:
         return
     w = sae.W_dec
     g -= (g * w).sum(1, keepdim=True) * w / w.pow(2).sum(1, keepdim=True).clamp_min(1e-12)
+
+
+@torch.no_grad()
+def clip_grads(sae: SparseAutoencoder, max_norm: float, loss_scale: float = 1.0) -> float:
+    """Scale ``sae``'s gradients so their global L2 norm, measured in SAELens's loss units (the gradients
+    times ``loss_scale``, see ``StepResult.loss_scale``), is at most ``max_norm`` (SAELens's trainer clips
+    at 1.0). Touches this SAE only, so sweep members never change each other's step. Returns the norm
+    before clipping (in those units)."""
+    grads = [p.grad for p in sae.parameters() if p.grad is not None]
+    if not grads:
+        return 0.0
+    norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])))
+    norm *= loss_scale
+    if norm > max_norm:
+        factor = max_norm / (norm + 1e-6)
+        for g in grads:
+            g.mul_(factor)
+    return norm

@@ -60,6 +60,8 @@ class TrainingRequest(BaseModel):
     num_nodes: int = Field(1, ge=1, le=1024, description="Lightning num_nodes; more than 1 answers 422 here (use `microscope train --num-nodes`).")
     precision: str = Field("32-true", max_length=20, description="Lightning precision: 32-true, bf16-mixed, ...")
     lr_finder: bool = Field(False, description="Run Lightning's LR finder first and train with its suggestion.")
+    grad_clip_norm: float | None = Field(1.0, gt=0, le=1e6, description="Clip each SAE's global gradient norm at this value, measured on the loss in SAELens's units (squared error summed over d_in, averaged over tokens; 1.0 = SAELens's clip); per SAE, so sweep members never affect each other; null: no clipping.")
+    aux_k_on: Literal["raw", "post_relu"] = Field("raw", description="AuxK (topk) on the dead latents' raw pre-activations ('raw', as SAELens) or on their ReLU ('post_relu', as sparsify).")
     analyze: bool = Field(True, description="Start feature analysis of the new SAEs when training succeeds.")
 
     @model_validator(mode="after")

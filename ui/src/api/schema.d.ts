@@ -5969,6 +5969,13 @@ export interface components {
              */
             architecture?: "topk" | "standard" | "batchtopk";
             /**
+             * Aux K On
+             * @description AuxK (topk) on the dead latents' raw pre-activations ('raw', as SAELens) or on their ReLU ('post_relu', as sparsify).
+             * @default raw
+             * @enum {string}
+             */
+            aux_k_on?: "raw" | "post_relu";
+            /**
              * Batch Size
              * @description Activations per optimiser step (the global batch; with several processes each takes an equal share).
              * @default 4096
@@ -6027,6 +6034,12 @@ export interface components {
              * @default 16384
              */
             eval_tokens?: number;
+            /**
+             * Grad Clip Norm
+             * @description Clip each SAE's global gradient norm at this value, measured on the loss in SAELens's units (squared error summed over d_in, averaged over tokens; 1.0 = SAELens's clip); per SAE, so sweep members never affect each other; null: no clipping.
+             * @default 1
+             */
+            grad_clip_norm?: number | null;
             /**
              * Hook
              * @description Hook kind for `layer`/`layers`.
