@@ -35,7 +35,7 @@ export function byHook(history: ChartPoint[]): Map<string, Map<number, MemberPoi
 export function MemberCharts({ history }: { history: ChartPoint[] }) {
   const hooks = useMemo(() => byHook(history), [history]);
   return (
-    <div data-testid="member-charts">
+    <div data-testid="train-charts" data-per-member="true">
       {[...hooks.entries()].map(([hook, members]) => (
         <section key={hook} className="hook-charts" data-testid="hook-charts" data-hook={hook} aria-label={`Metrics at ${hook}`}>
           <h3 className="mono small">{hook}</h3>

@@ -4,7 +4,7 @@ import type { TrainingProgress, TrainingRun, TrainingRunDetail } from "../../api
 import { LineChart, type Series } from "../../charts/LineChart/LineChart";
 import { fmt } from "../../charts/useWidth";
 import { ErrorMessage, ProgressBar, formatDuration } from "../../components/Status";
-import { hooksLabel, type ChartPoint } from "./trainData";
+import { hooksLabel, memberLabel, type ChartPoint } from "./trainData";
 import { MemberCharts } from "./MemberCharts";
 import { MembersTable } from "./MembersTable";
 
@@ -90,11 +90,16 @@ export function RunView({
       <div className="row">
         {active && <button type="button" onClick={onCancel} disabled={busy}>Cancel run</button>}
         {resumable && <button type="button" onClick={onResume} disabled={busy}>Resume run</button>}
-        {(run.sae_ids ?? []).map((id, i) => (
-          <Link key={id} to={`/features/${encodeURIComponent(id)}`} data-testid="sae-link">
-            Open SAE features{run.hook_names[i] ? ` (${run.hook_names[i]})` : ""} →
-          </Link>
-        ))}
+        {(run.sae_ids ?? []).map((id, i) => {
+          // a sweep has several SAEs per hook: name each by its member when the run lists them
+          const m = members?.find((x) => x.sae_id === id);
+          const what = m ? `${m.hook_name}${nMembers > run.hook_names.length ? ` · ${memberLabel(m)}` : ""}` : run.hook_names[i];
+          return (
+            <Link key={id} to={`/features/${encodeURIComponent(id)}`} data-testid="sae-link">
+              Open SAE features{what ? ` (${what})` : ""} →
+            </Link>
+          );
+        })}
       </div>
       {run.error && <ErrorMessage error={`Run ${run.status}: ${run.error}`} />}
       <ErrorMessage error={error} />
@@ -108,6 +113,14 @@ export function RunView({
         </div>
       )}
       {members && <MembersTable members={members} />}
+      {final && members && (
+        <p data-testid="final-metrics" className="small muted">
+          {members.length} SAE{members.length === 1 ? "" : "s"} · trained on{" "}
+          {typeof final.train_tokens === "number" ? final.train_tokens.toLocaleString() : "—"} tokens
+          {typeof final.passes === "number" && final.passes > 1 ? ` (${final.passes} passes)` : ""} · held-out{" "}
+          {typeof final.held_out_tokens === "number" ? final.held_out_tokens.toLocaleString() : "—"} tokens
+        </p>
+      )}
       {final && !members && (
         <p data-testid="final-metrics">
           Held-out FVU <strong>{fmt(final.held_out_fvu as number)}</strong> · L0 <strong>{fmt(final.l0 as number)}</strong> ·

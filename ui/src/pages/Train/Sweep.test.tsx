@@ -97,8 +97,8 @@ describe("Train page sweeps", () => {
     expect(within(fvuOf(hooks[0])).getByTestId("last-#1 topk 128 k4")).toHaveTextContent("0.125");
     expect(within(fvuOf(hooks[1])).getByTestId("last-#2 topk 64 k4")).toHaveTextContent("0.4");
     expect(within(fvuOf(hooks[1])).getByTestId("last-#3 topk 128 k4")).toHaveTextContent("0.3");
-    // the aggregate charts are not shown for a run with per-member numbers
-    expect(container.querySelector('[data-testid="train-charts"]')).toBeNull();
+    // the aggregate lines are not shown for a run with per-member numbers
+    expect(container.querySelector('path[data-series="mse"]')).toBeNull();
   });
 
   it("after the run: a row per member with its final metrics and an L0/FVU point per member at each hook", async () => {
@@ -139,6 +139,11 @@ describe("Train page sweeps", () => {
     expect(a[1].cy).toBeCloseTo(178 * (1 - 0.2 / 0.3));
     expect(b[0].cy).toBeCloseTo(0); // FVU 0.5 is the top of [0, 0.5]
     expect(b[1].cy).toBeCloseTo(178 * (1 - 0.35 / 0.5));
-    expect(container.querySelector('[data-testid="final-metrics"]')).toBeNull();
+    expect(screen.getByTestId("final-metrics")).toHaveTextContent("4 SAEs");
+    expect(screen.getAllByTestId("sae-link").map((l) => l.textContent)).toEqual([
+      "Open SAE features (blocks.0.hook_resid_post · topk 64 k4) →", "Open SAE features (blocks.0.hook_resid_post · topk 128 k8) →",
+      "Open SAE features (blocks.1.hook_resid_post · topk 64 k4) →", "Open SAE features (blocks.1.hook_resid_post · topk 128 k8) →",
+    ]);
+    expect(container.querySelectorAll("circle")).toHaveLength(4);
   });
 });
