@@ -21,15 +21,16 @@ async function waitFor(fn, { timeout = 30_000, interval = 200, what = "condition
   throw new Error(`timed out after ${timeout / 1000}s waiting for ${what}${last ? `: ${last.message}` : ""}`);
 }
 
-/** A small plain-text corpus: varied sentences, one document per line. */
+/** A small JSONL corpus (3000 documents: more than the default held-out slice), one {"text"} document per line. */
 function smallCorpus() {
   const subjects = ["The cat", "A scientist", "My neighbour", "The river", "Every student", "The old clock", "A small robot"];
   const verbs = ["watched", "described", "followed", "repaired", "ignored", "painted", "counted"];
   const objects = ["the morning light", "a quiet village", "seven red apples", "the broken bridge", "an open window",
     "the long winter", "a strange signal"];
   const lines = [];
-  for (let i = 0; i < 600; i++) {
-    lines.push(`${subjects[i % 7]} ${verbs[(i * 3) % 7]} ${objects[(i * 5) % 7]} on day ${i}, and then ${verbs[(i + 2) % 7]} ${objects[(i + 4) % 7]}.`);
+  for (let i = 0; i < 3000; i++) {
+    const text = `${subjects[i % 7]} ${verbs[(i * 3) % 7]} ${objects[(i * 5) % 7]} on day ${i}, and then ${verbs[(i + 2) % 7]} ${objects[(i + 4) % 7]}.`;
+    lines.push(JSON.stringify({ text }));
   }
   return lines.join("\n") + "\n";
 }
@@ -37,24 +38,24 @@ function smallCorpus() {
 export async function sweepAndCorpus({ page, baseUrl, shot, state, log }) {
   await page.goto(`${baseUrl}/train`);
   await page.getByTestId("ws-status").and(page.locator('[data-status="open"]')).waitFor({ timeout: 30_000 });
-  const name = `e2e-small-${Date.now()}.txt`;
-  await page.getByLabel(/^Upload \(/).setInputFiles({ name, mimeType: "text/plain", buffer: Buffer.from(smallCorpus()) });
-  await page.getByRole("button", { name: "Upload" }).click();
+  const name = `e2e-small-${Date.now()}.jsonl`;
+  await page.getByLabel(/^Upload \(/).setInputFiles({ name, mimeType: "application/jsonl", buffer: Buffer.from(smallCorpus()) });
+  await page.getByRole("button", { name: "Upload", exact: true }).click();
   const row = page.getByTestId("corpus-row").filter({ hasText: name });
   await row.waitFor({ timeout: 60_000 });
-  await waitFor(async () => {
+  const counted = await waitFor(async () => {
     const s = await row.getAttribute("data-status");
-    if (s === "failed") throw new Error(`corpus count failed: ${await row.innerText()}`);
-    return s === "ready";
+    return s === "ready" || s === "failed" ? s : null;
   }, { timeout: 2 * MIN, what: "the corpus to be counted" });
+  if (counted !== "ready") throw new Error(`corpus count failed: ${await row.innerText()}`);
   const tokens = Number((await row.locator("td").nth(6).innerText()).replace(/[^\d]/g, ""));
   assert(tokens > 1000, `corpus counted (${tokens} tokens)`);
   const corpusId = await row.getAttribute("data-corpus");
-  assert((await page.getByLabel("Corpus").inputValue()) === corpusId, "the uploaded corpus is selected for training");
+  assert((await page.getByLabel("Corpus", { exact: true }).inputValue()) === corpusId, "the uploaded corpus is selected for training");
   await shot("train-01-corpus-counted");
 
   await page.getByLabel(/^Layers/).fill("1");
-  await page.getByLabel("d_sae").fill("64");
+  await page.getByLabel("d_sae", { exact: true }).fill("64");
   await page.getByLabel("Training tokens").fill("4096");
   await page.getByLabel("Batch size").fill("256");
   await page.getByLabel(/Sweep: train a grid/).check();
@@ -70,11 +71,11 @@ export async function sweepAndCorpus({ page, baseUrl, shot, state, log }) {
   log(`sweep run ${runId}`);
   const view = page.getByTestId("run-view");
   await waitFor(async () => (await view.locator("h2 .mono").innerText()) === runId, { what: "the new run's view" });
-  await waitFor(async () => {
+  const end = await waitFor(async () => {
     const s = await view.getAttribute("data-status");
-    if (s === "failed" || s === "cancelled") throw new Error(`run ${s}: ${await view.innerText()}`);
-    return s === "done";
+    return s === "done" || s === "failed" || s === "cancelled" ? s : null;
   }, { timeout: 5 * MIN, what: "the sweep to finish", interval: 500 });
+  if (end !== "done") throw new Error(`run ${end}: ${await view.innerText()}`);
   const rows = page.getByTestId("member-row");
   await waitFor(async () => (await rows.count()) === 2, { what: "two member rows" });
   const ks = await rows.evaluateAll((els) => els.map((e) => e.children[2].textContent));
