@@ -2,6 +2,8 @@
 // Each step gets ctx = { page, baseUrl, server, cfg, state, shot(name), log(msg) } and throws on failure.
 // `state` carries ids from one step to the next (sae id, feature index, patch ids).
 
+import { sweepAndCorpus } from "./steps_train.mjs";
+
 const MIN = 60_000;
 
 function assert(cond, msg) {
@@ -81,7 +83,7 @@ export async function trainSae({ page, baseUrl, cfg, shot, state }) {
   }, { timeout: cfg.trainTimeoutMs, what: "training to complete", interval: 500 });
   const trail = await page.evaluate(() => window.__trainLog);
   assert(trail.some((e) => /^running:([1-9]\d*)$/.test(e)), `progress bar moved while the run was running (seen: ${trail.join(" ")})`);
-  await page.locator('[data-testid="train-charts"] path[data-series="mse"]').waitFor({ timeout: 30_000 });
+  await page.locator('[data-testid="train-charts"] path[data-series]').first().waitFor({ timeout: 30_000 });
   const links = page.getByTestId("sae-link");
   await links.first().waitFor({ timeout: 30_000 });
   const hrefs = await links.evaluateAll((els) => els.map((e) => [e.textContent, e.getAttribute("href")]));
@@ -314,4 +316,4 @@ import { explainFeatures } from "./steps_explain.mjs";
 
 /** In order; each later step depends on the state the earlier ones left. */
 export const STEPS = [loadModel, trainSae, openFeature, saeExportImport, patchAndSlide, provenanceRenders, contrastPatchEffect,
-  restartReconnects, badModelFailsFast, explainFeatures];
+  restartReconnects, badModelFailsFast, explainFeatures, sweepAndCorpus];

@@ -1,4 +1,5 @@
 import { request, requestRaw, type Query } from "./client";
+import { uploadWithProgress, type UploadProgress } from "./upload";
 import type * as T from "./types";
 
 const enc = encodeURIComponent;
@@ -24,6 +25,13 @@ export const api = {
     form.append("file", file, file.name);
     return request<T.Corpus>("POST", "/api/corpora", { form });
   },
+  /** the same upload through XMLHttpRequest, reporting the bytes sent */
+  uploadCorpusTracked: (file: File, onProgress?: (p: UploadProgress) => void, signal?: AbortSignal) => {
+    const form = new FormData();
+    form.append("file", file, file.name);
+    return uploadWithProgress<T.Corpus>("/api/corpora", form, onProgress, signal);
+  },
+  registerCorpus: (body: T.RegisterCorpus) => request<T.Corpus>("POST", "/api/corpora/register", { body }),
 
   startTraining: (body: T.TrainingRequest) => request<T.StartTrainingResponse>("POST", "/api/training", { body }),
   listRuns: () => request<T.TrainingRun[]>("GET", "/api/training"),

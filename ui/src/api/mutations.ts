@@ -2,6 +2,7 @@ import { useMutation, useQueryClient, type QueryClient } from "@tanstack/react-q
 import { api, downloadBlob } from "./endpoints";
 import { queryKeys } from "./queryKeys";
 import type * as T from "./types";
+import type { UploadProgress } from "./upload";
 
 /**
  * Everything the pages ask the server to do, one hook per action (TanStack Query mutations: `isPending` while
@@ -50,6 +51,33 @@ export function useUploadCorpus() {
     mutationFn: (file: File) => api.uploadCorpus(file),
     onSuccess: () => qc.invalidateQueries({ queryKey: queryKeys.corpora() }),
   });
+}
+
+/**
+ * Upload a corpus through XMLHttpRequest so that `onProgress` sees the bytes sent (fetch reports none); the new
+ * corpus (status "counting") goes into the cached list at once, and the list is reloaded.
+ */
+export function useUploadCorpusTracked() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: ({ file, onProgress }: { file: File; onProgress?: (p: UploadProgress) => void }) =>
+      api.uploadCorpusTracked(file, onProgress),
+    onSuccess: (c) => addCorpus(qc, c),
+  });
+}
+
+/** POST /api/corpora/register: a path under IWB_DATA_DIRS or a cached hub dataset. */
+export function useRegisterCorpus() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (body: T.RegisterCorpus) => api.registerCorpus(body),
+    onSuccess: (c) => addCorpus(qc, c),
+  });
+}
+
+function addCorpus(qc: QueryClient, c: T.Corpus) {
+  qc.setQueryData<T.Corpus[]>(queryKeys.corpora(), (list) => (list ? [...list.filter((x) => x.id !== c.id), c] : list));
+  return qc.invalidateQueries({ queryKey: queryKeys.corpora() });
 }
 
 // ---------- training ----------

@@ -4,7 +4,7 @@ import { useSocket } from "../ws/context";
 import type { WorkbenchSocket } from "../ws/socket";
 import type { JobMsg, ServerMessage } from "../ws/messages";
 import { queryKeys } from "./queryKeys";
-import type { AnalysisStatus, ExplainJob, ModelInfo, TrainingRun, TrainingRunDetail } from "./types";
+import type { AnalysisStatus, Corpus, ExplainJob, ModelInfo, TrainingRun, TrainingRunDetail } from "./types";
 
 /**
  * What each server event changes in the query cache. Invalidation marks the keys stale and refetches those a
@@ -16,6 +16,8 @@ import type { AnalysisStatus, ExplainJob, ModelInfo, TrainingRun, TrainingRunDet
  *   registers SAEs or a transcoder set)
  * - analysis_progress: the SAE's cached analysis status says "running"
  * - analysis_done: the SAE's analysis status; when it finished ("done") also its feature listings and details
+ * - job (kind corpus_count, job id "count_<corpus id>"): the cached corpus's byte progress while it runs; the corpus
+ *   list when the count ends (its docs/tokens or error) or names a corpus the list does not know
  * - job (kind circuit) leaving "running": the circuit list and that circuit's detail
  * - job (kind explain): the cached explanation job with that id takes done/total/status (errors counts the
  *   per-feature results that name an error kind) and the explained feature's detail reloads; when the job ends,
@@ -43,6 +45,10 @@ export function applyServerMessage(client: QueryClient, msg: ServerMessage): voi
       invalidate(queryKeys.transcoderSets()); // a transcoder run registers a set
       return;
     case "job":
+      if (msg.kind === "corpus_count") {
+        applyCorpusCount(client, msg);
+        return;
+      }
       // a circuit job that ends changes its row (and, when done, brings its graph)
       if (msg.kind === "circuit" && msg.status !== "running") {
         invalidate(queryKeys.circuits.list());
@@ -116,6 +122,32 @@ function applyExplainJob(client: QueryClient, msg: JobMsg, invalidate: (key: rea
     invalidate(queryKeys.sae.featureLists(saeId));
     invalidate(queryKeys.sae.features(saeId));
   }
+}
+
+/** A corpus_count job event: its job id is "count_" + the corpus id, done/total count bytes read. */
+function applyCorpusCount(client: QueryClient, msg: JobMsg): void {
+  const key = queryKeys.corpora();
+  const corpusId = msg.job_id.startsWith("count_") ? msg.job_id.slice("count_".length) : msg.job_id;
+  const list = client.getQueryData<Corpus[]>(key);
+  const known = list?.some((c) => c.id === corpusId);
+  if (!known || (msg.status !== "running" && msg.status !== "queued")) {
+    void client.invalidateQueries({ queryKey: key }, { cancelRefetch: false });
+    return;
+  }
+  // the counter's note reads "<tokens> tokens in <documents> documents"
+  const m = /^(\d+) tokens in (\d+) documents/.exec(msg.detail ?? "");
+  client.setQueryData<Corpus[]>(key, (old) =>
+    old?.map((c) =>
+      c.id !== corpusId ? c : {
+        ...c,
+        status: "counting",
+        progress: {
+          documents: m ? Number(m[2]) : (c.progress?.documents ?? 0), tokens: m ? Number(m[1]) : (c.progress?.tokens ?? 0),
+          bytes_done: msg.done, bytes_total: msg.total || (c.progress?.bytes_total ?? c.size_bytes ?? 0),
+        },
+      },
+    ),
+  );
 }
 
 /**

@@ -16,6 +16,9 @@ export type ModelInfo = S["ModelInfo"];
 export type ModelStatus = ModelInfo["status"];
 export type LoadModelRequest = S["LoadModelRequest"];
 export type Corpus = S["CorpusInfo"];
+export type CountProgress = S["CountProgressWire"];
+export type RegisterCorpus = S["RegisterCorpus"];
+export type DeviceMemory = S["DeviceMemoryInfo"];
 
 // ---------- training ----------
 export type TrainingRequest = S["TrainingRequest"];
@@ -27,6 +30,9 @@ export type RunStatus = TrainingRun["status"];
 export type StartTrainingResponse = S["TrainingStarted"];
 /** one row of metric history: {step, tokens, data: {mse, fvu, l0, dead_fraction, tokens_per_s, eta_s, ...}} */
 export type MetricPoint = S["MetricPoint"];
+export type SweepRequest = S["SweepRequest"];
+/** one SAE of a finished run with its final metrics (run detail `members`) */
+export type MemberResult = S["MemberResult"];
 
 /** The numbers the Train page charts, read out of a MetricPoint's `data` or a training_progress message. */
 export interface TrainingMetrics {
@@ -46,6 +52,12 @@ export interface TrainingProgress {
   tokens_per_s: number | null;
   eta_s: number | null;
   phase?: string | null;
+  /** units of the phase done and in all (0: unknown), and what they count (contexts, steps, batches, ...) */
+  phase_done?: number;
+  phase_total?: number;
+  phase_unit?: string;
+  /** passes over the training data started so far */
+  passes?: number;
 }
 
 // ---------- SAEs and features ----------

@@ -1,5 +1,5 @@
 import { fireEvent, screen, waitFor } from "@testing-library/react";
-import { ModelPage } from "./ModelPage";
+import { ModelPage, blockRanges } from "./ModelPage";
 import { renderPage } from "../../test/render";
 import { stubFetch } from "../../test/fetchStub";
 
@@ -49,5 +49,43 @@ describe("ModelPage", () => {
     expect(screen.getByTestId("model-loading")).toHaveTextContent("tiny-llama is still loaded and serving");
     expect(screen.getByTestId("model-layers")).toHaveTextContent("2");
     expect(screen.getByTestId("model-weights")).toHaveTextContent("GGUF Q4_1 (x.gguf), dequantized to float32");
+  });
+});
+
+describe("ModelPage devices", () => {
+  it("shows per-device memory and where each block is stored", async () => {
+    const GiB = 1024 ** 3;
+    const devices = [
+      { device: "cuda:0", total_bytes: 80 * GiB, used_bytes: 20 * GiB, free_bytes: 60 * GiB, allocated_bytes: 18 * GiB,
+        weight_bytes: 16 * GiB, layers: [0, 1, 2] },
+      { device: "cpu", total_bytes: 128 * GiB, used_bytes: 40 * GiB, free_bytes: 88 * GiB, allocated_bytes: 6 * GiB,
+        weight_bytes: 5 * GiB, layers: [3] },
+      { device: "disk", weight_bytes: 2 * GiB, layers: [4, 5] },
+    ];
+    stubFetch({
+      "GET /api/health": () => [200, { status: "ok", version: "0.1", model_status: "ready", uptime_s: 1 }],
+      "GET /api/model": () => [200, {
+        ...info, n_layers: 6, device: "cuda:0", dispatched: true, devices,
+        layer_devices: ["cuda:0", "cuda:0", "cuda:0", "cpu", "disk", "disk"],
+        weights: "GGUF Q4_1 (m.gguf), dequantized to float32",
+      }],
+    });
+    renderPage(<ModelPage />);
+    const rows = await screen.findAllByTestId("device-row");
+    expect(rows.map((r) => r.getAttribute("data-device"))).toEqual(["cuda:0", "cpu", "disk"]);
+    expect(rows[0]).toHaveTextContent("20.0 GiB / 80.0 GiB");
+    expect(rows[0]).toHaveTextContent("16.0 GiB");
+    expect(rows[0]).toHaveTextContent("0–2");
+    expect(rows[2]).toHaveTextContent("4–5");
+    expect(rows[2].querySelectorAll("td")[1]).toHaveTextContent("—");
+    expect(screen.getByText(/model dispatched across devices/)).toBeInTheDocument();
+    const cells = screen.getByTestId("layer-placement").querySelectorAll("li");
+    expect([...cells].map((c) => c.getAttribute("data-device"))).toEqual(["cuda:0", "cuda:0", "cuda:0", "cpu", "disk", "disk"]);
+    expect(screen.getByTestId("model-weights")).toHaveTextContent("dequantized to float32");
+  });
+
+  it("writes block lists as ranges", () => {
+    expect(blockRanges([5, 0, 1, 2, 7, 8])).toBe("0–2, 5, 7–8");
+    expect(blockRanges([])).toBe("—");
   });
 });

@@ -2,7 +2,7 @@ import { useState } from "react";
 import { errorText } from "../../api/errors";
 import { useLoadModel } from "../../api/mutations";
 import { useHealth, useModel } from "../../api/queries";
-import type { ModelInfo } from "../../api/types";
+import type { DeviceMemory, ModelInfo } from "../../api/types";
 import { ErrorMessage, Loading, formatBytes } from "../../components/Status";
 
 /**
@@ -126,6 +126,8 @@ function ModelTable({ m }: { m: ModelInfo }) {
           </div>
         ))}
       </dl>
+      {(m.devices?.length ?? 0) > 0 && <DeviceTable devices={m.devices!} dispatched={m.dispatched ?? false} />}
+      {(m.layer_devices?.length ?? 0) > 0 && <LayerPlacement layers={m.layer_devices!} />}
       {hooks.length > 0 && (
         <details>
           <summary>Hook points</summary>
@@ -137,5 +139,70 @@ function ModelTable({ m }: { m: ModelInfo }) {
         </details>
       )}
     </>
+  );
+}
+
+/** Memory per device (used / total, this server's share, the weights stored there) and the blocks placed on it. */
+function DeviceTable({ devices, dispatched }: { devices: DeviceMemory[]; dispatched: boolean }) {
+  return (
+    <>
+      <h3>Devices{dispatched ? " (model dispatched across devices)" : ""}</h3>
+      <table className="table" aria-label="Device memory">
+        <thead>
+          <tr>
+            <th scope="col">Device</th><th scope="col">Used / total</th><th scope="col">Free</th>
+            <th scope="col">This server</th><th scope="col">Weights</th><th scope="col">Blocks</th>
+          </tr>
+        </thead>
+        <tbody>
+          {devices.map((d) => (
+            <tr key={d.device} data-testid="device-row" data-device={d.device}>
+              <td className="mono">{d.device}</td>
+              <td>{d.total_bytes != null ? `${formatBytes(d.used_bytes)} / ${formatBytes(d.total_bytes)}` : "—"}</td>
+              <td>{formatBytes(d.free_bytes)}</td>
+              <td>{formatBytes(d.allocated_bytes)}</td>
+              <td>{formatBytes(d.weight_bytes ?? 0)}</td>
+              <td>{blockRanges(d.layers ?? [])}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </>
+  );
+}
+
+/** [0,1,2,5] -> "0–2, 5" */
+export function blockRanges(layers: number[]): string {
+  if (layers.length === 0) return "—";
+  const sorted = [...layers].sort((a, b) => a - b);
+  const parts: string[] = [];
+  let start = sorted[0];
+  let prev = sorted[0];
+  for (const l of sorted.slice(1).concat([NaN])) {
+    if (l === prev + 1) {
+      prev = l;
+      continue;
+    }
+    parts.push(start === prev ? String(start) : `${start}–${prev}`);
+    start = prev = l;
+  }
+  return parts.join(", ");
+}
+
+/** One cell per block, labelled with the device that stores its weights. */
+function LayerPlacement({ layers }: { layers: string[] }) {
+  const names = [...new Set(layers)];
+  return (
+    <div data-testid="layer-placement">
+      <h3>Layer placement</h3>
+      <ol className="layer-strip" aria-label="Block devices" style={{ display: "flex", flexWrap: "wrap", gap: 2, listStyle: "none", padding: 0 }}>
+        {layers.map((dev, i) => (
+          <li key={i} title={`block ${i}: ${dev}`} data-device={dev} className="mono small"
+            style={{ padding: "0 4px", border: "1px solid var(--border, #ccc)", opacity: 0.5 + 0.5 * (1 - names.indexOf(dev) / Math.max(1, names.length)) }}>
+            {i}:{dev}
+          </li>
+        ))}
+      </ol>
+    </div>
   );
 }

@@ -6,6 +6,7 @@ import type { TrainingProgress } from "../../api/types";
 import { useResync, useServerMessages } from "../../ws/context";
 import { ErrorMessage, Loading } from "../../components/Status";
 import { TrainForm } from "./TrainForm";
+import { CorporaPanel } from "./CorporaPanel";
 import { RunView } from "./RunView";
 import { RunHistory } from "./RunHistory";
 import { fromHistory, fromMessage, fromRun, type ChartPoint } from "./trainData";
@@ -25,6 +26,7 @@ export function TrainPage() {
   const model = useModel();
   const runs = useRuns();
   const [chosen, setChosen] = useState<string | null>(null);
+  const [uploaded, setUploaded] = useState<string | undefined>(undefined);
   const current =
     chosen ?? runs.data?.find((r) => r.status === "running")?.id ?? runs.data?.[0]?.id ?? null;
   const detail = useRun(current);
@@ -67,7 +69,8 @@ export function TrainPage() {
   return (
     <div className="page train-page">
       <h1>Train</h1>
-      <TrainForm nLayers={model.data?.n_layers ?? null} onStarted={setChosen} />
+      <TrainForm nLayers={model.data?.n_layers ?? null} onStarted={setChosen} corpus={uploaded} />
+      <CorporaPanel onUploaded={setUploaded} />
       {shownRun && progress ? (
         <RunView
           run={shownRun}
