@@ -76,8 +76,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import torch
 
@@ -86,34 +87,39 @@ sys.path.insert(0, str(ROOT))
 
 from interpretability_workbench.circuits.attribution import attribute  # noqa: E402
 from interpretability_workbench.circuits.graph import AttributionGraph  # noqa: E402
-from interpretability_workbench.circuits.replacement import (active_features, layer_transcoders,  # noqa: E402
-                                                             record_prompt)
+from interpretability_workbench.circuits.replacement import (  # noqa: E402
+    active_features,
+    layer_transcoders,
+    record_prompt,
+)
 from interpretability_workbench.circuits.service import CircuitSettings  # noqa: E402
 from interpretability_workbench.model.hook_map import arch_for, get_module  # noqa: E402
 from interpretability_workbench.model.loader import load_model  # noqa: E402
 from interpretability_workbench.settings import Settings  # noqa: E402
 from interpretability_workbench.state import WorkbenchState  # noqa: E402
-from interpretability_workbench.training.transcoder_config import TranscoderTrainingConfig  # noqa: E402
+from interpretability_workbench.training.transcoder_config import (
+    TranscoderTrainingConfig,  # noqa: E402
+)
 
 PROMPTS = (
-    "The Eiffel Tower is in Paris, France. The Colosseum is in Rome, Italy. The Big Ben tower is in London, "
-    "the capital of",
+    ("The Eiffel Tower is in Paris, France. The Colosseum is in Rome, Italy. The Big Ben tower is in London, "
+     "the capital of"),
     "def add(a, b):\n    return a + b\n\ndef sub(a, b):\n    return a - b\n\ndef",
-    "When Mary and John went to the store, John bought a bottle of cold milk and a big loaf of warm bread, and "
-    "then he gave the bread to",
-    "One, two, three, four, five, six, seven, eight, nine, ten, eleven, twelve, thirteen, fourteen, fifteen, "
-    "sixteen",
-    "The opposite of hot is cold. The opposite of big is small. The opposite of fast is slow. The opposite of up "
-    "is down. The opposite of old is",
+    ("When Mary and John went to the store, John bought a bottle of cold milk and a big loaf of warm bread, and "
+     "then he gave the bread to"),
+    ("One, two, three, four, five, six, seven, eight, nine, ten, eleven, twelve, thirteen, fourteen, fifteen, "
+     "sixteen"),
+    ("The opposite of hot is cold. The opposite of big is small. The opposite of fast is slow. The opposite of up "
+     "is down. The opposite of old is"),
 )
 """Five stated prompts (factual recall, code, indirect object, counting, antonyms): 30-34 tokens each with the
 default model's tokenizer (BOS included)."""
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "small": dict(d_tc=1024, k=16, tokens=8192, batch_size=512, context_size=64, model_batch_size=8,
-                  max_feature_nodes=128, batch_rows=64),
-    "issue": dict(d_tc=8192, k=32, tokens=20_000_000, batch_size=4096, context_size=128, model_batch_size=32,
-                  max_feature_nodes=4096, batch_rows=256),
+    "small": {"d_tc": 1024, "k": 16, "tokens": 8192, "batch_size": 512, "context_size": 64, "model_batch_size": 8,
+              "max_feature_nodes": 128, "batch_rows": 64},
+    "issue": {"d_tc": 8192, "k": 32, "tokens": 20_000_000, "batch_size": 4096, "context_size": 128,
+              "model_batch_size": 32, "max_feature_nodes": 4096, "batch_rows": 256},
 }
 
 
