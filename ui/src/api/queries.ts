@@ -1,7 +1,7 @@
 import { keepPreviousData, useInfiniteQuery, useQuery } from "@tanstack/react-query";
 import { api } from "./endpoints";
 import { queryKeys } from "./queryKeys";
-import type { FeatureSort, TrainingRun } from "./types";
+import type { BehaviourCandidateRow, FeatureSort, TrainingRun } from "./types";
 
 /**
  * Server state the pages read, one hook per resource (TanStack Query). The cache is kept current by the
@@ -135,5 +135,33 @@ export function useFeatureIfAny(saeId: string | null | undefined, index: number 
     queryKey: queryKeys.sae.feature(saeId ?? "", index ?? -1),
     queryFn: () => api.getFeature(saeId!, index!),
     enabled: !!saeId && index != null,
+  });
+}
+
+/** Behaviour-removal jobs, newest first; a running job changes without a REST call, so never fresh. */
+export function useBehaviourJobs() {
+  return useQuery({ queryKey: queryKeys.behaviours.list(), queryFn: () => api.listBehaviourJobs(), staleTime: 0 });
+}
+
+/** One behaviour-removal job (request, phase, best so far, report once done); idle while `id` is null. */
+export function useBehaviourJob(id: string | null) {
+  return useQuery({
+    queryKey: queryKeys.behaviours.detail(id ?? ""),
+    queryFn: () => api.getBehaviourJob(id!),
+    enabled: id != null,
+    staleTime: 0,
+  });
+}
+
+/**
+ * The candidates a job evaluated, in evaluation order; idle while `id` is null. While the job runs,
+ * socketSync appends each `behaviour_candidate` event to this cache entry (see BehaviourCandidateRow).
+ */
+export function useBehaviourCandidates(id: string | null) {
+  return useQuery<BehaviourCandidateRow[]>({
+    queryKey: queryKeys.behaviours.candidates(id ?? ""),
+    queryFn: () => api.listBehaviourCandidates(id!),
+    enabled: id != null,
+    staleTime: 0,
   });
 }

@@ -4,7 +4,7 @@ import { useSocket } from "../ws/context";
 import type { WorkbenchSocket } from "../ws/socket";
 import type { ServerMessage } from "../ws/messages";
 import { queryKeys } from "./queryKeys";
-import type { AnalysisStatus, ModelInfo, TrainingRun, TrainingRunDetail } from "./types";
+import type { AnalysisStatus, BehaviourCandidateRow, ModelInfo, TrainingRun, TrainingRunDetail } from "./types";
 
 /**
  * What each server event changes in the query cache. Invalidation marks the keys stale and refetches those a
@@ -17,6 +17,9 @@ import type { AnalysisStatus, ModelInfo, TrainingRun, TrainingRunDetail } from "
  * - analysis_progress: the SAE's cached analysis status says "running"
  * - analysis_done: the SAE's analysis status; when it finished ("done") also its feature listings and details
  * - job (kind circuit) leaving "running": the circuit list and that circuit's detail
+ * - job (kind behaviour_removal): the job list and that job's detail (phase, best so far); leaving "running" also
+ *   its candidates (they gain their Pareto flags) and, when done, the patches (the job made some)
+ * - behaviour_candidate: appended to that job's cached candidates (when cached and not there yet)
  * - model_loaded: the model, the health line, the SAE list and the patches (which apply to the new model)
  * - hello (every connect): the model, when the server's model status differs from the cached one
  */
@@ -44,7 +47,19 @@ export function applyServerMessage(client: QueryClient, msg: ServerMessage): voi
         invalidate(queryKeys.circuits.list());
         invalidate(queryKeys.circuits.detailAll(msg.job_id));
       }
+      if (msg.kind === "behaviour_removal") {
+        invalidate(queryKeys.behaviours.list());
+        invalidate(queryKeys.behaviours.detail(msg.job_id));
+        if (msg.status !== "running" && msg.status !== "queued") invalidate(queryKeys.behaviours.candidates(msg.job_id));
+        if (msg.status === "done") invalidate(queryKeys.patches());
+      }
       return;
+    case "behaviour_candidate": {
+      const { type: _type, ts: _ts, job_id, best_index: _best, ...row } = msg;
+      client.setQueryData<BehaviourCandidateRow[]>(queryKeys.behaviours.candidates(job_id), (rows) =>
+        rows && !rows.some((r) => r.index === row.index) ? [...rows, row] : rows);
+      return;
+    }
     case "analysis_progress": {
       const key = queryKeys.sae.analysis(msg.sae_id);
       const status = client.getQueryData<AnalysisStatus>(key);
