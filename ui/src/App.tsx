@@ -9,6 +9,7 @@ import { PatchConsolePage } from "./pages/PatchConsole/PatchConsolePage";
 import { ProvenancePage } from "./pages/Provenance/ProvenancePage";
 import { ContrastPage } from "./pages/Contrast/ContrastPage";
 import { CircuitsPage } from "./pages/Circuits/CircuitsPage";
+import { BehaviourPage } from "./pages/Behaviour/BehaviourPage";
 
 const NAV = [
   ["/model", "Model"],
@@ -18,6 +19,7 @@ const NAV = [
   ["/provenance", "Provenance"],
   ["/contrast", "Contrast"],
   ["/circuits", "Circuits"],
+  ["/behaviour", "Remove behaviour"],
 ] as const;
 
 export function App() {
@@ -52,6 +54,7 @@ export function App() {
           <Route path="/provenance" element={<ProvenancePage />} />
           <Route path="/contrast" element={<ContrastPage />} />
           <Route path="/circuits" element={<CircuitsPage />} />
+          <Route path="/behaviour" element={<BehaviourPage />} />
           <Route path="*" element={<p>Page not found.</p>} />
         </Routes>
       </main>
