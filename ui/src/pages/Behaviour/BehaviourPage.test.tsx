@@ -64,6 +64,14 @@ describe("BehaviourPage", () => {
       "GET /api/behaviours/bh_1/candidates": () => [200, status === "done" ? CANDS.map((c) => wire(c, c.index !== 0)) : []],
       "POST /api/behaviours/bh_1/candidates/1/patch": () => [201, [patch]],
       "GET /api/patches": () => [200, []],
+      "GET /api/behaviours/bh_1/export": () => [200, "zip bytes"],
+    });
+    const saved: string[] = [];
+    // jsdom has no object URLs: give the download link one, and record the file name it would save
+    const urlStatics = URL as unknown as Record<string, unknown>;
+    Object.assign(urlStatics, { createObjectURL: () => "blob:bh", revokeObjectURL: () => undefined });
+    const click = vi.spyOn(HTMLAnchorElement.prototype, "click").mockImplementation(function (this: HTMLAnchorElement) {
+      saved.push(this.download);
     });
     const { ws } = renderPage(<BehaviourPage />, { path: "/behaviour", route: "/behaviour" });
     act(() => ws().serverOpen());
@@ -137,6 +145,12 @@ describe("BehaviourPage", () => {
     expect(await screen.findByTestId("made-patches")).toHaveTextContent("Candidate 1 is now 1 patch (p_10)");
     expect(within(screen.getByTestId("made-patches")).getByRole("link", { name: "open the Patch console" })).toHaveAttribute("href", "/patches");
     expect(calls.find((c) => c.url.pathname.endsWith("/candidates/1/patch"))!.body).toEqual({ enabled: true });
+
+    fireEvent.click(screen.getByRole("button", { name: "Export PEFT adapter" }));
+    await waitFor(() => expect(saved).toEqual(["bh_1-peft.zip"]));
+    click.mockRestore();
+    delete urlStatics.createObjectURL;
+    delete urlStatics.revokeObjectURL;
   });
 
   it("shows the server's detail when a start is refused and cancels, resumes and reopens jobs", async () => {
