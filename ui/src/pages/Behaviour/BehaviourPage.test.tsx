@@ -69,6 +69,7 @@ describe("BehaviourPage", () => {
     const saved: string[] = [];
     // jsdom has no object URLs: give the download link one, and record the file name it would save
     const urlStatics = URL as unknown as Record<string, unknown>;
+    const urlSaved = { createObjectURL: urlStatics.createObjectURL, revokeObjectURL: urlStatics.revokeObjectURL };
     Object.assign(urlStatics, { createObjectURL: () => "blob:bh", revokeObjectURL: () => undefined });
     const click = vi.spyOn(HTMLAnchorElement.prototype, "click").mockImplementation(function (this: HTMLAnchorElement) {
       saved.push(this.download);
@@ -149,8 +150,7 @@ describe("BehaviourPage", () => {
     fireEvent.click(screen.getByRole("button", { name: "Export PEFT adapter" }));
     await waitFor(() => expect(saved).toEqual(["bh_1-peft.zip"]));
     click.mockRestore();
-    delete urlStatics.createObjectURL;
-    delete urlStatics.revokeObjectURL;
+    Object.assign(urlStatics, urlSaved);
   });
 
   it("shows the server's detail when a start is refused and cancels, resumes and reopens jobs", async () => {
