@@ -60,7 +60,7 @@ function toggle<T>(list: T[], item: T, on: boolean): T[] {
  * The removal request: two prompt sets, the target (text or tokens), the search's budgets (sliders within the
  * server's bounds) and its less common settings; Start posts it to /api/behaviours/remove.
  */
-export function RemoveForm({ onStarted, disabled }: { onStarted: (jobId: string) => void; disabled?: string | null }) {
+export function RemoveForm({ onStarted }: { onStarted: (jobId: string) => void }) {
   const model = useModel();
   const saes = useSaes();
   const start = useRemoveBehaviour();
@@ -226,9 +226,8 @@ export function RemoveForm({ onStarted, disabled }: { onStarted: (jobId: string)
         )}
       </details>
       <div className="row">
-        <button type="submit" disabled={start.isPending || !ready || !!disabled}>{start.isPending ? "Starting…" : "Start"}</button>
-        {disabled && <span className="muted small">{disabled}</span>}
-        {!disabled && !ready && (
+        <button type="submit" disabled={start.isPending || !ready}>{start.isPending ? "Starting…" : "Start"}</button>
+        {!ready && (
           <span className="muted small" data-testid="bh-not-ready">
             {problems[0] ?? "Give at least two positive and two negative prompts and a target"}
           </span>
