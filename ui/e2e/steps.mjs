@@ -1,6 +1,7 @@
 // The browser flow of issue #7, one function per step, run in order by run.mjs against a real server.
 // Each step gets ctx = { page, baseUrl, server, cfg, state, shot(name), log(msg) } and throws on failure.
 // `state` carries ids from one step to the next (sae id, feature index, patch ids).
+import { removeBehaviour } from "./steps_behaviour.mjs";
 
 import { sweepAndCorpus } from "./steps_train.mjs";
 
@@ -316,4 +317,4 @@ import { explainFeatures } from "./steps_explain.mjs";
 
 /** In order; each later step depends on the state the earlier ones left. */
 export const STEPS = [loadModel, trainSae, openFeature, saeExportImport, patchAndSlide, provenanceRenders, contrastPatchEffect,
-  restartReconnects, badModelFailsFast, explainFeatures, sweepAndCorpus];
+  restartReconnects, badModelFailsFast, explainFeatures, sweepAndCorpus, removeBehaviour];

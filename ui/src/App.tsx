@@ -10,6 +10,7 @@ import { ProvenancePage } from "./pages/Provenance/ProvenancePage";
 import { ContrastPage } from "./pages/Contrast/ContrastPage";
 import { CircuitsPage } from "./pages/Circuits/CircuitsPage";
 import { MapPage } from "./pages/Map/MapPage";
+import { BehaviourPage } from "./pages/Behaviour/BehaviourPage";
 
 const NAV = [
   ["/model", "Model"],
@@ -20,6 +21,7 @@ const NAV = [
   ["/provenance", "Provenance"],
   ["/contrast", "Contrast"],
   ["/circuits", "Circuits"],
+  ["/behaviour", "Remove behaviour"],
 ] as const;
 
 export function App() {
@@ -56,6 +58,7 @@ export function App() {
           <Route path="/provenance" element={<ProvenancePage />} />
           <Route path="/contrast" element={<ContrastPage />} />
           <Route path="/circuits" element={<CircuitsPage />} />
+          <Route path="/behaviour" element={<BehaviourPage />} />
           <Route path="*" element={<p>Page not found.</p>} />
         </Routes>
       </main>

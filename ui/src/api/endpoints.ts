@@ -119,6 +119,18 @@ export const api = {
     request<T.NodePatchResponse>("POST", `/api/circuits/${enc(id)}/nodes/${node}/patch`, { body }),
   exportCircuit: (id: string, format: "circuit-tracer" | "workbench") =>
     download("GET", `/api/circuits/${enc(id)}/export`, `${id}-${format}.json`, { format }),
+
+  listBehaviourJobs: () => request<T.BehaviourJobSummary[]>("GET", "/api/behaviours"),
+  removeBehaviour: (body: T.RemoveBehaviourRequest) =>
+    request<T.BehaviourJobStarted>("POST", "/api/behaviours/remove", { body }),
+  getBehaviourJob: (id: string) => request<T.BehaviourJob>("GET", `/api/behaviours/${enc(id)}`),
+  listBehaviourCandidates: (id: string) =>
+    request<T.BehaviourCandidate[]>("GET", `/api/behaviours/${enc(id)}/candidates`),
+  cancelBehaviourJob: (id: string) => request<T.BehaviourJobStarted>("POST", `/api/behaviours/${enc(id)}/cancel`),
+  resumeBehaviourJob: (id: string) => request<T.BehaviourJobStarted>("POST", `/api/behaviours/${enc(id)}/resume`),
+  behaviourCandidatePatch: (id: string, index: number, body: T.CandidatePatchRequest) =>
+    request<T.Patch[]>("POST", `/api/behaviours/${enc(id)}/candidates/${index}/patch`, { body }),
+  exportBehaviourJob: (id: string) => download("GET", `/api/behaviours/${enc(id)}/export`, `${id}-peft.zip`),
 };
 
 /** Save a Blob through a temporary link (used for patch export). */

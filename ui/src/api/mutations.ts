@@ -309,3 +309,49 @@ export function useStartEvals(saeId: string) {
     onSuccess: (job) => qc.setQueryData(queryKeys.sae.evalsJob(saeId), job),
   });
 }
+
+// ---------- behaviour removal ----------
+
+/** POST /api/behaviours/remove: the job list gains the new job. */
+export function useRemoveBehaviour() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (body: T.RemoveBehaviourRequest) => api.removeBehaviour(body),
+    onSuccess: () => qc.invalidateQueries({ queryKey: queryKeys.behaviours.list() }),
+  });
+}
+
+/** Cancel or resume a behaviour-removal job; the list and that job are read again either way. */
+export function useBehaviourJobAction(action: "cancel" | "resume") {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (id: string) => (action === "cancel" ? api.cancelBehaviourJob(id) : api.resumeBehaviourJob(id)),
+    onSettled: (_r, _e, id) => {
+      void qc.invalidateQueries({ queryKey: queryKeys.behaviours.list() });
+      return qc.invalidateQueries({ queryKey: queryKeys.behaviours.job(id) });
+    },
+  });
+}
+
+/** Make patches (one per SAE) from any evaluated candidate: they join the cached patch list. */
+export function useBehaviourCandidatePatch(jobId: string) {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: ({ index, enabled = true }: { index: number; enabled?: boolean }) =>
+      api.behaviourCandidatePatch(jobId, index, { enabled }),
+    onSuccess: (made) => {
+      for (const p of made) qc.setQueryData<T.Patch[]>(queryKeys.patches(), (list) => (list ? [...list.filter((x) => x.id !== p.id), p] : list));
+      return qc.invalidateQueries({ queryKey: queryKeys.patches() });
+    },
+  });
+}
+
+/** GET /api/behaviours/{id}/export (one PEFT LoRA adapter zip), saved through the browser's download. */
+export function useExportBehaviour() {
+  return useMutation({
+    mutationFn: async (id: string) => {
+      const { blob, filename } = await api.exportBehaviourJob(id);
+      downloadBlob(blob, filename);
+    },
+  });
+}

@@ -1,7 +1,7 @@
 import { keepPreviousData, useInfiniteQuery, useQuery } from "@tanstack/react-query";
 import { api } from "./endpoints";
 import { queryKeys } from "./queryKeys";
-import type { FeatureSort, TrainingRun } from "./types";
+import type { BehaviourCandidateRow, FeatureSort, TrainingRun } from "./types";
 
 /**
  * Server state the pages read, one hook per resource (TanStack Query). The cache is kept current by the
@@ -171,4 +171,31 @@ export function useEvals(saeId: string | null | undefined) {
 export function useEvalsJob(saeId: string | null | undefined) {
   return useQuery({ queryKey: queryKeys.sae.evalsJob(saeId ?? ""), queryFn: () => api.evalsJob(saeId as string),
     enabled: !!saeId, staleTime: 0 });
+}
+/** Behaviour-removal jobs, newest first; a running job changes without a REST call, so never fresh. */
+export function useBehaviourJobs() {
+  return useQuery({ queryKey: queryKeys.behaviours.list(), queryFn: () => api.listBehaviourJobs(), staleTime: 0 });
+}
+
+/** One behaviour-removal job (request, phase, best so far, report once done); idle while `id` is null. */
+export function useBehaviourJob(id: string | null) {
+  return useQuery({
+    queryKey: queryKeys.behaviours.detail(id ?? ""),
+    queryFn: () => api.getBehaviourJob(id!),
+    enabled: id != null,
+    staleTime: 0,
+  });
+}
+
+/**
+ * The candidates a job evaluated, in evaluation order; idle while `id` is null. While the job runs,
+ * socketSync appends each `behaviour_candidate` event to this cache entry (see BehaviourCandidateRow).
+ */
+export function useBehaviourCandidates(id: string | null) {
+  return useQuery<BehaviourCandidateRow[]>({
+    queryKey: queryKeys.behaviours.candidates(id ?? ""),
+    queryFn: () => api.listBehaviourCandidates(id!),
+    enabled: id != null,
+    staleTime: 0,
+  });
 }

@@ -66,4 +66,13 @@ export const queryKeys = {
     detailAll: (id: string) => ["circuits", "detail", id] as const,
     detail: (id: string, nodeThreshold: number | null) => ["circuits", "detail", id, { nodeThreshold }] as const,
   },
+  behaviours: {
+    /** the job list and everything about every job */
+    all: () => ["behaviours"] as const,
+    list: () => ["behaviours", "list"] as const,
+    /** one job: its detail and its candidates */
+    job: (id: string) => ["behaviours", "job", id] as const,
+    detail: (id: string) => ["behaviours", "job", id, "detail"] as const,
+    candidates: (id: string) => ["behaviours", "job", id, "candidates"] as const,
+  },
 };

@@ -1,10 +1,11 @@
 import { act, screen, waitFor } from "@testing-library/react";
 import { useAnalysisStatus, useFeaturePages, useModel, usePatches, useRun, useRuns, useSaes } from "./queries";
 import { queryKeys } from "./queryKeys";
-import { renderPage } from "../test/render";
+import { createTestQueryClient, renderPage } from "../test/render";
 import { stubFetch } from "../test/fetchStub";
 import { FakeWebSocket } from "../test/fakeWebSocket";
-import type { AnalysisStatus, TrainingRun } from "./types";
+import type { AnalysisStatus, BehaviourCandidateRow, TrainingRun } from "./types";
+import { applyServerMessage } from "./socketSync";
 
 const run = (id: string, status: TrainingRun["status"]): TrainingRun => ({
   id, status, created_at: 1, updated_at: 1, model_id: "tiny", hook_names: ["blocks.0.hook_resid_post"],
@@ -140,5 +141,49 @@ describe("socket events invalidate queries", () => {
     expect(FakeWebSocket.instances).toHaveLength(2);
     act(() => t.ws().serverOpen());
     await t.expectRefetched(before, [...PATHS]);
+  });
+});
+
+describe("behaviour-removal events", () => {
+  const split = { n_positive: 1, n_negative: 1, target_before: 0.5, target_after: 0.1, target_ratio: 0.2, kl_mean: 0, kl_max: 0, max_target_change: 0 };
+  const candidate = (index: number) => ({
+    type: "behaviour_candidate" as const, ts: 1, job_id: "bh_1", index, stage: "screen", search: split, held_out: split,
+    edits: [{ sae_id: "s", hook_name: "h", layer: 0, mode: "ablate" as const, strength: 1, features: [3] }],
+    feasible: true, objective: 0.2, budget_use: 0.1, best_index: index,
+  });
+
+  it("behaviour_candidate appends a row (once) to that job's cached candidates and leaves uncached jobs alone", () => {
+    const qc = createTestQueryClient();
+    qc.setQueryData(queryKeys.behaviours.candidates("bh_1"), []);
+    applyServerMessage(qc, candidate(0));
+    applyServerMessage(qc, candidate(1));
+    applyServerMessage(qc, candidate(1));
+    applyServerMessage(qc, { ...candidate(5), job_id: "bh_2" });
+    const rows = qc.getQueryData<BehaviourCandidateRow[]>(queryKeys.behaviours.candidates("bh_1"))!;
+    expect(rows.map((r) => r.index)).toEqual([0, 1]);
+    expect(rows[0]).not.toHaveProperty("type");
+    expect(rows[0]).not.toHaveProperty("best_index");
+    expect(rows[0].edits[0].features).toEqual([3]);
+    expect(qc.getQueryData(queryKeys.behaviours.candidates("bh_2"))).toBeUndefined();
+  });
+
+  it("job events of a behaviour removal mark its list and detail stale; its end also the candidates, done also the patches", () => {
+    const qc = createTestQueryClient();
+    const keys = [queryKeys.behaviours.list(), queryKeys.behaviours.detail("bh_1"), queryKeys.behaviours.candidates("bh_1"), queryKeys.patches()];
+    const stale = () => keys.map((k) => qc.getQueryState(k)?.isInvalidated ?? null);
+    const reset = () => keys.forEach((k) => qc.setQueryData(k, []));
+    const job = (status: string) => ({ type: "job" as const, ts: 1, job_id: "bh_1", kind: "behaviour_removal", status, done: 1, total: 2 });
+    reset();
+    applyServerMessage(qc, job("running"));
+    expect(stale()).toEqual([true, true, false, false]);
+    reset();
+    applyServerMessage(qc, job("cancelled"));
+    expect(stale()).toEqual([true, true, true, false]);
+    reset();
+    applyServerMessage(qc, job("done"));
+    expect(stale()).toEqual([true, true, true, true]);
+    reset();
+    applyServerMessage(qc, { ...job("done"), kind: "circuit" });
+    expect(stale()).toEqual([false, false, false, false]);
   });
 });

@@ -4,7 +4,7 @@ import { useSocket } from "../ws/context";
 import type { WorkbenchSocket } from "../ws/socket";
 import type { JobMsg, ServerMessage } from "../ws/messages";
 import { queryKeys } from "./queryKeys";
-import type { AnalysisStatus, Corpus, ExplainJob, ModelInfo, TrainingRun, TrainingRunDetail } from "./types";
+import type { AnalysisStatus, BehaviourCandidateRow, Corpus, ExplainJob, ModelInfo, TrainingRun, TrainingRunDetail } from "./types";
 
 /**
  * What each server event changes in the query cache. Invalidation marks the keys stale and refetches those a
@@ -23,6 +23,9 @@ import type { AnalysisStatus, Corpus, ExplainJob, ModelInfo, TrainingRun, Traini
  *   per-feature results that name an error kind) and the explained feature's detail reloads; when the job ends,
  *   the job, the SAE's feature listings and details reload; a job no cached one knows reloads every SAE's job
  * - job (kind map / evals): the SAEs' map / evaluation job status; leaving "running" also the map / evaluation
+ * - job (kind behaviour_removal): the job list and that job's detail (phase, best so far); leaving "running" also
+ *   its candidates (they gain their Pareto flags) and, when done, the patches (the job made some)
+ * - behaviour_candidate: appended to that job's cached candidates (when cached and not there yet)
  * - model_loaded: the model, the health line, the SAE list and the patches (which apply to the new model)
  * - hello (every connect): the model, when the server's model status differs from the cached one
  */
@@ -66,7 +69,19 @@ export function applyServerMessage(client: QueryClient, msg: ServerMessage): voi
         );
         if (msg.kind === "evals" && ended) invalidate(["evals-compare"]);
       }
+      if (msg.kind === "behaviour_removal") {
+        invalidate(queryKeys.behaviours.list());
+        invalidate(queryKeys.behaviours.detail(msg.job_id));
+        if (msg.status !== "running" && msg.status !== "queued") invalidate(queryKeys.behaviours.candidates(msg.job_id));
+        if (msg.status === "done") invalidate(queryKeys.patches());
+      }
       return;
+    case "behaviour_candidate": {
+      const { type: _type, ts: _ts, job_id, best_index: _best, ...row } = msg;
+      client.setQueryData<BehaviourCandidateRow[]>(queryKeys.behaviours.candidates(job_id), (rows) =>
+        rows && !rows.some((r) => r.index === row.index) ? [...rows, row] : rows);
+      return;
+    }
     case "analysis_progress": {
       const key = queryKeys.sae.analysis(msg.sae_id);
       const status = client.getQueryData<AnalysisStatus>(key);

@@ -168,3 +168,25 @@ export type MapCluster = S["MapCluster"];
 export type EvalRequest = S["EvalRequestBody"];
 export type EvalResult = S["EvalResultOut"];
 export type EvalCompare = S["EvalCompareOut"];
+// ---------- behaviour removal ----------
+export type RemoveBehaviourRequest = S["RemoveBehaviourRequest"];
+export type BehaviourBudget = S["BudgetIn"];
+export type BehaviourSearchMode = NonNullable<RemoveBehaviourRequest["modes"]>[number];
+export type BehaviourPosition = NonNullable<RemoveBehaviourRequest["positions"]>[number];
+export type BehaviourJobStarted = S["JobStarted"];
+export type BehaviourJobSummary = S["BehaviourJobSummary"];
+export type BehaviourJob = S["BehaviourJob"];
+export type BehaviourCandidate = S["CandidateWire"];
+export type BehaviourSplitMetrics = S["SplitMetrics"];
+export type BehaviourEdit = S["EditWire"];
+export type BehaviourReport = S["BehaviourReport"];
+export type BehaviourEditReport = S["EditReport"];
+export type BehaviourPromptEffect = S["PromptEffect"];
+export type CandidatePatchRequest = S["CandidatePatchRequest"];
+/**
+ * One row of a job's candidate table: what GET .../candidates answers, or what a `behaviour_candidate` event
+ * carried before that list was read again (the event has no Pareto flag, held-out budget use or attempt: those
+ * stay undefined until the job ends and the list is refetched).
+ */
+export type BehaviourCandidateRow = Omit<BehaviourCandidate, "held_out_budget_use" | "pareto" | "attempt">
+  & Partial<Pick<BehaviourCandidate, "held_out_budget_use" | "pareto" | "attempt">>;
