@@ -8,6 +8,7 @@ import torch
 
 from interpretability_workbench.sae.config import SAEConfig
 from interpretability_workbench.sae.model import SparseAutoencoder
+from workbench_fixtures import workbench_client, workbench_state
 
 HOOK = "blocks.1.hook_resid_post"
 N_TOKENS = 1260  # 20 contexts of 64 (63 analysed positions each)
@@ -16,26 +17,12 @@ N_TOKENS = 1260  # 20 contexts of 64 (63 analysed positions each)
 @pytest.fixture(scope="module")
 def state(tmp_path_factory: pytest.TempPathFactory, tiny_llama_dir):
     """One WorkbenchState (tiny Llama) per test module: the tokenized corpus and analyses are reused."""
-    from interpretability_workbench.settings import Settings
-    from interpretability_workbench.state import WorkbenchState
-
-    settings = Settings(home=tmp_path_factory.mktemp("fhome"), model=str(tiny_llama_dir), device="cpu",
-                        dtype="float32")
-    st = WorkbenchState(settings)
-    st.load_model(settings.model)
-    yield st
-    st.shutdown()
-    st.close()
+    yield from workbench_state(tmp_path_factory.mktemp("fhome"), tiny_llama_dir, "float32")
 
 
 @pytest.fixture(scope="module")
 def client(state):
-    from fastapi.testclient import TestClient
-
-    from interpretability_workbench.server.app import create_app
-
-    with TestClient(create_app(state.settings, state, load_model=False)) as c:
-        yield c
+    yield from workbench_client(state)
 
 
 @pytest.fixture(scope="module")

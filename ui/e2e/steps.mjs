@@ -5,26 +5,7 @@ import { removeBehaviour } from "./steps_behaviour.mjs";
 
 import { sweepAndCorpus } from "./steps_train.mjs";
 
-const MIN = 60_000;
-
-function assert(cond, msg) {
-  if (!cond) throw new Error(`assertion failed: ${msg}`);
-}
-
-async function waitFor(fn, { timeout = 30_000, interval = 200, what = "condition" } = {}) {
-  const deadline = Date.now() + timeout;
-  let last;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, interval));
-  }
-  throw new Error(`timed out after ${timeout / 1000}s waiting for ${what}${last ? `: ${last.message}` : ""}`);
-}
+import { MIN, assert, waitFor } from "./util.mjs";
 
 /** No error banners on the page (server errors are rendered as role=alert). */
 async function noAlerts(page, where) {

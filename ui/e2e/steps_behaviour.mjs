@@ -1,26 +1,7 @@
 // Browser step of the Remove behaviour page (issue #17): same signature as the steps in steps.mjs.
 // Needs the loaded model and a trained SAE (loadModel, trainSae).
 
-const MIN = 60_000;
-
-function assert(cond, msg) {
-  if (!cond) throw new Error(`assertion failed: ${msg}`);
-}
-
-async function waitFor(fn, { timeout = 30_000, interval = 250, what = "condition" } = {}) {
-  const deadline = Date.now() + timeout;
-  let last;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, interval));
-  }
-  throw new Error(`timed out after ${timeout / 1000}s waiting for ${what}${last ? `: ${last.message}` : ""}`);
-}
+import { MIN, assert, waitFor } from "./util.mjs";
 
 /** Start a small removal job (tiny budgets), watch candidates arrive over the socket, then read the report. */
 export async function removeBehaviour({ page, baseUrl, shot, state }) {

@@ -1,26 +1,7 @@
 // Browser step for feature explanations (issue #19): the loaded tiny model explains three features.
 // Same signature as the steps in steps.mjs; needs state.saeId from trainSae.
 
-const MIN = 60_000;
-
-function assert(cond, msg) {
-  if (!cond) throw new Error(`assertion failed: ${msg}`);
-}
-
-async function waitFor(fn, { timeout = 30_000, interval = 250, what = "condition" } = {}) {
-  const deadline = Date.now() + timeout;
-  let last;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, interval));
-  }
-  throw new Error(`timed out after ${timeout / 1000}s waiting for ${what}${last ? `: ${last.message}` : ""}`);
-}
+import { MIN, assert, waitFor } from "./util.mjs";
 
 /**
  * Explain the first three listed features with the loaded model (a random tiny Llama: its replies may not parse,

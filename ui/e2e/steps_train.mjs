@@ -1,25 +1,6 @@
 // Train page steps: corpus upload with counting, and a 2-SAE sweep on it. Same signature as steps.mjs.
 
-const MIN = 60_000;
-
-function assert(cond, msg) {
-  if (!cond) throw new Error(`assertion failed: ${msg}`);
-}
-
-async function waitFor(fn, { timeout = 30_000, interval = 200, what = "condition" } = {}) {
-  const deadline = Date.now() + timeout;
-  let last;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, interval));
-  }
-  throw new Error(`timed out after ${timeout / 1000}s waiting for ${what}${last ? `: ${last.message}` : ""}`);
-}
+import { MIN, assert, waitFor } from "./util.mjs";
 
 /** A small JSONL corpus (3000 documents: more than the default held-out slice), one {"text"} document per line. */
 function smallCorpus() {
