@@ -79,7 +79,8 @@ def test_compare_many_equals_compare_one_at_a_time(arch_state):
         assert [t.id for t in c.patched] == [t.id for t in one.patched]
         for a, b in zip(c.patched + c.original, one.patched + one.original):
             assert a.prob == pytest.approx(b.prob, abs=1e-6)
-        assert c.kl == pytest.approx(one.kl, rel=1e-3, abs=1e-7)
+        # logits agree to float32 rounding of a padded batch (~1e-6); a KL of ~1e-4 moves by a few 1e-7
+        assert c.kl == pytest.approx(one.kl, rel=1e-3, abs=1e-6)
         assert (c.n_tokens, c.from_layer, c.patch_ids) == (one.n_tokens, one.from_layer, one.patch_ids)
 
 
