@@ -84,10 +84,167 @@ def bench_synthetic(args: argparse.Namespace, results: dict) -> None:
         results[f"synthetic_{name}"] = r
 
 
+# explain ------------------------------------------------------------------------------------------------------
+
+def _derangement(n: int, seed: int) -> list[int]:
+    """A seeded permutation of ``range(n)`` with no fixed point (Sattolo's algorithm: one n-cycle)."""
+    import random
+
+    if n < 2:
+        raise ValueError("the shuffled control needs at least 2 explained features")
+    perm = list(range(n))
+    rng = random.Random(seed)
+    for i in range(n - 1, 0, -1):
+        j = rng.randrange(i)  # j < i: every element leaves its place
+        perm[i], perm[j] = perm[j], perm[i]
+    return perm
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def bench_explain(args: argparse.Namespace, results: dict) -> None:
+    """Train a small SAE on the default model through the product, analyse it, explain N features with the
+    loaded model and score each explanation, then score each feature again against another feature's
+    explanation (a seeded derangement) on the same held-out examples and negatives."""
+    import tempfile
+
+    from interpretability_workbench.features.explain import (ExplainConfig, Explainer, LocalChat, Scorer,
+                                                             build_context_pool, feature_rng,
+                                                             gather_feature_examples, pick_negatives,
+                                                             split_activating)
+    from interpretability_workbench.settings import Settings
+    from interpretability_workbench.state import WorkbenchState
+    from interpretability_workbench.training.config import TrainingConfig
+
+    cache = Path(os.environ.get("IWB_HOME") or REPO / "workspace") / "models"
+    if not cache.is_dir():
+        raise SystemExit(f"explain: no model cache at {cache}; set IWB_HOME to a workbench home holding the "
+                         "default model")
+    seed = args.explain_seed
+    with tempfile.TemporaryDirectory(prefix="iwb-bench-explain-") as tmp:
+        home = Path(tmp)
+        (home / "models").symlink_to(cache.resolve())  # the default model, read only
+        st = WorkbenchState(Settings(home=home, model="default", device="cpu", dtype="float32"))
+        try:
+            t0 = time.perf_counter()
+            lm = st.load_model("default")
+            print(f"explain: model {lm.model_id} loaded in {time.perf_counter() - t0:.1f}s", flush=True)
+            cfg = TrainingConfig(hook_names=[args.explain_hook], d_sae=args.explain_d_sae, k=args.explain_k,
+                                 total_tokens=args.explain_train_tokens, batch_size=1024, buffer_tokens=8192,
+                                 lr=1e-3, eval_tokens=4096, ce_eval_contexts=0, checkpoint_every=0, analyze=False,
+                                 accelerator="cpu")
+            t0 = time.perf_counter()
+            run = st.training.wait(st.training.start(cfg), timeout=3600)
+            if run.status != "done":
+                raise SystemExit(f"explain: training failed: {run.error}")
+            member = run.metrics["members"][0]
+            sae_id = member["sae_id"]
+            print(f"explain: SAE trained by the product's training service (not random directions): "
+                  f"{args.explain_hook}, d_sae {args.explain_d_sae}, k {args.explain_k}, "
+                  f"{args.explain_train_tokens} tokens in {time.perf_counter() - t0:.1f}s, "
+                  f"held-out FVU {member.get('held_out_fvu', float('nan')):.3f}   [{load_line()}]", flush=True)
+            t0 = time.perf_counter()
+            st.features.analyze(sae_id, n_tokens=args.explain_analysis_tokens)
+            print(f"explain: analysis of {args.explain_analysis_tokens} tokens in {time.perf_counter() - t0:.1f}s",
+                  flush=True)
+
+            fit = st.saes.fitted(sae_id)
+            contexts = st.features.analysis_contexts(fit.lm, fit.sae, n_tokens=args.explain_analysis_tokens)
+            t0 = time.perf_counter()
+            pool = build_context_pool(fit.lm, fit.sae, contexts, st.features.vocab(fit.lm),
+                                      n_contexts=args.explain_contexts, seed=seed, lock=st.patches.original)
+            print(f"explain: context pool of {pool.n} contexts in {time.perf_counter() - t0:.1f}s", flush=True)
+
+            xcfg = ExplainConfig()
+            need = xcfg.n_explain + 2  # enough to explain and keep a held-out pair for scoring
+            rows = [st.features.repo.get(sae_id, i) for i in st.features.repo.indices(sae_id)]
+            items = [gather_feature_examples(r.idx, r.data, float(r.max_act or 0.0), pool, seed=seed)
+                     for r in rows if r is not None and r.data]
+            items = [fe for fe in items if len(fe.activating) >= need]
+            import random
+
+            random.Random(seed).shuffle(items)
+            items = sorted(items[: args.explain_features], key=lambda fe: fe.index)
+            print(f"explain: {len(items)} features drawn (seed {seed}) among those with >= {need} activating "
+                  f"examples: {[fe.index for fe in items]}", flush=True)
+
+            client = LocalChat(fit.lm, lock=st.patches.original, seed=seed)
+            explainer, scorer = Explainer(client), Scorer(client)
+            done = []  # (fe, explanation, held_out, negatives, true scores)
+            t_explain, t_score = [], []
+            for fe in items:
+                split = split_activating(fe.activating, fe.max_activation, n_explain=xcfg.n_explain,
+                                         n_score=xcfg.n_score, rng=feature_rng(seed, fe.index, "split"))
+                negatives = pick_negatives(fe, len(split.score), feature_rng(seed, fe.index, "pick"))
+                t0 = time.perf_counter()
+                try:
+                    text = explainer.explain(split.explain, fe.max_activation)
+                except Exception as e:  # noqa: BLE001 - reported, the bench goes on
+                    print(f"  feature {fe.index}: explanation failed: {e}", flush=True)
+                    continue
+                t_explain.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                scores = _score(scorer, text, fe, split.score, negatives, seed)
+                t_score.append(time.perf_counter() - t0)
+                print(f"  feature {fe.index:5d}: explain {t_explain[-1]:5.1f}s, score {t_score[-1]:5.1f}s, "
+                      f"detection {_fmt(scores['detection'])}, fuzzing {_fmt(scores['fuzzing'])}: {text!r}",
+                      flush=True)
+                done.append((fe, text, split.score, negatives, scores))
+
+            perm = _derangement(len(done), seed)
+            for i, (fe, text, held_out, negatives, scores) in enumerate(done):
+                other = done[perm[i]][1]
+                shuffled = _score(scorer, other, fe, held_out, negatives, seed)
+                scores["shuffled_detection"] = shuffled["detection"]
+                scores["shuffled_fuzzing"] = shuffled["fuzzing"]
+                print(f"  feature {fe.index:5d} vs explanation of {done[perm[i]][0].index:5d}: "
+                      f"detection {_fmt(shuffled['detection'])}, fuzzing {_fmt(shuffled['fuzzing'])}", flush=True)
+
+            print(f"explain: {client.name}: {_mean(t_explain):.1f}s explanation + {_mean(t_score):.1f}s scoring "
+                  f"(detection + fuzzing) per feature, over {len(done)} features   [{load_line()}]", flush=True)
+            for kind in ("detection", "fuzzing"):
+                pairs = [(s[kind], s[f"shuffled_{kind}"]) for *_, s in done
+                         if s[kind] is not None and s[f"shuffled_{kind}"] is not None]
+                true, shuf = _mean([p[0] for p in pairs]), _mean([p[1] for p in pairs])
+                results[f"explain_{kind}"] = (true, shuf, len(pairs))
+                print(f"explain: {kind} balanced accuracy over {len(pairs)} features: true {true:.3f}, "
+                      f"shuffled {shuf:.3f}, difference {true - shuf:+.3f}", flush=True)
+            results["explain_s_per_feature"] = (_mean(t_explain), _mean(t_score))
+        finally:
+            st.shutdown()
+            st.close()
+
+
+def _score(scorer, explanation: str, fe, held_out, negatives, seed: int) -> dict:
+    """Detection and fuzzing balanced accuracy of ``explanation`` on this feature's held-out examples and
+    negatives, with the same seeded shuffles as the product's job (None where scoring failed)."""
+    from interpretability_workbench.features.explain import feature_rng
+
+    out: dict = {}
+    for kind in ("detection", "fuzzing"):
+        rng = feature_rng(seed, fe.index, kind)
+        try:
+            if kind == "detection":
+                s = scorer.detection(explanation, held_out, negatives, rng=rng)
+            else:
+                s = scorer.fuzzing(explanation, held_out, negatives, fe.max_activation, rng=rng)
+            out[kind] = s.balanced_accuracy
+        except Exception as e:  # noqa: BLE001 - a failed score is reported as missing
+            print(f"  feature {fe.index}: {kind} failed: {e}", flush=True)
+            out[kind] = None
+    return out
+
+
+def _fmt(x: float | None) -> str:
+    return "  -  " if x is None else f"{x:.3f}"
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace, dict], None]] = {
     "map": bench_map,
     "synthetic": bench_synthetic,
-    # explanation timing and detection sections register here (owned by their engineer)
+    "explain": bench_explain,
 }
 
 
@@ -99,12 +256,25 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (default 1: on a shared 2-core machine two threads oversubscribe the CPU "
                          "and the small matmuls of these trainers run several times slower)")
+    ap.add_argument("--explain-features", type=int, default=8, help="features explained and scored")
+    ap.add_argument("--explain-train-tokens", type=int, default=49_152, help="SAE training budget in tokens")
+    ap.add_argument("--explain-d-sae", type=int, default=4608)
+    ap.add_argument("--explain-k", type=int, default=32)
+    ap.add_argument("--explain-hook", default="blocks.6.hook_resid_post")
+    ap.add_argument("--explain-analysis-tokens", type=int, default=32_768, help="tokens the feature analysis reads")
+    ap.add_argument("--explain-contexts", type=int, default=128, help="contexts in the pool for negatives")
+    ap.add_argument("--explain-seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {load_line()}", flush=True)
     results: dict = {}
     for name in args.only:
         SECTIONS[name](args, results)
+    if "explain_detection" in results:
+        true, shuf, n = results["explain_detection"]
+        print(f"detection balanced accuracy, true explanations {true:.3f} vs shuffled (baseline) {shuf:.3f} over "
+              f"{n} features: difference {true - shuf:+.3f}, ratio {true / shuf:.2f}")
+        return
     syn = [results[k] for k in (f"synthetic_{s}" for s in ("medium", "small")) if k in results]
     if syn:
         r = syn[0]
