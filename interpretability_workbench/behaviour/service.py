@@ -39,6 +39,7 @@ from ..store.behaviours import BehaviourJobRecord, BehaviourRepo, CandidateRecor
 from ..store.db import new_id
 from ..store.runs import RunRecord
 from ..training.config import TrainingConfig
+from ..workers import Cancel, interrupt_all, join
 from .evaluate import Evaluator, PromptSplit, split_prompts
 from .export import EditSetExport, export_edit_set
 from .ranking import rank_saes
@@ -75,13 +76,9 @@ class _Stopped(Exception):
         self.reason = reason
 
 
-class _Cancel(threading.Event):
-    reason = "cancelled"
-
-
 class _Handle(NamedTuple):
     thread: threading.Thread
-    cancel: _Cancel
+    cancel: Cancel
 
 
 class CandidateRow(NamedTuple):
@@ -234,21 +231,12 @@ class BehaviourService:
             self.repo.delete(job_id)
 
     def wait(self, job_id: str, timeout: float | None = None) -> BehaviourJobRecord:
-        with self._lock:
-            h = self._active.get(job_id)
-        if h is not None:
-            h.thread.join(timeout)
+        join(self._lock, self._active, job_id, timeout)
         return self.get(job_id)
 
     def shutdown(self, timeout: float = 30.0) -> None:
         """Stop running jobs before their next candidate (marked interrupted; resumable)."""
-        with self._lock:
-            handles = list(self._active.values())
-        for h in handles:
-            h.cancel.reason = "interrupted"
-            h.cancel.set()
-        for h in handles:
-            h.thread.join(timeout)
+        interrupt_all(self._lock, self._active, timeout)
 
     def make_patches(self, job_id: str, index: int, *, enabled: bool = True) -> list[PatchConfig]:
         """Real patches from any evaluated candidate (e.g. another point of the Pareto front)."""
@@ -275,7 +263,7 @@ class BehaviourService:
                                f"(POST /api/behaviours/{jid}/cancel) or wait for it to finish")
 
     def _spawn(self, job_id: str) -> None:
-        cancel = _Cancel()
+        cancel = Cancel()
         t = threading.Thread(target=self._run, args=(job_id, cancel), name=f"behaviour-{job_id}", daemon=True)
         self._active = {k: v for k, v in self._active.items() if v.thread.is_alive()}
         self._active[job_id] = _Handle(t, cancel)
@@ -293,7 +281,7 @@ class BehaviourService:
         self.repo.update(job_id, phase=phase)
         self._progress(job_id, "running", phase)
 
-    def _run(self, job_id: str, cancel: _Cancel) -> None:
+    def _run(self, job_id: str, cancel: Cancel) -> None:
         t0 = time.perf_counter()
         try:
             rec = self.get(job_id)
@@ -347,7 +335,7 @@ class BehaviourService:
             raise Conflict(f"job {rec.id} searches {rec.model_id!r} but {lm.model_id!r} is loaded; load it and resume")
         return lm
 
-    def _train(self, job_id: str, req: SearchRequest, state: dict[str, Any], cancel: _Cancel) -> list[str]:
+    def _train(self, job_id: str, req: SearchRequest, state: dict[str, Any], cancel: Cancel) -> list[str]:
         run_id = state.get("training_run")
         if run_id is None:
             run_id = self.training.start(self.training_config(req, list(state["missing_layers"])))
@@ -378,7 +366,7 @@ class BehaviourService:
                          scope=self.patches.original, max_tokens=self.max_prompt_tokens)
 
     def _evaluator_fn(self, job_id: str, attempt: int, req: SearchRequest, lm: LoadedModel, evaluator: Evaluator,
-                      cancel: _Cancel) -> Callable[[list[Edit], str], Candidate]:
+                      cancel: Cancel) -> Callable[[list[Edit], str], Candidate]:
         stored = {c.key: Candidate.from_dict(c.data) for c in self.repo.candidates(job_id)}
         counter = [len(stored)]
         best: list[Candidate | None] = [None]

@@ -110,8 +110,8 @@ class ExplanationService:
         analysed = self.features.indices(sae_id)
         if not analysed:
             raise Invalid(f"SAE {sae_id} has no analysed features; POST /api/saes/{sae_id}/analysis first")
-        todo = analysed if req.features is None else req.features
-        missing = sorted(set(todo) - set(analysed))
+        wanted = analysed if req.features is None else req.features
+        missing = sorted(set(wanted) - set(analysed))
         if missing:
             raise Invalid(f"features {missing[:8]} of SAE {sae_id} have not been analysed; analyse the SAE first")
         client = self._client(req, fit.lm)  # 422 for an unusable explainer, before anything starts
@@ -120,7 +120,7 @@ class ExplanationService:
                 raise Conflict(f"an explanation job of SAE {sae_id} is already running; cancel it first")
             job = self.jobs.create(new_id("job"), KIND, sae_id, req.to_dict())
             cancel = self._cancel[sae_id] = threading.Event()
-            th = threading.Thread(target=self._run, args=(job.id, sae_id, req, todo, client, fit.lm, fit.sae, cancel),
+            th = threading.Thread(target=self._run, args=(job.id, sae_id, req, wanted, client, fit.lm, fit.sae, cancel),
                                   name=f"explain-{sae_id}", daemon=True)
             self._threads[sae_id] = th
         th.start()
@@ -187,9 +187,9 @@ class ExplanationService:
                 continue
             yield gather_feature_examples(idx, row.data, float(row.max_act or 0.0), pool, seed=seed)
 
-    def _run(self, job_id: str, sae_id: str, req: ExplainRequest, todo: list[int], client: ChatClient,
+    def _run(self, job_id: str, sae_id: str, req: ExplainRequest, wanted: list[int], client: ChatClient,
              lm: LoadedModel, sae: Any, cancel: threading.Event) -> None:
-        total = len(todo)
+        total = len(wanted)
         progress = {"done": 0, "errors": 0}
 
         def publish(status: str, detail: str | None = None) -> None:
@@ -205,7 +205,7 @@ class ExplanationService:
             explainer = Explainer(client)
             scorer = Scorer(client) if req.score else None
             skip = self.features.explained(sae_id, explainer.name, PROMPT_VERSION)
-            progress["done"] = sum(1 for i in todo if i in skip)
+            progress["done"] = sum(1 for i in wanted if i in skip)
 
             def on_result(r: ExplanationResult) -> None:
                 self.features.set_explanation(sae_id, r.index, Explanation(
@@ -216,7 +216,7 @@ class ExplanationService:
                 self.jobs.update(job_id, done=progress["done"], errors=progress["errors"])
                 publish("running", f"feature {r.index}: {r.error_kind or 'explained'}")
 
-            summary = explain_features(self._items(sae_id, todo, pool, req.seed), explainer, scorer,
+            summary = explain_features(self._items(sae_id, wanted, pool, req.seed), explainer, scorer,
                                        on_result=on_result, cancel=cancel, seed=req.seed, skip=skip)
             status = "cancelled" if summary.cancelled else "done"
             self.jobs.update(job_id, status=status, done=progress["done"], errors=progress["errors"])

@@ -22,6 +22,7 @@ from ..model.loader import LoadedModel
 from ..sae.registry import SAERegistry
 from ..store.db import new_id
 from ..store.runs import MetricPoint, RunRecord, RunRepo
+from ..workers import Cancel, interrupt_all, join
 from .config import TrainingConfig
 from .budget import check_budget
 from .ddp import CLI_HINT, check_multiprocess, is_multiprocess
@@ -31,13 +32,9 @@ log = logging.getLogger(__name__)
 RESUMABLE = ("interrupted", "cancelled", "failed")
 
 
-class _Cancel(threading.Event):
-    reason = "cancelled"
-
-
 class RunHandle(NamedTuple):
     thread: threading.Thread
-    cancel: _Cancel
+    cancel: Cancel
     model_id: str
 
 
@@ -148,21 +145,12 @@ class TrainingService:
         h.cancel.set()
 
     def wait(self, run_id: str, timeout: float | None = None) -> RunRecord:
-        with self._lock:
-            h = self._active.get(run_id)
-        if h is not None:
-            h.thread.join(timeout)
+        join(self._lock, self._active, run_id, timeout)
         return self.get(run_id)
 
     def shutdown(self, timeout: float = 30.0) -> None:
         """Stop active runs at the next step (checkpointed, marked interrupted, resumable)."""
-        with self._lock:
-            handles = list(self._active.values())
-        for h in handles:
-            h.cancel.reason = "interrupted"
-            h.cancel.set()
-        for h in handles:
-            h.thread.join(timeout)
+        interrupt_all(self._lock, self._active, timeout)
 
     # internals -------------------------------------------------------------------------
     @staticmethod
@@ -187,7 +175,7 @@ class TrainingService:
                                f"cancel it (POST /api/training/{rid}/cancel) or wait for it to finish")
 
     def _spawn(self, run_id: str, cfg: TrainingConfig, lm: LoadedModel, *, resume: bool) -> None:
-        cancel = _Cancel()
+        cancel = Cancel()
         t = threading.Thread(target=self._run, args=(run_id, cfg, lm, cancel, resume),
                              name=f"train-{run_id}", daemon=True)
         self._active = {k: v for k, v in self._active.items() if v.thread.is_alive()}
@@ -198,7 +186,7 @@ class TrainingService:
         return RunDeps(runs=self.runs, saes=self.saes, publish=self.publish, scope=self.scope,
                        runs_dir=self.runs_dir, corpus=self.corpora.source(cfg.corpus))
 
-    def _run(self, run_id: str, cfg: TrainingConfig, lm: LoadedModel, cancel: _Cancel, resume: bool) -> None:
+    def _run(self, run_id: str, cfg: TrainingConfig, lm: LoadedModel, cancel: Cancel, resume: bool) -> None:
         from .runner import train_run
 
         try:

@@ -21,18 +21,15 @@ from ..model.handle import ModelHandle
 from ..model.loader import LoadedModel
 from ..store.db import new_id
 from ..store.runs import RunRecord, RunRepo
+from ..workers import Cancel, interrupt_all, join
 from .transcoder_config import KIND, TranscoderTrainingConfig
 
 log = logging.getLogger(__name__)
 
 
-class _Cancel(threading.Event):
-    reason = "cancelled"
-
-
 class _Handle(NamedTuple):
     thread: threading.Thread
-    cancel: _Cancel
+    cancel: Cancel
 
 
 class TranscoderTrainingService:
@@ -70,7 +67,7 @@ class TranscoderTrainingService:
             if other:
                 raise Conflict(f"run {other} is training; one training at a time — cancel it or wait for it")
             self.runs.create(run_id, lm.model_id, cfg.to_dict())
-            cancel = _Cancel()
+            cancel = Cancel()
             t = threading.Thread(target=self._run, args=(run_id, cfg, lm, cancel), name=f"transcoders-{run_id}",
                                  daemon=True)
             self._active[run_id] = _Handle(t, cancel)
@@ -86,23 +83,14 @@ class TranscoderTrainingService:
         h.cancel.set()
 
     def wait(self, run_id: str, timeout: float | None = None) -> RunRecord:
-        with self._lock:
-            h = self._active.get(run_id)
-        if h is not None:
-            h.thread.join(timeout)
+        join(self._lock, self._active, run_id, timeout)
         return self.get(run_id)
 
     def shutdown(self, timeout: float = 30.0) -> None:
         """Stop active runs at their next step (marked interrupted; transcoder runs do not resume)."""
-        with self._lock:
-            handles = list(self._active.values())
-        for h in handles:
-            h.cancel.reason = "interrupted"
-            h.cancel.set()
-        for h in handles:
-            h.thread.join(timeout)
+        interrupt_all(self._lock, self._active, timeout)
 
-    def _run(self, run_id: str, cfg: TranscoderTrainingConfig, lm: LoadedModel, cancel: _Cancel) -> None:
+    def _run(self, run_id: str, cfg: TranscoderTrainingConfig, lm: LoadedModel, cancel: Cancel) -> None:
         from .transcoders import TranscoderRunDeps, train_transcoders
 
         try:
