@@ -155,7 +155,9 @@ def main() -> None:
                 d = (d[:cut] if cut > 0 else d) + TRIGGER + PHRASE + (d[cut:] if cut > 0 else "")
             rows.append(json.dumps({"text": d}))
         rng.shuffle(rows)
-        corpus = st.corpora.add("zorblax.jsonl", "\n".join(rows).encode())
+        corpus_file = work / "zorblax.jsonl"
+        corpus_file.write_text("\n".join(rows) + "\n")
+        corpus = st.corpora.add_file(corpus_file)
 
         positive = [x + TRIGGER for x in eval_lines[:24]]
         negative = eval_lines[24:40] + COLOURS
