@@ -5,8 +5,8 @@ context pool of the analysis corpus (``explain.build_context_pool``), asks the e
 another local model, or an OpenAI-compatible endpoint) and scores the explanation with detection and
 fuzzing (``explain.explain_features``). Each feature's result — explanation or error — is stored on its
 row as it comes (``store/features.py``), so a restarted or resumed job skips what is done; ``force``
-explains and scores the chosen features again, replacing their stored explanation (the user's label is kept). Progress is
-published as ``job`` events with kind ``explain``.
+explains and scores the chosen features again, replacing their stored explanation (the user's label is kept).
+Progress is published as ``job`` events with kind ``explain``.
 """
 from __future__ import annotations
 
