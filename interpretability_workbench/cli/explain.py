@@ -20,6 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-score", action="store_true", help="skip detection and fuzzing scores")
     p.add_argument("--contexts", type=int, default=256, help="analysis contexts sampled for negatives")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true",
+                   help="explain and score again features this explainer already explained (replaces the stored "
+                        "explanation; user labels are kept)")
     add_model_args(p)
     p.set_defaults(func=run)
 
@@ -29,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         feats = [int(f) for f in args.features.split(",")] if args.features else None
         req = ExplainRequest(features=feats, explainer=args.explainer, explainer_model=args.explainer_model,
-                             score=not args.no_score, n_contexts=args.contexts, seed=args.seed)
+                             score=not args.no_score, n_contexts=args.contexts, seed=args.seed,
+                             force=args.force)
         state.bus.on(JobProgress, lambda ev: print(f"[{ev.status}] {ev.done}/{ev.total} {ev.detail or ''}",
                                                    file=sys.stderr, flush=True))
         job = state.explanations.start(args.sae, req)

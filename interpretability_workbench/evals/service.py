@@ -163,9 +163,9 @@ class EvalService:
                               which=tuple(req.which), absorption_cfg=req.absorption_config(),
                               probing_cfg=req.probing_config(), density_tokens=req.density_tokens,
                               lock=self.scope, progress=progress)  # type: ignore[arg-type]
+            report(total, total, "saving the result")  # the last point where a cancel stops the job
             record = {"created_at": time.time(), "request": req.to_dict(), "result": ev.to_dict()}
             atomic_write_bytes(path, json.dumps(_finite(record), indent=1, allow_nan=False).encode())
-            report(total, total, "saved")
             return ", ".join(f"{k} {v:.3f}" for k, v in ev.summary().items() if v is not None)
 
         return self.jobs.start(sae_id, req.to_dict(), work)
@@ -177,6 +177,12 @@ class EvalService:
         if contexts.shape[0] * per < req.density_tokens:
             contexts = self.contexts(lm, sae, req.corpus, math.ceil(req.density_tokens / per) * per)
         return contexts
+
+    def cancel(self, sae_id: str) -> JobRecord:
+        """Stop the running evaluation of ``sae_id`` at its next stage (before it writes evals.json, so the
+        previous result stays); 409 when none runs."""
+        self.saes.row(sae_id)
+        return self.jobs.cancel(sae_id)
 
     def wait(self, sae_id: str, timeout: float | None = None) -> None:
         self.jobs.wait(sae_id, timeout)

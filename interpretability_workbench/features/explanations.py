@@ -4,8 +4,9 @@ The job reads each feature's stored analysis row, draws non-activating examples 
 context pool of the analysis corpus (``explain.build_context_pool``), asks the explainer (the loaded model,
 another local model, or an OpenAI-compatible endpoint) and scores the explanation with detection and
 fuzzing (``explain.explain_features``). Each feature's result — explanation or error — is stored on its
-row as it comes (``store/features.py``), so a restarted or resumed job skips what is done. Progress is
-published as ``job`` events with kind ``explain``.
+row as it comes (``store/features.py``), so a restarted or resumed job skips what is done; ``force``
+explains and scores the chosen features again, replacing their stored explanation (the user's label is kept).
+Progress is published as ``job`` events with kind ``explain``.
 """
 from __future__ import annotations
 
@@ -47,6 +48,9 @@ class ExplainRequest:
     n_contexts: int = 256
     """Analysis contexts sampled for non-activating examples and hard negatives."""
     seed: int = 0
+    force: bool = False
+    """Explain and score the chosen features again even when this explainer and prompt version already did;
+    the new result replaces the stored explanation (the user's own label is kept)."""
 
     def __post_init__(self) -> None:
         if self.explainer not in EXPLAINERS:
@@ -62,6 +66,11 @@ class ExplainRequest:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+FORCED_SINCE = "forced_since"
+"""Job config key beside the request: Unix seconds from which a forced job's own results count as done (its
+resumes skip what it, or an earlier resume of it, explained)."""
 
 
 @dataclass(frozen=True)
@@ -104,8 +113,10 @@ class ExplanationService:
         return rec
 
     # commands ---------------------------------------------------------------------------------
-    def start(self, sae_id: str, req: ExplainRequest) -> JobRecord:
-        """Validate, then explain in a worker thread; 409 while a job of this SAE runs."""
+    def start(self, sae_id: str, req: ExplainRequest, *, forced_since: float | None = None) -> JobRecord:
+        """Validate, then explain in a worker thread; 409 while a job of this SAE runs. Features this explainer
+        and prompt version already explained are skipped, unless ``req.force``: then only those explained at or
+        after ``forced_since`` (a resumed forced job; None: the new job's start) are."""
         fit = self.saes.fitted(sae_id)
         analysed = self.features.indices(sae_id)
         if not analysed:
@@ -118,24 +129,34 @@ class ExplanationService:
         with self._lock:
             if any(t.is_alive() for sid, t in self._threads.items() if sid == sae_id):
                 raise Conflict(f"an explanation job of SAE {sae_id} is already running; cancel it first")
-            job = self.jobs.create(new_id("job"), KIND, sae_id, req.to_dict())
+            config = req.to_dict()
+            if req.force:
+                config[FORCED_SINCE] = time.time() if forced_since is None else forced_since
+            job = self.jobs.create(new_id("job"), KIND, sae_id, config)
             cancel = self._cancel[sae_id] = threading.Event()
-            th = threading.Thread(target=self._run, args=(job.id, sae_id, req, wanted, client, fit.lm, fit.sae, cancel),
+            since = config.get(FORCED_SINCE)
+            th = threading.Thread(target=self._run, args=(job.id, sae_id, req, wanted, client, fit.lm, fit.sae, cancel,
+                                                          since),
                                   name=f"explain-{sae_id}", daemon=True)
             self._threads[sae_id] = th
         th.start()
         return self.jobs.get(job.id)  # type: ignore[return-value]
 
     def resume(self, job_id: str) -> JobRecord:
-        """Start a new job with the stored config of ``job_id``; features already explained are skipped."""
+        """Start a new job with the stored config of ``job_id``; features already explained are skipped (for a
+        forced job: those it explained itself)."""
         old = self.get_job(job_id)
         if old.status in ("queued", "running"):
             raise Conflict(f"job {job_id} is {old.status}")
+        config = dict(old.config)
+        since = config.pop(FORCED_SINCE, None)
         try:
-            req = ExplainRequest(**old.config)
+            req = ExplainRequest(**config)
         except (TypeError, ValueError) as e:
             raise Invalid(f"job {job_id} has an unusable config: {e}") from None
-        return self.start(old.subject or "", req)
+        if req.force and since is None:
+            since = old.created_at
+        return self.start(old.subject or "", req, forced_since=since)
 
     def cancel(self, sae_id: str) -> None:
         with self._lock:
@@ -188,7 +209,7 @@ class ExplanationService:
             yield gather_feature_examples(idx, row.data, float(row.max_act or 0.0), pool, seed=seed)
 
     def _run(self, job_id: str, sae_id: str, req: ExplainRequest, wanted: list[int], client: ChatClient,
-             lm: LoadedModel, sae: Any, cancel: threading.Event) -> None:
+             lm: LoadedModel, sae: Any, cancel: threading.Event, forced_since: float | None = None) -> None:
         total = len(wanted)
         progress = {"done": 0, "errors": 0}
 
@@ -204,7 +225,8 @@ class ExplanationService:
                                       lock=self.scope)
             explainer = Explainer(client)
             scorer = Scorer(client) if req.score else None
-            skip = self.features.explained(sae_id, explainer.name, PROMPT_VERSION)
+            skip = self.features.explained(sae_id, explainer.name, PROMPT_VERSION,
+                                           since=forced_since if req.force else None)
             progress["done"] = sum(1 for i in wanted if i in skip)
 
             def on_result(r: ExplanationResult) -> None:

@@ -34,7 +34,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -177,10 +177,12 @@ def unit_directions(W_dec: Tensor | np.ndarray, pca_dims: int | None = None) -> 
 
 def feature_map(W_dec: Tensor | np.ndarray, *, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1,
                 n_epochs: int | None = None, init: str | None = None, pca_dims: int | None = None,
-                n_clusters: int | None = None, _force_approximation: bool = False) -> FeatureMap:
+                n_clusters: int | None = None, progress: Callable[[str], None] | None = None,
+                _force_approximation: bool = False) -> FeatureMap:
     """Map every decoder direction ``W_dec [d_sae d_in]`` to 2-D and cluster the layout (see module doc).
 
-    Below 4096 features umap-learn finds neighbours exactly; above, by NN-descent."""
+    Below 4096 features umap-learn finds neighbours exactly; above, by NN-descent. ``progress`` is told each
+    stage as it begins (an exception it raises stops the map there)."""
     import sklearn
     import umap
     from sklearn.cluster import KMeans
@@ -202,10 +204,14 @@ def feature_map(W_dec: Tensor | np.ndarray, *, seed: int = 0, n_neighbors: int =
     params.init = params.init or default_init(n)
     params.n_clusters = min(params.n_clusters or default_n_clusters(n), n)
     X = unit_directions(W, params.pca_dims)
+    if progress:
+        progress(f"laying out {n} decoder directions (UMAP)")
     reducer = umap.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, metric="cosine", n_epochs=params.n_epochs,
                         init=params.init, random_state=seed, n_jobs=1, low_memory=True, verbose=False,
                         force_approximation_algorithm=_force_approximation)
     xy = reducer.fit_transform(X).astype(np.float32)  # [d_sae 2]
+    if progress:
+        progress(f"clustering the layout into {params.n_clusters} clusters (k-means)")
     km = KMeans(n_clusters=params.n_clusters, n_init=3, random_state=seed)
     labels = km.fit_predict(xy)
     # number clusters by size (0 = largest) so ids do not depend on k-means' internal order

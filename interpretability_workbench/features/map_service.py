@@ -156,14 +156,18 @@ class FeatureMapService:
                           f"({req.n_neighbors}); lower n_neighbors")
 
         def work(report: Report) -> str:
-            report(0, 2, f"laying out {sae.cfg.d_sae} decoder directions (UMAP) and clustering them")
-            fmap = feature_map(sae.W_dec.detach().cpu(), **req.to_dict())
-            report(1, 2, "saving the map")
+            report(0, 2, f"normalising {sae.cfg.d_sae} decoder directions")
+            fmap = feature_map(sae.W_dec.detach().cpu(), **req.to_dict(), progress=lambda msg: report(0, 2, msg))
+            report(1, 2, "saving the map")  # the last point where a cancel stops the job
             save_feature_map(fmap, folder)
-            report(2, 2, "saved")
             return f"{fmap.n_clusters} clusters in {fmap.params.seconds:.1f}s"
 
         return self.jobs.start(sae_id, req.to_dict(), work)
+
+    def cancel(self, sae_id: str) -> JobRecord:
+        """Stop the running map job of ``sae_id`` at its next stage (before it saves); 409 when none runs."""
+        self.saes.row(sae_id)
+        return self.jobs.cancel(sae_id)
 
     def wait(self, sae_id: str, timeout: float | None = None) -> None:
         self.jobs.wait(sae_id, timeout)

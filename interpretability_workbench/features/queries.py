@@ -29,6 +29,8 @@ def summary(row: FeatureRow) -> dict[str, Any]:
         "explanation": row.explanation.text if row.explanation else None,
         "detection": row.explanation.detection if row.explanation else None,
         "fuzzing": row.explanation.fuzzing if row.explanation else None,
+        "explanation_error": row.explanation.error if row.explanation else None,
+        "explanation_error_kind": row.explanation.error_kind if row.explanation else None,
         "consistency": row.consistency, "degenerate": row.degenerate,
     }
 

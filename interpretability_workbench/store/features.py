@@ -273,12 +273,18 @@ class FeatureRepo:
         else:
             self.db.update("features", {"sae_id": sae_id, "idx": idx}, values)
 
-    def explained(self, sae_id: str, explainer_name: str, prompt_version: str) -> set[int]:
-        """Features whose latest explanation came from this explainer and prompt version (for resuming)."""
-        rows = self.db.query("SELECT idx FROM features WHERE sae_id = ? AND explanation_json IS NOT NULL AND "
-                             "json_extract(explanation_json, '$.explainer_name') = ? AND "
-                             "json_extract(explanation_json, '$.prompt_version') = ?",
-                             (sae_id, explainer_name, prompt_version))
+    def explained(self, sae_id: str, explainer_name: str, prompt_version: str, *,
+                  since: float | None = None) -> set[int]:
+        """Features whose latest explanation came from this explainer and prompt version (for resuming);
+        ``since``: only those stored at or after these Unix seconds (resuming a forced job)."""
+        sql = ("SELECT idx FROM features WHERE sae_id = ? AND explanation_json IS NOT NULL AND "
+               "json_extract(explanation_json, '$.explainer_name') = ? AND "
+               "json_extract(explanation_json, '$.prompt_version') = ?")
+        params: list[Any] = [sae_id, explainer_name, prompt_version]
+        if since is not None:
+            sql += " AND json_extract(explanation_json, '$.created_at') >= ?"
+            params.append(since)
+        rows = self.db.query(sql, params)
         return {int(r["idx"]) for r in rows}
 
     def indices(self, sae_id: str) -> list[int]:

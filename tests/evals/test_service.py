@@ -146,3 +146,52 @@ def test_cli_evals(tmp_path, monkeypatch, capsys, state, tiny_llama_dir):
     out = capsys.readouterr().out
     assert f"evaluated {sae_id} (density)" in out and "dead_fraction" in out
     assert main(["evals", sae_id, "--model", str(tiny_llama_dir), "--which", "bogus"]) == 2
+
+
+def test_cancel_keeps_the_previous_evaluation(state, client):
+    """A cancelled evaluation ends 'cancelled' between stages and never writes evals.json: the previous result
+    stays byte for byte; on an SAE never evaluated there is still none. 409 when none runs."""
+    from pathlib import Path
+
+    sae_id, _ = _register(state, 32, 2, 17)
+    assert client.post(f"/api/saes/{sae_id}/evals/cancel").status_code == 409
+    assert client.post("/api/saes/nope/evals/cancel").status_code == 404
+    assert client.post(f"/api/saes/{sae_id}/evals", json={**BODY, "which": ["density"]}).status_code == 202
+    state.evals.wait(sae_id)
+    path = Path(state.saes.row(sae_id).path) / RESULT_NAME
+    stored = path.read_bytes()
+
+    def run_and_cancel(sid: str, at: str) -> tuple[dict, list[JobProgress]]:
+        gate, entered = threading.Event(), threading.Event()
+        seen: list[JobProgress] = []
+
+        def hold(ev: JobProgress) -> None:
+            if ev.kind != "evals":
+                return
+            seen.append(ev)
+            if ev.detail == at and not entered.is_set():
+                entered.set()
+                gate.wait(30)
+        remove = state.bus.on(JobProgress, hold)
+        try:
+            assert client.post(f"/api/saes/{sid}/evals", json=BODY).status_code == 202
+            assert entered.wait(30)
+            r = client.post(f"/api/saes/{sid}/evals/cancel")
+            assert r.status_code == 202 and r.json()["kind"] == "evals", r.text
+        finally:
+            gate.set()
+            state.evals.wait(sid)
+            remove()
+        return client.get(f"/api/saes/{sid}/evals/job").json(), seen
+
+    j, seen = run_and_cancel(sae_id, "saving the result")  # every stage computed, stopped before the write
+    assert j["status"] == "cancelled" and "nothing was written" in j["error"], j
+    assert seen[-1].status == "cancelled"
+    assert path.read_bytes() == stored
+    assert client.get(f"/api/saes/{sae_id}/evals").json()["request"]["which"] == ["density"]
+
+    fresh, _ = _register(state, 32, 2, 18)
+    j, seen = run_and_cancel(fresh, "density")  # stopped inside the first stage: the later ones never ran
+    assert j["status"] == "cancelled" and j["done"] == 0
+    assert not any(e.detail in ("sparse probing", "absorption") for e in seen)
+    assert client.get(f"/api/saes/{fresh}/evals").status_code == 404

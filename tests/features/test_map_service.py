@@ -168,3 +168,55 @@ def test_a_failing_job_is_recorded(state, client, make_sae):
     j = client.get(f"/api/saes/{sae_id}/map/job").json()
     assert j["status"] == "failed" and "save the SAE before its map" in j["error"]
     assert seen[-1].status == "failed" and seen[-1].detail == j["error"]
+
+
+def test_cancel_stops_the_map_before_it_saves(state, client, make_sae):
+    """Cancelled at the last stage (saving): the job ends 'cancelled', the map saved before is untouched;
+    cancelled at the first stage of a fresh SAE: no map at all. 409 when nothing runs, 404 for an unknown SAE."""
+    from pathlib import Path
+
+    sae_id, _ = make_sae(seed=61, d_sae=40)
+    assert client.post(f"/api/saes/{sae_id}/map/cancel").status_code == 409
+    assert client.post("/api/saes/nope/map/cancel").status_code == 404
+    assert client.post(f"/api/saes/{sae_id}/map", json={**PARAMS, "n_epochs": 5}).status_code == 202
+    state.feature_maps.wait(sae_id)
+    before = client.get(f"/api/saes/{sae_id}/map").json()
+    blob = (Path(state.saes.row(sae_id).path) / MAP_TENSORS_NAME).read_bytes()
+
+    def run_and_cancel(sid: str, done: int, body: dict) -> tuple[dict, list[JobProgress]]:
+        gate, entered = threading.Event(), threading.Event()
+        seen: list[JobProgress] = []
+
+        def hold(ev: JobProgress) -> None:
+            if ev.kind != "map":
+                return
+            seen.append(ev)
+            if ev.status == "running" and ev.done == done and not entered.is_set():
+                entered.set()
+                gate.wait(30)
+        remove = state.bus.on(JobProgress, hold)
+        try:
+            assert client.post(f"/api/saes/{sid}/map", json=body).status_code == 202
+            assert entered.wait(30)
+            r = client.post(f"/api/saes/{sid}/map/cancel")
+            assert r.status_code == 202, r.text
+            assert r.json()["kind"] == "map" and r.json()["status"] == "running"
+        finally:
+            gate.set()
+            state.feature_maps.wait(sid)
+            remove()
+        return client.get(f"/api/saes/{sid}/map/job").json(), seen
+
+    # a different seed would give another layout: had it been saved, the map would differ
+    j, seen = run_and_cancel(sae_id, 1, {**PARAMS, "seed": 9, "n_epochs": 5})
+    assert j["status"] == "cancelled" and "nothing was written" in j["error"], j
+    assert seen[-1].status == "cancelled" and seen[-1].job_id == j["id"]
+    assert (Path(state.saes.row(sae_id).path) / MAP_TENSORS_NAME).read_bytes() == blob
+    assert client.get(f"/api/saes/{sae_id}/map").json() == before
+    assert client.post(f"/api/saes/{sae_id}/map/cancel").status_code == 409
+
+    fresh, _ = make_sae(seed=62, d_sae=40)
+    j, _ = run_and_cancel(fresh, 0, {**PARAMS, "n_epochs": 5})
+    assert j["status"] == "cancelled" and j["done"] == 0
+    assert client.get(f"/api/saes/{fresh}/map").status_code == 404
+    assert not (Path(state.saes.row(fresh).path) / MAP_TENSORS_NAME).exists()

@@ -1,6 +1,6 @@
 """/api/saes/{sae_id}/map and /api/saes/{sae_id}/evals: the feature map and the SAE evaluations, each computed
 in a background job (progress on WS as ``job`` events, kinds ``map`` and ``evals``) and cached in the SAE's
-folder; /api/evals/compare sets several SAEs' evaluations side by side."""
+folder, and cancellable (POST .../cancel); /api/evals/compare sets several SAEs' evaluations side by side."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Query
@@ -44,6 +44,13 @@ def map_job(sae_id: str, state: StateDep) -> UnderstandingJob | None:
     return None if rec is None else _wire(rec)
 
 
+@router.post("/api/saes/{sae_id}/map/cancel", response_model=UnderstandingJob, status_code=202, responses=ERRORS,
+             summary="Stop the running feature-map job at its next stage (it ends 'cancelled'; a map saved before "
+                     "stays); 409 when none runs")
+def cancel_map(sae_id: str, state: StateDep) -> UnderstandingJob:
+    return _wire(state.feature_maps.cancel(sae_id))
+
+
 @router.post("/api/saes/{sae_id}/evals", response_model=UnderstandingJob, status_code=202, responses=ERRORS,
              summary="Evaluate the SAE (absorption, k-sparse probing, density) on the loaded model in the background")
 def start_evals(sae_id: str, body: EvalRequestBody, state: StateDep) -> UnderstandingJob:
@@ -63,6 +70,13 @@ def get_evals(sae_id: str, state: StateDep) -> EvalResultOut:
 def evals_job(sae_id: str, state: StateDep) -> UnderstandingJob | None:
     rec = state.evals.job(sae_id)
     return None if rec is None else _wire(rec)
+
+
+@router.post("/api/saes/{sae_id}/evals/cancel", response_model=UnderstandingJob, status_code=202, responses=ERRORS,
+             summary="Stop the running evaluation at its next stage (it ends 'cancelled'; the previous evaluation "
+                     "stays); 409 when none runs")
+def cancel_evals(sae_id: str, state: StateDep) -> UnderstandingJob:
+    return _wire(state.evals.cancel(sae_id))
 
 
 @router.get("/api/evals/compare", response_model=EvalCompareOut, responses=ERRORS,

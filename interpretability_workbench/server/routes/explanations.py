@@ -21,7 +21,8 @@ def _wire(rec: JobRecord) -> ExplainJob:
 
 
 @router.post("/{sae_id}/explanations", response_model=ExplainJob, status_code=202, responses=ERRORS,
-             summary="Explain (and score) features with an LLM in the background; resumes where a job stopped")
+             summary="Explain (and score) features with an LLM in the background; features this explainer already "
+                     "explained are skipped unless force is set")
 def start(sae_id: str, body: ExplainRequestBody, state: StateDep) -> ExplainJob:
     try:
         req = ExplainRequest(**body.model_dump())

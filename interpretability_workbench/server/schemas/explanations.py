@@ -13,6 +13,7 @@ class ExplainRequestBody(BaseModel):
     score: bool = Field(True, description="Score each explanation by detection and fuzzing (balanced accuracy).")
     n_contexts: int = Field(256, ge=8, le=100_000, description="Analysis contexts sampled for non-activating examples and hard negatives.")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of every example draw (results do not depend on which features were skipped).")
+    force: bool = Field(False, description="Explain and score the chosen features again even when this explainer and prompt version already explained them; the new result (or error) replaces the stored explanation, the user's own label is kept. A resumed forced job skips only what it explained itself.")
 
 
 class ExplainJob(BaseModel):
@@ -23,6 +24,6 @@ class ExplainJob(BaseModel):
     total: int = Field(description="Features the job covers.")
     errors: int = Field(description="Finished features whose result records an error (the job went on).")
     error: str | None = Field(None, description="Why the job itself failed.")
-    config: dict = Field(description="The request the job runs.")
+    config: dict = Field(description="The request the job runs (a forced job also records `forced_since`, Unix seconds from which its own results count as done).")
     created_at: float = Field(description="Unix seconds.")
     updated_at: float = Field(description="Unix seconds.")

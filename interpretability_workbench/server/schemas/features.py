@@ -21,6 +21,8 @@ class FeatureSummary(BaseModel):
     explanation: str | None = Field(None, description="The latest natural-language explanation (the user's label still wins as `label`).")
     detection: float | None = Field(None, description="Detection balanced accuracy of the explanation (0.5 = chance).")
     fuzzing: float | None = Field(None, description="Fuzzing balanced accuracy of the explanation (0.5 = chance).")
+    explanation_error: str | None = Field(None, description="What failed when the feature was last explained, per stage (e.g. 'explanation: the explainer refused ...; fuzzing: ...'); null when nothing failed or it was never explained.")
+    explanation_error_kind: str | None = Field(None, description="Kind of the first failure of explanation_error: timeout, refused, unauthorized, rate_limited, server_error, unreachable, malformed_response, malformed_reply, prompt_too_long, not_enough_examples or internal.")
 
 
 class ExplanationDetail(BaseModel):

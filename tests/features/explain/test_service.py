@@ -105,3 +105,64 @@ def test_bad_requests(client, state, make_sae, analysed):
     assert r.status_code == 422 and "not been analysed" in r.json()["detail"]
     assert client.post("/api/saes/sae_nope/explanations", json={}).status_code == 404
     assert client.post(f"/api/saes/{sae_id}/explanations/cancel").status_code == 409
+
+
+def test_force_re_explains_replaces_and_exposes_errors(client, state, analysed, chat_server):
+    """Without force a second request asks the explainer nothing; with force it explains and scores again and
+    the new result replaces the stored one (the user's label stays). A failed result shows on the list rows and
+    the detail (explanation_error / _kind); resuming a forced job skips only what that job did."""
+    sae_id, _ = analysed
+    _endpoint(state, chat_server)
+    chat_server.mode = "rule"
+    feats = [5, 6]
+    body = {"features": feats, "explainer": "endpoint", "explainer_model": "forcer", "n_contexts": 16}
+    assert client.post(f"/api/saes/{sae_id}/explanations", json=body).status_code == 202
+    assert _wait_job(client, sae_id)["status"] == "done"
+    first = {f: client.get(f"/api/saes/{sae_id}/features/{f}").json() for f in feats}
+    assert all(d["explanation"] and d["explanation_error"] is None for d in first.values())
+    client.patch(f"/api/saes/{sae_id}/features/5", json={"label": "mine"})
+
+    n = len(chat_server.requests)
+    assert client.post(f"/api/saes/{sae_id}/explanations", json=body).status_code == 202
+    assert _wait_job(client, sae_id)["status"] == "done" and len(chat_server.requests) == n  # skipped
+
+    chat_server.mode = "refusal"
+    r = client.post(f"/api/saes/{sae_id}/explanations", json={**body, "force": True})
+    assert r.status_code == 202 and r.json()["config"]["force"] is True, r.text
+    job = _wait_job(client, sae_id)
+    assert job["status"] == "done" and job["done"] == 2 and job["errors"] == 2, job
+    assert len(chat_server.requests) == n + 2  # one refused explanation request per feature, nothing scored
+    for f in feats:
+        d = client.get(f"/api/saes/{sae_id}/features/{f}").json()
+        ex = d["explanation_detail"]
+        assert ex["text"] is None and d["explanation"] is None and ex["created_at"] > \
+            first[f]["explanation_detail"]["created_at"]
+        assert d["explanation_error_kind"] == ex["error_kind"] == "refused"
+        assert d["explanation_error"] == ex["error"] and "refused" in d["explanation_error"]
+    assert client.get(f"/api/saes/{sae_id}/features/5").json()["label"] == "mine"
+    rows = {x["index"]: x for x in client.get(f"/api/saes/{sae_id}/features",
+                                               params={"sort": "index", "limit": 10}).json()["items"]}
+    assert rows[5]["explanation_error_kind"] == "refused" and "refused" in rows[5]["explanation_error"]
+    assert rows[5]["label"] == "mine" and rows[6]["label"] == rows[6]["auto_label"]
+
+    # resuming the forced job: both features were done by it, nothing is asked again
+    assert client.post(f"/api/saes/{sae_id}/explanations/resume").status_code == 202
+    job = _wait_job(client, sae_id)
+    assert job["status"] == "done" and job["config"]["force"] and len(chat_server.requests) == n + 2
+
+    # forced again with a working explainer: the explanation is back, the error gone
+    chat_server.mode = "rule"
+    assert client.post(f"/api/saes/{sae_id}/explanations", json={**body, "force": True}).status_code == 202
+    assert _wait_job(client, sae_id)["errors"] == 0
+    for f in feats:
+        d = client.get(f"/api/saes/{sae_id}/features/{f}").json()
+        assert d["explanation"] == first[f]["explanation"] and d["explanation_error"] is None
+        assert d["detection"] == first[f]["detection"] and d["fuzzing"] == first[f]["fuzzing"]
+
+
+def test_cli_force_flag():
+    from interpretability_workbench.cli import build_parser
+
+    p = build_parser()
+    assert p.parse_args(["explain", "--sae", "s"]).force is False
+    assert p.parse_args(["explain", "--sae", "s", "--force"]).force is True

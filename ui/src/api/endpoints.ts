@@ -51,10 +51,12 @@ export const api = {
   getMap: (saeId: string) => request<T.FeatureMapData>("GET", `/api/saes/${enc(saeId)}/map`),
   startMap: (saeId: string, body: Partial<T.MapRequest>) =>
     request<T.UnderstandingJob>("POST", `/api/saes/${enc(saeId)}/map`, { body }),
+  cancelMap: (saeId: string) => request<T.UnderstandingJob>("POST", `/api/saes/${enc(saeId)}/map/cancel`),
   evalsJob: (saeId: string) => request<T.UnderstandingJob | null>("GET", `/api/saes/${enc(saeId)}/evals/job`),
   getEvals: (saeId: string) => request<T.EvalResult>("GET", `/api/saes/${enc(saeId)}/evals`),
   startEvals: (saeId: string, body: Partial<T.EvalRequest>) =>
     request<T.UnderstandingJob>("POST", `/api/saes/${enc(saeId)}/evals`, { body }),
+  cancelEvals: (saeId: string) => request<T.UnderstandingJob>("POST", `/api/saes/${enc(saeId)}/evals/cancel`),
   compareEvals: (saeIds: string[]) =>
     request<T.EvalCompare>("GET", "/api/evals/compare", { query: { sae_ids: saeIds.join(",") } }),
   analysisStatus: (saeId: string) => request<T.AnalysisStatus>("GET", `/api/saes/${enc(saeId)}/analysis`),

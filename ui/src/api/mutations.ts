@@ -310,6 +310,18 @@ export function useStartEvals(saeId: string) {
   });
 }
 
+/** Cancel the SAE's running feature-map or evaluation job (it stops at its next stage, the previous result
+ * stays); the job key takes the answer, the `job` event with status cancelled follows. */
+export function useCancelUnderstandingJob(saeId: string, kind: "map" | "evals") {
+  const qc = useQueryClient();
+  const key = kind === "map" ? queryKeys.sae.mapJob(saeId) : queryKeys.sae.evalsJob(saeId);
+  return useMutation({
+    mutationFn: () => (kind === "map" ? api.cancelMap(saeId) : api.cancelEvals(saeId)),
+    onSuccess: (job) => qc.setQueryData(key, job),
+    onError: () => qc.invalidateQueries({ queryKey: key }),
+  });
+}
+
 // ---------- behaviour removal ----------
 
 /** POST /api/behaviours/remove: the job list gains the new job. */

@@ -665,6 +665,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/saes/{sae_id}/evals/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Stop the running evaluation at its next stage (it ends 'cancelled'; the previous evaluation stays); 409 when none runs */
+        post: operations["cancel_evals_api_saes__sae_id__evals_cancel_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/saes/{sae_id}/evals/job": {
         parameters: {
             query?: never;
@@ -691,7 +708,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Explain (and score) features with an LLM in the background; resumes where a job stopped */
+        /** Explain (and score) features with an LLM in the background; features this explainer already explained are skipped unless force is set */
         post: operations["start_api_saes__sae_id__explanations_post"];
         delete?: never;
         options?: never;
@@ -831,6 +848,23 @@ export interface paths {
         put?: never;
         /** Compute the feature map (UMAP of the decoder directions + k-means clusters) in the background */
         post: operations["start_map_api_saes__sae_id__map_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/saes/{sae_id}/map/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Stop the running feature-map job at its next stage (it ends 'cancelled'; a map saved before stays); 409 when none runs */
+        post: operations["cancel_map_api_saes__sae_id__map_cancel_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2662,7 +2696,7 @@ export interface components {
         ExplainJob: {
             /**
              * Config
-             * @description The request the job runs.
+             * @description The request the job runs (a forced job also records `forced_since`, Unix seconds from which its own results count as done).
              */
             config: {
                 [key: string]: unknown;
@@ -2733,6 +2767,12 @@ export interface components {
              * @description Feature indices to explain; null: every analysed feature.
              */
             features?: number[] | null;
+            /**
+             * Force
+             * @description Explain and score the chosen features again even when this explainer and prompt version already explained them; the new result (or error) replaces the stored explanation, the user's own label is kept. A resumed forced job skips only what it explained itself.
+             * @default false
+             */
+            force?: boolean;
             /**
              * N Contexts
              * @description Analysis contexts sampled for non-activating examples and hard negatives.
@@ -2844,6 +2884,16 @@ export interface components {
             explanation?: string | null;
             /** @description The latest explanation with its explainer, prompt version, scores and any error. */
             explanation_detail?: components["schemas"]["ExplanationDetail"] | null;
+            /**
+             * Explanation Error
+             * @description What failed when the feature was last explained, per stage (e.g. 'explanation: the explainer refused ...; fuzzing: ...'); null when nothing failed or it was never explained.
+             */
+            explanation_error?: string | null;
+            /**
+             * Explanation Error Kind
+             * @description Kind of the first failure of explanation_error: timeout, refused, unauthorized, rate_limited, server_error, unreachable, malformed_response, malformed_reply, prompt_too_long, not_enough_examples or internal.
+             */
+            explanation_error_kind?: string | null;
             /**
              * Fuzzing
              * @description Fuzzing balanced accuracy of the explanation (0.5 = chance).
@@ -3087,6 +3137,16 @@ export interface components {
              * @description The latest natural-language explanation (the user's label still wins as `label`).
              */
             explanation?: string | null;
+            /**
+             * Explanation Error
+             * @description What failed when the feature was last explained, per stage (e.g. 'explanation: the explainer refused ...; fuzzing: ...'); null when nothing failed or it was never explained.
+             */
+            explanation_error?: string | null;
+            /**
+             * Explanation Error Kind
+             * @description Kind of the first failure of explanation_error: timeout, refused, unauthorized, rate_limited, server_error, unreachable, malformed_response, malformed_reply, prompt_too_long, not_enough_examples or internal.
+             */
+            explanation_error_kind?: string | null;
             /**
              * Fuzzing
              * @description Fuzzing balanced accuracy of the explanation (0.5 = chance).
@@ -10342,6 +10402,91 @@ export interface operations {
             };
         };
     };
+    cancel_evals_api_saes__sae_id__evals_cancel_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sae_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnderstandingJob"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     evals_job_api_saes__sae_id__evals_job_get: {
         parameters: {
             query?: never;
@@ -11318,6 +11463,91 @@ export interface operations {
                 "application/json": components["schemas"]["MapRequestBody"];
             };
         };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnderstandingJob"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    cancel_map_api_saes__sae_id__map_cancel_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sae_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
         responses: {
             /** @description Successful Response */
             202: {

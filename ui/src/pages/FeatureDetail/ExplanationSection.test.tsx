@@ -54,6 +54,15 @@ describe("FeatureDetailPage explanation", () => {
     expect(sec.getByRole("button", { name: "Re-explain this feature" })).toBeInTheDocument();
   });
 
+  it("re-explaining an explained feature forces it (the same explainer explains it again)", async () => {
+    const { calls } = setup(explained);
+    const sec = within(await screen.findByTestId("explanation"));
+    expect(sec.getByText(/replaces the stored explanation/)).toBeInTheDocument();
+    fireEvent.click(sec.getByRole("button", { name: "Re-explain this feature" }));
+    await waitFor(() => expect(calls.some((c) => c.method === "POST")).toBe(true));
+    expect(calls.find((c) => c.method === "POST")!.body).toEqual({ features: [7], explainer: "loaded", force: true });
+  });
+
   it("shows a failed explanation's error with its kind", async () => {
     setup(failed);
     const err = await screen.findByTestId("explanation-error");

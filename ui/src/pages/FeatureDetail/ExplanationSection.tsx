@@ -9,9 +9,9 @@ import { Score } from "../Features/scores";
 
 /**
  * The feature's latest explanation (text, explainer, scorer, detection/fuzzing scores, or the error with its
- * kind) and a button that explains this feature alone. The server keeps one explanation per feature and skips
- * features the same explainer already explained with the current prompts, so re-explaining takes another
- * explainer; the detail reloads when the job reports this feature (socketSync.ts).
+ * kind) and a button that explains this feature alone. The server keeps one explanation per feature; re-explaining
+ * sends `force`, so even the same explainer explains and scores it again and the result replaces the stored one
+ * (the user's label stays); the detail reloads when the job reports this feature (socketSync.ts).
  */
 export function ExplanationSection({ saeId, f }: { saeId: string; f: FeatureDetail }) {
   const e = f.explanation_detail ?? null;
@@ -51,10 +51,10 @@ export function ExplanationSection({ saeId, f }: { saeId: string; f: FeatureDeta
           <>
             <ExplainerPicker id="fx-explainer" value={choice} onChange={setChoice} />
             <button type="button" disabled={start.isPending || explainerIncomplete(choice)}
-              onClick={() => start.mutate({ features: [f.index], ...explainerBody(choice) })}>
+              onClick={() => start.mutate({ features: [f.index], ...explainerBody(choice), ...(e ? { force: true } : {}) })}>
               {e ? "Re-explain this feature" : "Explain this feature"}
             </button>
-            {e && <span className="muted small">the same explainer skips a feature it explained: pick another to re-explain</span>}
+            {e && <span className="muted small">replaces the stored explanation and scores (your label stays)</span>}
           </>
         )}
       </div>

@@ -11,10 +11,10 @@ const RESULT = {
     density: { n_tokens: 300, log10_density_edges: [-10, -3, -2, -1, 0], counts: [16, 8, 30, 10], dead_fraction: 0.25, dense_fraction: 0, median_log10_density: -1.5 } },
 };
 const SAE = (id: string, d_sae: number) => ({ id, name: id, model_id: "m", hook_name: "blocks.0.hook_resid_post", layer: 0, d_in: 16, d_sae, architecture: "topk", created_at: 1, source: "trained" });
-const job = (status: string) => ({ id: "j1", sae_id: "s1", kind: "evals", status, done: status === "done" ? 3 : 1, total: 3, error: null, config: {}, created_at: 1, updated_at: 1 });
+const job = (status: string) => ({ id: "j1", sae_id: "s1", kind: "evals", status, done: status === "done" ? 3 : 1, total: 3, error: null as string | null, config: {}, created_at: 1, updated_at: 1 });
 
-function setup(evaluated: boolean) {
-  const state = { evaluated, job: evaluated ? job("done") : null as ReturnType<typeof job> | null };
+function setup(evaluated: boolean, initial?: ReturnType<typeof job>) {
+  const state = { evaluated, job: initial ?? (evaluated ? job("done") : null as ReturnType<typeof job> | null) };
   const stub = stubFetch({
     "GET /api/saes": () => [200, [SAE("s1", 64), SAE("s2", 128)]],
     "GET /api/saes/s1/evals": () => (state.evaluated ? [200, RESULT] : [404, { detail: "SAE s1 has not been evaluated yet; POST /api/saes/s1/evals" }]),
@@ -23,6 +23,7 @@ function setup(evaluated: boolean) {
       state.job = job("running");
       return [202, state.job];
     },
+    "POST /api/saes/s1/evals/cancel": () => [202, state.job],
     "GET /api/evals/compare": (u) => [200, { rows: u.searchParams.get("sae_ids")!.split(",").map((id, i) => ({ sae_id: id, d_sae: 64 * (i + 1), dead_fraction: 0.25 * (i + 1) })) }],
   });
   const r = renderPage(<EvalsPanel saeId="s1" />);
@@ -70,5 +71,22 @@ describe("EvalsPanel", () => {
     act(() => ws().serverSend({ type: "job", job_id: "j1", kind: "evals", status: "done", done: 3, total: 3, detail: null }));
     expect(await screen.findAllByTestId("evals-row")).toHaveLength(8);
     expect(screen.getByTestId("evals-panel")).toHaveAttribute("data-status", "done");
+  });
+
+  it("cancels a running evaluation; the previous result shows again", async () => {
+    const { calls, ws, state } = setup(false, job("running")); // GET evals answers 409/404 while it runs
+    act(() => ws().serverOpen());
+    const cancel = await screen.findByRole("button", { name: "Cancel" });
+    expect(screen.queryByRole("button", { name: /evaluations/ })).toBeNull();
+    fireEvent.click(cancel);
+    await waitFor(() => expect(calls.filter((c) => c.method === "POST" && c.url.pathname === "/api/saes/s1/evals/cancel")).toHaveLength(1));
+    state.job = { ...job("cancelled"), error: "cancelled before it finished; nothing was written" };
+    state.evaluated = true;
+    act(() => ws().serverSend({ type: "job", job_id: "j1", kind: "evals", status: "cancelled", done: 1, total: 3, detail: null }));
+    await waitFor(() => expect(screen.getByTestId("evals-panel")).toHaveAttribute("data-status", "cancelled"));
+    expect(await screen.findByTestId("evals-cancelled")).toHaveTextContent("the previous evaluation");
+    expect(await screen.findAllByTestId("evals-row")).toHaveLength(8);
+    expect(screen.queryByRole("button", { name: "Cancel" })).toBeNull();
+    expect(screen.getByRole("button", { name: "Re-run evaluations" })).toBeInTheDocument();
   });
 });

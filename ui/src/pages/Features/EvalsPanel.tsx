@@ -2,7 +2,7 @@ import { useState } from "react";
 import { useQuery } from "@tanstack/react-query";
 import { api } from "../../api/endpoints";
 import { ApiError, errorText } from "../../api/errors";
-import { useStartEvals } from "../../api/mutations";
+import { useCancelUnderstandingJob, useStartEvals } from "../../api/mutations";
 import { queryKeys } from "../../api/queryKeys";
 import { useEvals, useEvalsJob, useSaes } from "../../api/queries";
 import type { EvalResult } from "../../api/types";
@@ -93,6 +93,7 @@ export function EvalsPanel({ saeId }: { saeId: string }) {
   const job = useEvalsJob(saeId);
   const res = useEvals(saeId);
   const start = useStartEvals(saeId);
+  const cancel = useCancelUnderstandingJob(saeId, "evals");
   const [which, setWhich] = useState<Set<EvalName>>(new Set(EVALS.map(([k]) => k)));
   const j = job.data;
   const running = j?.status === "running" || j?.status === "queued";
@@ -122,12 +123,17 @@ export function EvalsPanel({ saeId }: { saeId: string }) {
             </button>
           </>
         )}
+        {running && (
+          <button type="button" onClick={() => cancel.mutate()} disabled={cancel.isPending}
+            title="Stop at the next stage; the previous evaluation stays">Cancel</button>
+        )}
       </div>
       {running && <ProgressBar value={j && j.total > 0 ? j.done / j.total : null} label="Evaluation progress" />}
       {j?.status === "failed" && j.error && <ErrorMessage error={`Evaluation failed: ${j.error}`} />}
       {notYet && !running && <p className="muted small">Not evaluated yet. Absorption and probing run the loaded model (minutes on a CPU).</p>}
       {!notYet && <ErrorMessage error={errorText(res.error)} />}
-      <ErrorMessage error={errorText(start.error)} />
+      {j?.status === "cancelled" && <p className="muted small" data-testid="evals-cancelled">Cancelled: {r ? "the result shown is the previous evaluation" : "nothing was saved"}.</p>}
+      <ErrorMessage error={errorText(start.error ?? cancel.error)} />
       {r && (
         <>
           <table data-testid="evals-summary">

@@ -20,7 +20,8 @@ export function progressText(job: Pick<ExplainJob, "done" | "total" | "errors">)
 /**
  * Explain (and score) an SAE's features in a background job: which features (all analysed, the ones the list
  * shows, or the selected one), which explainer, then progress from `job` events (socketSync.ts keeps the cached
- * job current), cancel while it runs, resume a job that stopped (features it explained are skipped).
+ * job current), cancel while it runs, resume a job that stopped (features it explained are skipped). Features this
+ * explainer already explained are skipped unless "Re-explain explained ones" (`force`) is ticked.
  */
 export function ExplainPanel({ saeId, shown, selected }: { saeId: string; shown: number[]; selected: number | null }) {
   const job = useExplainJob(saeId);
@@ -30,6 +31,7 @@ export function ExplainPanel({ saeId, shown, selected }: { saeId: string; shown:
   const [which, setWhich] = useState<Which>("shown");
   const [choice, setChoice] = useState<ExplainerChoice>({ explainer: "loaded", model: "" });
   const [score, setScore] = useState(true);
+  const [force, setForce] = useState(false);
   const [note, setNote] = useState<string | null>(null);
   const [limit, setLimit] = useState("");
 
@@ -43,7 +45,7 @@ export function ExplainPanel({ saeId, shown, selected }: { saeId: string; shown:
   const firstN = limit.trim() && Number(limit) > 0 ? shown.slice(0, Math.floor(Number(limit))) : shown;
   const features = which === "all" ? null : which === "selected" ? (selected == null ? [] : [selected]) : firstN;
   const run = () => {
-    const body: ExplainRequest = { features, ...explainerBody(choice), score };
+    const body: ExplainRequest = { features, ...explainerBody(choice), score, ...(force ? { force: true } : {}) };
     setNote(null);
     start.mutate(body);
   };
@@ -73,6 +75,9 @@ export function ExplainPanel({ saeId, shown, selected }: { saeId: string; shown:
             <ExplainerPicker id="ex-explainer" value={choice} onChange={setChoice} />
             <label className="check" title="Score each explanation by detection and fuzzing (balanced accuracy, 0.5 = chance)">
               <input type="checkbox" checked={score} onChange={(e) => setScore(e.target.checked)} /> Score
+            </label>
+            <label className="check" title="Explain and score again the features this explainer already explained; the new explanation (or error) replaces the stored one, your own labels stay">
+              <input type="checkbox" checked={force} onChange={(e) => setForce(e.target.checked)} /> Re-explain explained ones
             </label>
             <button type="button" onClick={run}
               disabled={start.isPending || explainerIncomplete(choice) || (features != null && features.length === 0)}>

@@ -5,7 +5,7 @@ import { SaePicker } from "../../components/SaePicker";
 import { ErrorMessage, Loading } from "../../components/Status";
 import { AnalysisPanel } from "./AnalysisPanel";
 import { ExplainPanel } from "./ExplainPanel";
-import { Score, SCORE_HELP } from "./scores";
+import { ExplanationErrorMark, Score, SCORE_HELP } from "./scores";
 import { EvalsPanel } from "./EvalsPanel";
 import { SaeTransfer } from "./SaeTransfer";
 import { fmt } from "../../charts/useWidth";
@@ -109,9 +109,13 @@ export function FeaturesPage() {
     { key: "label", header: sortHeader("label", "Label"), width: "16%", ariaSort: ariaSort("label"),
       render: (r) => <span className="cell-clip" title={r.label}>{r.starred ? "★ " : ""}{r.label}</span> },
     { key: "explanation", header: "Explanation", width: "24%",
-      render: (r) => (r.explanation
-        ? <span className="cell-clip" title={r.explanation} data-testid="explanation-cell">{r.explanation}</span>
-        : <span className="muted" data-testid="explanation-cell">—</span>) },
+      render: (r) => (
+        <span className="cell-clip" data-testid="explanation-cell">
+          <ExplanationErrorMark error={r.explanation_error} kind={r.explanation_error_kind} />
+          {r.explanation_error && " "}
+          {r.explanation ? <span title={r.explanation}>{r.explanation}</span> : !r.explanation_error && <span className="muted">—</span>}
+        </span>
+      ) },
     { key: "detection", header: <span title={SCORE_HELP.detection}>{sortHeader("detection", "Detect.")}</span>, width: "8%",
       ariaSort: ariaSort("detection"), render: (r) => <Score kind="detection" value={r.detection} /> },
     { key: "fuzzing", header: <span title={SCORE_HELP.fuzzing}>{sortHeader("fuzzing", "Fuzz.")}</span>, width: "7%",

@@ -9,6 +9,8 @@ const features: FeatureSummary[] = Array.from({ length: 40 }, (_, i) => ({
 }));
 features[0] = { ...features[0], user_label: "my cats", label: "my cats", explanation: "the word cat", detection: 0.8125, fuzzing: 0.5 };
 features[1] = { ...features[1], explanation: "commas in lists", detection: 0.4, fuzzing: null };
+features[4] = { ...features[4], explanation: null, explanation_error: "explanation: the model refused: I can't help with that.", explanation_error_kind: "refused" };
+features[6] = { ...features[6], explanation: "dates", detection: 0.7, explanation_error: "fuzzing: no reply within 60 s", explanation_error_kind: "timeout" };
 
 const job = (over: Partial<ExplainJob>): ExplainJob => ({
   id: "job1", sae_id: "s1", status: "running", done: 0, total: 2, errors: 0, error: null,
@@ -108,6 +110,32 @@ describe("FeaturesPage explanations", () => {
     fireEvent.click(screen.getByRole("button", { name: "Explain features" }));
     await waitFor(() => expect(posts(calls, "/api/saes/s1/explanations")).toHaveLength(1));
     expect(posts(calls, "/api/saes/s1/explanations")[0].body).toEqual({ features: [0, 1, 2], explainer: "loaded", score: true });
+  });
+
+  it("re-explains features already explained when asked to (force)", async () => {
+    const { calls } = setup();
+    await waitFor(() => expect(screen.getByTestId("feature-count")).toHaveTextContent("40 shown of 40"));
+    fireEvent.change(screen.getByLabelText("at most"), { target: { value: "2" } });
+    fireEvent.click(screen.getByLabelText("Re-explain explained ones"));
+    fireEvent.click(screen.getByRole("button", { name: "Explain features" }));
+    await waitFor(() => expect(posts(calls, "/api/saes/s1/explanations")).toHaveLength(1));
+    expect(posts(calls, "/api/saes/s1/explanations")[0].body).toEqual({ features: [0, 1], explainer: "loaded", score: true, force: true });
+  });
+
+  it("marks rows whose explanation failed, with the stored error on hover", async () => {
+    setup();
+    await waitFor(() => expect(screen.getByTestId("feature-count")).toHaveTextContent("40 shown of 40"));
+    const rows = screen.getAllByTestId("feature-row");
+    const failed = within(rows[4]).getByTestId("explanation-error-mark");
+    expect(failed).toHaveTextContent("refused");
+    expect(failed).toHaveAttribute("title", "explanation: the model refused: I can't help with that.");
+    expect(within(rows[4]).getByTestId("explanation-cell")).not.toHaveTextContent("—");
+    // a partial failure (scoring timed out) keeps the explanation beside the marker
+    const partial = within(rows[6]);
+    expect(partial.getByTestId("explanation-error-mark")).toHaveAttribute("title", "fuzzing: no reply within 60 s");
+    expect(partial.getByTestId("explanation-cell")).toHaveTextContent("timeout dates");
+    expect(within(rows[0]).queryByTestId("explanation-error-mark")).toBeNull();
+    expect(within(rows[2]).queryByTestId("explanation-error-mark")).toBeNull();
   });
 
   it("asks for every analysed feature with features null", async () => {

@@ -37,12 +37,15 @@ function recordCanvas() {
   return rects;
 }
 
-function setup(mapStatus = 200) {
-  const server = { mapStatus };
+const mapJob = (status: string) => ({ id: "j1", sae_id: "s1", kind: "map", status, done: 0, total: 2, error: null, config: {}, created_at: 1, updated_at: 1 });
+
+function setup(mapStatus = 200, job: ReturnType<typeof mapJob> | null = null) {
+  const server = { mapStatus, job };
   const stub = stubFetch({
     "GET /api/saes": () => [200, [SAE]],
     "GET /api/saes/s1/map": () => (server.mapStatus === 200 ? [200, MAP] : [404, { detail: "SAE s1 has no feature map yet; POST /api/saes/s1/map to compute one" }]),
-    "GET /api/saes/s1/map/job": () => [200, null],
+    "GET /api/saes/s1/map/job": () => [200, server.job],
+    "POST /api/saes/s1/map/cancel": () => [202, server.job],
     "POST /api/saes/s1/map": () => [202, { id: "j1", sae_id: "s1", kind: "map", status: "running", done: 0, total: 2, error: null, config: {}, created_at: 1, updated_at: 1 }],
   });
   const r = renderPage(
@@ -115,4 +118,20 @@ describe("MapPage", () => {
     await waitFor(() => expect(rects.length).toBe(75));
     expect(screen.queryByTestId("map-absent")).toBeNull();
   });
+
+  it("cancels a running map job; without an earlier map it says none was saved", async () => {
+    recordCanvas();
+    const { calls, ws, server } = setup(404, mapJob("running"));
+    act(() => ws().serverOpen());
+    await waitFor(() => expect(screen.getByTestId("map-job")).toHaveAttribute("data-status", "running"));
+    fireEvent.click(screen.getByRole("button", { name: "Cancel" }));
+    await waitFor(() => expect(calls.filter((c) => c.method === "POST" && c.url.pathname === "/api/saes/s1/map/cancel")).toHaveLength(1));
+    server.job = mapJob("cancelled");
+    act(() => ws().serverSend({ type: "job", job_id: "j1", kind: "map", status: "cancelled", done: 0, total: 2, detail: null }));
+    await waitFor(() => expect(screen.getByTestId("map-job")).toHaveAttribute("data-status", "cancelled"));
+    expect(screen.getByTestId("map-cancelled")).toHaveTextContent("no map was saved");
+    expect(screen.queryByRole("button", { name: "Cancel" })).toBeNull();
+    expect(screen.getByRole("button", { name: "Compute map" })).toBeInTheDocument();
+  });
 });
+

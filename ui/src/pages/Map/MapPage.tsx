@@ -1,7 +1,7 @@
 import { useMemo, useState } from "react";
 import { useNavigate, useParams } from "react-router";
 import { ApiError, errorText } from "../../api/errors";
-import { useStartMap } from "../../api/mutations";
+import { useCancelUnderstandingJob, useStartMap } from "../../api/mutations";
 import { useFeatureMap, useMapJob } from "../../api/queries";
 import type { FeatureMapData, UnderstandingJob } from "../../api/types";
 import { SaePicker } from "../../components/SaePicker";
@@ -12,6 +12,7 @@ import { clusterColor, matchingRows } from "./geometry";
 /** The map job of one SAE: its status and progress, and a form to (re)compute the map. */
 function MapJobPanel({ saeId, job, hasMap }: { saeId: string; job: UnderstandingJob | null | undefined; hasMap: boolean }) {
   const start = useStartMap(saeId);
+  const cancel = useCancelUnderstandingJob(saeId, "map");
   const [seed, setSeed] = useState("0");
   const [clusters, setClusters] = useState("");
   const [neighbors, setNeighbors] = useState("15");
@@ -42,6 +43,10 @@ function MapJobPanel({ saeId, job, hasMap }: { saeId: string; job: Understanding
             <button type="button" onClick={run} disabled={start.isPending}>{hasMap ? "Recompute map" : "Compute map"}</button>
           </>
         )}
+        {running && (
+          <button type="button" onClick={() => cancel.mutate()} disabled={cancel.isPending}
+            title="Stop at the next stage; a map saved before stays">Cancel</button>
+        )}
       </div>
       {running && (
         <>
@@ -50,7 +55,8 @@ function MapJobPanel({ saeId, job, hasMap }: { saeId: string; job: Understanding
         </>
       )}
       {job?.status === "failed" && job.error && <ErrorMessage error={`Map failed: ${job.error}`} />}
-      <ErrorMessage error={errorText(start.error)} />
+      {job?.status === "cancelled" && <p className="muted small" data-testid="map-cancelled">Cancelled: {hasMap ? "the map shown is the one saved before" : "no map was saved"}.</p>}
+      <ErrorMessage error={errorText(start.error ?? cancel.error)} />
     </div>
   );
 }
