@@ -193,7 +193,7 @@ class Transcoder(nn.Module):
 
 class TranscoderStep(NamedTuple):
     loss: Tensor
-    """Scalar to minimise."""
+    """Scalar to minimise: (FVU + the aux/L0 term) times the batch's per-token variance of the MLP output."""
     fvu: float
     """Fraction of the MLP output's variance the transcoder leaves unexplained (this batch)."""
     mse: float
@@ -257,7 +257,8 @@ def transcoder_step(tc: Transcoder, x: Tensor, y: Tensor, *, dead: Tensor | None
     topk: FVU + ``aux_coefficient`` x AuxK (the top ``k_aux`` latents among ``dead [d_tc]`` reconstruct the
     residual error, as for SAEs), on the sparse kernels. jumprelu: FVU + ``l0_coefficient`` x mean L0
     with straight-through threshold gradients. relu: FVU only (ReLU transcoders are imported, not trained
-    here: they need an L1 schedule).
+    here: they need an L1 schedule). ``loss`` is that objective times the batch's per-token variance of ``y``
+    (SAELens's units: Adam's eps would otherwise damp the small FVU gradients); ``fvu``/``aux`` stay as named.
     """
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"x and y need the same batch size, got {x.shape[0]} and {y.shape[0]}")
@@ -295,6 +296,9 @@ def transcoder_step(tc: Transcoder, x: Tensor, y: Tensor, *, dead: Tensor | None
         active = f.detach() > 0
         fired = active.nonzero()[:, 1]
         l0 = active.sum(1).float().mean()
+    # minimised in SAELens's units (squared error summed over d_out, averaged over tokens): see
+    # training.objectives.per_token (Adam's eps damps FVU-sized gradients)
+    loss = loss * (var.detach() / x.shape[0])
     return TranscoderStep(loss, float(fvu.detach()), float(err.detach().pow(2).mean()), float(l0),
                           float(aux.detach()), fired)
 

@@ -38,7 +38,7 @@ class SAETrainingModule(pl.LightningModule):
         self.last: list[StepResult] = []
         """Per-member results of the latest step (read by the progress callback)."""
         self.grad_norms: list[float] = []
-        """Per-member gradient norms of the latest step before clipping, in SAELens's loss units (empty
+        """Per-member gradient norms of the latest step before clipping (losses in SAELens's units; empty
         without ``grad_clip_norm``)."""
         self.automatic_optimization = True
 
@@ -84,10 +84,8 @@ class SAETrainingModule(pl.LightningModule):
             remove_parallel_grads(sae)
         if self.cfg.grad_clip_norm is None or not self.last:
             return
-        scales = torch.tensor([r.loss_scale for r in self.last], dtype=torch.float64, device=self.device)
-        if self._trainer is not None:  # DDP: every process clips the (averaged) grads by the same factor
-            scales = self.trainer.strategy.reduce(scales, reduce_op="mean")
-        self.grad_norms = [clip_grads(sae, self.cfg.grad_clip_norm, float(s)) for sae, s in zip(self.saes, scales)]
+        # DDP: the grads are already averaged across processes, so every process clips by the same factor
+        self.grad_norms = [clip_grads(sae, self.cfg.grad_clip_norm) for sae in self.saes]
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         super().optimizer_step(*args, **kwargs)

@@ -14,7 +14,8 @@ from ..sae.sparse import sparse_decode, topk_encode
 
 class StepResult(NamedTuple):
     loss: Tensor
-    """Scalar to minimise (reconstruction + sparsity/aux terms)."""
+    """Scalar to minimise (reconstruction + sparsity/aux terms), in SAELens's units: squared error summed
+    over d_in and averaged over tokens (see ``per_token``)."""
     mse: float
     """Mean squared error per element, in the SAE's (normalised) input space."""
     fvu: float
@@ -23,10 +24,6 @@ class StepResult(NamedTuple):
     """Mean active latents per token."""
     aux: float
     """AuxK (topk) or L1 (standard) term."""
-    loss_scale: float = 1.0
-    """``loss`` times this is the loss in SAELens's units (squared error summed over d_in, averaged over
-    tokens): FVU objectives divide by the batch variance instead, so their gradients times this are
-    SAELens's gradients (what ``grad_clip_norm`` bounds)."""
 
 
 class DeadTracker(nn.Module):
@@ -57,6 +54,19 @@ def _variance(x: Tensor) -> Tensor:
     return (x - x.mean(0)).pow(2).sum().clamp_min(1e-12)
 
 
+def per_token(fvu_loss: Tensor, var: Tensor, n_tokens: int) -> Tensor:
+    """An FVU-normalised loss (squared error / the batch's total variance ``var``) in SAELens's units:
+    times the batch's per-token variance, i.e. squared error summed over d_in, averaged over tokens.
+
+    Why it matters: Adam is invariant to a constant loss scale except for its ``eps`` (1e-8), and FVU
+    gradients are smaller by the per-token variance (~570 on SmolLM2's scaled residual stream), small
+    enough for ``eps`` to damp the updates of rarely firing latents. Measured on the default model (layer 6,
+    d_sae 4608, k 32, 131k tokens, same data and init): held-out FVU 0.1917 minimising FVU vs 0.1787 in
+    these units (SAELens 0.1805). Gradient clipping (``grad_clip_norm``) then bounds SAELens's gradients
+    directly. The reported ``fvu``/``aux`` metrics stay normalised."""
+    return fvu_loss * (var.detach() / n_tokens)
+
+
 AUX_K_ON = ("raw", "post_relu")
 
 
@@ -85,8 +95,8 @@ def topk_step(sae: SparseAutoencoder, x: Tensor, tracker: DeadTracker, k_aux: in
         loss = loss + aux_coef * aux
     active = codes.acts > 0
     tracker.update(codes.idx[active], x.shape[0])
-    return StepResult(loss, float(err.detach().pow(2).mean()), float(fvu.detach()),
-                      float(active.sum(1).float().mean()), float(aux.detach()), float(var) / x.shape[0])
+    return StepResult(per_token(loss, var, x.shape[0]), float(err.detach().pow(2).mean()), float(fvu.detach()),
+                      float(active.sum(1).float().mean()), float(aux.detach()))
 
 
 def batchtopk_step(sae: SparseAutoencoder, x: Tensor, tracker: DeadTracker, threshold_lr: float = 0.01) -> StepResult:
@@ -109,8 +119,8 @@ def batchtopk_step(sae: SparseAutoencoder, x: Tensor, tracker: DeadTracker, thre
             t.mul_(1 - threshold_lr).add_(threshold_lr * pos.min()) if bool((t > 0).any()) else t.fill_(float(pos.min()))
         active = f > 0
         tracker.update(active.nonzero()[:, 1], x.shape[0])
-    return StepResult(fvu, float(err.detach().pow(2).mean()), float(fvu.detach()),
-                      float(active.sum(1).float().mean()), 0.0, float(var) / x.shape[0])
+    return StepResult(per_token(fvu, var, x.shape[0]), float(err.detach().pow(2).mean()), float(fvu.detach()),
+                      float(active.sum(1).float().mean()), 0.0)
 
 
 def standard_step(sae: SparseAutoencoder, x: Tensor, tracker: DeadTracker, l1: float) -> StepResult:
@@ -143,16 +153,14 @@ def remove_parallel_grads(sae: SparseAutoencoder) -> None:
 
 
 @torch.no_grad()
-def clip_grads(sae: SparseAutoencoder, max_norm: float, loss_scale: float = 1.0) -> float:
-    """Scale ``sae``'s gradients so their global L2 norm, measured in SAELens's loss units (the gradients
-    times ``loss_scale``, see ``StepResult.loss_scale``), is at most ``max_norm`` (SAELens's trainer clips
-    at 1.0). Touches this SAE only, so sweep members never change each other's step. Returns the norm
-    before clipping (in those units)."""
+def clip_grads(sae: SparseAutoencoder, max_norm: float) -> float:
+    """Scale ``sae``'s gradients so their global L2 norm is at most ``max_norm`` (the losses are in SAELens's
+    units, whose trainer clips at 1.0). Touches this SAE only, so sweep members never change each other's
+    step. Returns the norm before clipping."""
     grads = [p.grad for p in sae.parameters() if p.grad is not None]
     if not grads:
         return 0.0
     norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])))
-    norm *= loss_scale
     if norm > max_norm:
         factor = max_norm / (norm + 1e-6)
         for g in grads:

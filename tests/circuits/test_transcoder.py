@@ -110,7 +110,9 @@ def test_fvu_and_auxk():
     dead = torch.zeros(32, dtype=torch.bool)
     dead[16:] = True
     r = transcoder_step(tc, x, y, dead=dead, k_aux=4)
-    assert r.aux > 0 and r.loss > r.fvu
+    var = float((y - y.mean(0)).pow(2).sum())
+    assert r.aux > 0  # minimised in SAELens's units: (FVU + coef x AuxK) x per-token variance
+    assert float(r.loss) == pytest.approx((r.fvu + r.aux / 32) * var / 64, rel=1e-5)
     r.loss.backward()
     assert tc.W_dec.grad[16:].abs().sum() > 0  # dead latents learn from the residual
 
@@ -134,8 +136,10 @@ def test_jumprelu_threshold_gets_the_straight_through_gradient():
     _, g_without = step(0.0)
     assert r.l0 == pytest.approx(1.5) and r.aux == pytest.approx(1.5)  # 0.4, 1.0 and 0.45 pass 0.3
     # d(mean L0)/dt_j = -(1/eps) sum_b K((pre_bj - t_j)/eps) / batch, K = 1 where |pre - t| < eps/2 = 0.25:
-    # latent 0 has one such token (0.4), latent 1 two (0.1 and 0.45)
-    torch.testing.assert_close(g_with - g_without, -(1 / 0.5) * torch.tensor([1.0, 2.0]) / 2)
+    # latent 0 has one such token (0.4), latent 1 two (0.1 and 0.45); the whole loss is minimised times the
+    # per-token variance of y (SAELens's units, the L0 coefficient still relative to FVU)
+    per_token_var = float((y - y.mean(0)).pow(2).sum()) / 2
+    torch.testing.assert_close(g_with - g_without, -(1 / 0.5) * torch.tensor([1.0, 2.0]) / 2 * per_token_var)
 
 
 def test_jumprelu_training_trades_reconstruction_for_sparsity(tiny_lm):

@@ -73,10 +73,10 @@ def test_clipping_bounds_each_members_grad_norm_on_its_own() -> None:
         assert norm == pytest.approx(ref_norm, rel=1e-4)
         factor = min(1.0, 0.5 / ref_norm)
         clipped_any |= factor < 1
-        got_norm = math.sqrt(sum(float((t.grad * res.loss_scale).pow(2).sum()) for t in sae.parameters()))
+        got_norm = math.sqrt(sum(float(t.grad.pow(2).sum()) for t in sae.parameters()))
         assert got_norm <= 0.5 * (1 + 1e-4)
-        for n, t in sae.named_parameters():  # the module's FVU gradients, in SAELens's units, clipped
-            torch.testing.assert_close(t.grad * res.loss_scale, ref[n] * factor, rtol=1e-4, atol=1e-6)
+        for n, t in sae.named_parameters():  # the module's gradients are SAELens's, clipped
+            torch.testing.assert_close(t.grad, ref[n] * factor, rtol=1e-4, atol=1e-6)
     assert clipped_any
     # the k=8 member alone gets exactly the step it gets inside the sweep
     solo = SAETrainingModule([_sae(16, 64, 8)], _cfg(k=8, grad_clip_norm=0.5))
@@ -92,11 +92,10 @@ def test_no_clipping_leaves_gradients_alone() -> None:
     module.training_step(x, 0).backward()
     module.on_before_optimizer_step(None)  # type: ignore[arg-type]
     ref = _dense_topk_grads(module.saes[0], x)
-    scale = module.last[0].loss_scale
     assert module.grad_norms == []
     assert math.sqrt(sum(float(g.pow(2).sum()) for g in ref.values())) > 0.5  # clipping at 0.5 would have acted
     for n, t in module.saes[0].named_parameters():
-        torch.testing.assert_close(t.grad * scale, ref[n], rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(t.grad, ref[n], rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("aux_k_on", ["raw", "post_relu"])
@@ -126,11 +125,12 @@ def test_aux_k_loss_and_grads_match_a_hand_computation(aux_k_on: str) -> None:
     a = avals if aux_k_on == "raw" else avals.relu()
     e_hat = torch.zeros_like(pre).scatter(-1, aidx, a) @ p["W_dec"]
     aux = min(16 / k_aux, 1.0) * (e_hat + err.detach()).pow(2).sum() / var
-    loss = err.pow(2).sum() / var + 0.25 * aux
+    # minimised in SAELens's units: squared error (and the AuxK term) summed over d_in, averaged over tokens
+    loss = (err.pow(2).sum() + 0.25 * aux * var.detach()) / 64
     loss.backward()
     assert res.aux == pytest.approx(float(aux), rel=1e-5)
     assert float(res.loss) == pytest.approx(float(loss), rel=1e-5)
-    assert res.loss_scale == pytest.approx(float(var) / 64, rel=1e-6)
+    assert res.fvu == pytest.approx(float(err.pow(2).sum() / var), rel=1e-5)
     for n, t in sae.named_parameters():
         torch.testing.assert_close(t.grad, p[n].grad, rtol=1e-4, atol=1e-6)
 
