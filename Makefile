@@ -67,7 +67,7 @@ SHOT_TOKENS ?= 120000
 screenshots: setup browser
 	cd ui && E2E_SERVER_CMD='$(BIN)/python ui/e2e/serve_tiny.py --port $(E2E_PORT) --model default --models $(abspath $(IWB_HOME))/models' \
 		E2E_BASE_URL=http://127.0.0.1:$(E2E_PORT) E2E_MODEL=default E2E_LAYERS=2,4,6 E2E_D_SAE=4608 E2E_K=32 \
-		E2E_TOKENS=$(SHOT_TOKENS) E2E_BATCH=512 E2E_TRAIN_TIMEOUT_S=2400 E2E_JOB_TIMEOUT_S=1200 E2E_ONLY=$(SHOT_STEPS) \
+		E2E_TOKENS=$(SHOT_TOKENS) E2E_BATCH=512 E2E_TRAIN_TIMEOUT_S=2400 E2E_JOB_TIMEOUT_S=1200 E2E_PROGRESS_SHOT_PCT=40 E2E_ONLY=$(SHOT_STEPS) \
 		E2E_DOCS_DIR=../docs/screenshots npm run e2e
 
 test: setup browser

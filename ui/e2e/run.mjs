@@ -9,6 +9,7 @@
 //   E2E_LAYERS, E2E_D_SAE, E2E_K, E2E_TOKENS, E2E_BATCH, E2E_TRAIN_TIMEOUT_S   the small SAEs to train (one run)
 //   E2E_JOB_TIMEOUT_S  how long the slower waits may take (analysis, provenance, contrast, the model after the
 //                    restart; default 180): raise it on a real model on a busy CPU
+//   E2E_PROGRESS_SHOT_PCT  the training screenshot waits until the run is this far (percent; default 0: first move)
 //   E2E_REAL_LABELS  "1": the Features step asserts that the first screen of the list (default sort and filters)
 //                    shows only features that peak on real tokens (default: on when E2E_MODEL is "default")
 //   E2E_DOCS_DIR     where the screenshots are copied when every step that ran passed (default "none": tests write
@@ -38,6 +39,7 @@ const cfg = {
   tokens: Number(env.E2E_TOKENS ?? 20000),
   batch: Number(env.E2E_BATCH ?? 512),
   trainTimeoutMs: Number(env.E2E_TRAIN_TIMEOUT_S ?? 600) * 1000,
+  progressShotPct: Number(env.E2E_PROGRESS_SHOT_PCT ?? 0),
   jobTimeoutMs: Number(env.E2E_JOB_TIMEOUT_S ?? 180) * 1000,
   realLabels: env.E2E_REAL_LABELS ? env.E2E_REAL_LABELS === "1" : (env.E2E_MODEL ?? "default") === "default",
   only: env.E2E_ONLY ? new Set(env.E2E_ONLY.split(",").map((s) => s.trim())) : null,

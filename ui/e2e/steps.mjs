@@ -57,6 +57,15 @@ export async function trainSae({ page, baseUrl, cfg, shot, state }) {
     if (s === "failed" || s === "cancelled") throw new Error(`run ${s}`);
     return (await page.evaluate(() => window.__trainLog)).some((e) => /^running:([1-9]\d*)$/.test(e)) || s === "done";
   }, { timeout: Math.max(5 * MIN, cfg.jobTimeoutMs), what: "training progress" });
+  // a long run: the progress shot waits until the charts have a curve to show (E2E_PROGRESS_SHOT_PCT)
+  if (cfg.progressShotPct > 0) {
+    await waitFor(async () => {
+      const s = await view.getAttribute("data-status");
+      if (s === "failed" || s === "cancelled") throw new Error(`run ${s}`);
+      const now = Number(await page.getByRole("progressbar", { name: "Training progress" }).getAttribute("aria-valuenow"));
+      return s === "done" || now >= cfg.progressShotPct;
+    }, { timeout: cfg.trainTimeoutMs, what: `training to reach ${cfg.progressShotPct}%`, interval: 500 });
+  }
   await shot("02-training-progress");
   await waitFor(async () => {
     const s = await view.getAttribute("data-status");
