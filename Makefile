@@ -63,7 +63,7 @@ test-e2e: setup browser
 # to docs/screenshots when every step that ran passed (about 15-20 min on 2 CPU cores). The Features step asserts
 # that the list's first screen shows only features that peak on real tokens.
 SHOT_STEPS ?= loadModel,trainSae,openFeature,saeExportImport,patchAndSlide,provenanceRenders,contrastPatchEffect,restartReconnects,badModelFailsFast
-SHOT_TOKENS ?= 120000
+SHOT_TOKENS ?= 100000
 screenshots: setup browser
 	cd ui && E2E_SERVER_CMD='$(BIN)/python ui/e2e/serve_tiny.py --port $(E2E_PORT) --model default --models $(abspath $(IWB_HOME))/models' \
 		E2E_BASE_URL=http://127.0.0.1:$(E2E_PORT) E2E_MODEL=default E2E_LAYERS=2,4,6 E2E_D_SAE=4608 E2E_K=32 \

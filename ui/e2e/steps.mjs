@@ -230,7 +230,8 @@ export async function patchAndSlide({ page, baseUrl, shot, state, cfg }) {
   // an ablation of a feature that does not fire on the prompt says so, with its reason
   const prompt = await page.getByLabel("Text", { exact: true }).inputValue();
   const acts = await (await page.request.post(`${baseUrl}/api/saes/${encodeURIComponent(state.saeId)}/activations`,
-    { data: { text: prompt, features: Array.from({ length: cfg.dSae }, (_, i) => i), top_k: 1 } })).json();
+    { data: { text: prompt, features: Array.from({ length: Math.min(cfg.dSae, 1024) }, (_, i) => i), top_k: 1 } })).json();
+  assert(Array.isArray(acts.features), `the activations of the first ${Math.min(cfg.dSae, 1024)} features (${JSON.stringify(acts).slice(0, 200)})`);
   const idle = acts.features.find((f) => !(f.max > 0));
   assert(idle, "some feature is inactive on the prompt");
   await page.getByLabel("Features (indices)").fill(String(idle.index));
