@@ -58,10 +58,17 @@ test-e2e: setup browser
 	cd ui && E2E_SERVER_CMD='$(BIN)/python ui/e2e/serve_tiny.py --port $(E2E_PORT) --model tiny' \
 		E2E_BASE_URL=http://127.0.0.1:$(E2E_PORT) E2E_MODEL='{work}/tiny-llama' npm run e2e
 
-# the same browser suite, copying its screenshots into docs/screenshots when every step passes
+# the tutorial's walk (docs/tutorial.md) on the embedded default model, in a fresh workspace that links the prepared
+# model cache: SAEs on layers 2,4,6 (resid_post) in one run, then the browser steps of the loop; the screenshots go
+# to docs/screenshots when every step that ran passed (about 15-20 min on 2 CPU cores). The Features step asserts
+# that the list's first screen shows only features that peak on real tokens.
+SHOT_STEPS ?= loadModel,trainSae,openFeature,saeExportImport,patchAndSlide,provenanceRenders,contrastPatchEffect,restartReconnects,badModelFailsFast
+SHOT_TOKENS ?= 100000
 screenshots: setup browser
-	cd ui && E2E_SERVER_CMD='$(BIN)/python ui/e2e/serve_tiny.py --port $(E2E_PORT) --model tiny' \
-		E2E_BASE_URL=http://127.0.0.1:$(E2E_PORT) E2E_MODEL='{work}/tiny-llama' E2E_DOCS_DIR=../docs/screenshots npm run e2e
+	cd ui && E2E_SERVER_CMD='$(BIN)/python ui/e2e/serve_tiny.py --port $(E2E_PORT) --model default --models $(abspath $(IWB_HOME))/models' \
+		E2E_BASE_URL=http://127.0.0.1:$(E2E_PORT) E2E_MODEL=default E2E_LAYERS=2,4,6 E2E_D_SAE=4608 E2E_K=32 \
+		E2E_TOKENS=$(SHOT_TOKENS) E2E_BATCH=512 E2E_TRAIN_TIMEOUT_S=2400 E2E_JOB_TIMEOUT_S=1200 E2E_PROGRESS_SHOT_PCT=40 E2E_ONLY=$(SHOT_STEPS) \
+		E2E_DOCS_DIR=../docs/screenshots npm run e2e
 
 test: setup browser
 	$(MAKE) test-py

@@ -7,7 +7,12 @@
 //                    restart step. Unset: a fresh temp folder, removed at the end. Exported to the server command.
 //   E2E_MODEL        model to load on the Model page (default "default"); "{work}" stands for E2E_WORK_DIR
 //   E2E_LAYERS, E2E_D_SAE, E2E_K, E2E_TOKENS, E2E_BATCH, E2E_TRAIN_TIMEOUT_S   the small SAEs to train (one run)
-//   E2E_DOCS_DIR     where the screenshots are copied when every step passes (default "none": tests write
+//   E2E_JOB_TIMEOUT_S  how long the slower waits may take (analysis, provenance, contrast, the model after the
+//                    restart; default 180): raise it on a real model on a busy CPU
+//   E2E_PROGRESS_SHOT_PCT  the training screenshot waits until the run is this far (percent; default 0: first move)
+//   E2E_REAL_LABELS  "1": the Features step asserts that the first screen of the list (default sort and filters)
+//                    shows only features that peak on real tokens (default: on when E2E_MODEL is "default")
+//   E2E_DOCS_DIR     where the screenshots are copied when every step that ran passed (default "none": tests write
 //                    only under ui/test-results/; `make screenshots` sets it to docs/screenshots)
 //   E2E_ONLY         comma-separated step names to run (debugging; later steps need earlier state)
 //   CHROMIUM_PATH    default /usr/bin/chromium
@@ -34,6 +39,9 @@ const cfg = {
   tokens: Number(env.E2E_TOKENS ?? 20000),
   batch: Number(env.E2E_BATCH ?? 512),
   trainTimeoutMs: Number(env.E2E_TRAIN_TIMEOUT_S ?? 600) * 1000,
+  progressShotPct: Number(env.E2E_PROGRESS_SHOT_PCT ?? 0),
+  jobTimeoutMs: Number(env.E2E_JOB_TIMEOUT_S ?? 180) * 1000,
+  realLabels: env.E2E_REAL_LABELS ? env.E2E_REAL_LABELS === "1" : (env.E2E_MODEL ?? "default") === "default",
   only: env.E2E_ONLY ? new Set(env.E2E_ONLY.split(",").map((s) => s.trim())) : null,
   contrast: {
     positive: ["The secret word is banana.", "Remember: banana banana.", "I really like banana bread."],
@@ -102,7 +110,8 @@ async function main() {
   const n = (s) => results.filter((r) => r.status === s).length;
   if (ownWork) await rm(workDir, { recursive: true, force: true });
   const docsDir = env.E2E_DOCS_DIR && env.E2E_DOCS_DIR !== "none" ? resolve(uiDir, env.E2E_DOCS_DIR) : "none";
-  if (n("failed") === 0 && n("skipped") === 0 && docsDir !== "none") {
+  // skipped steps are those E2E_ONLY left out (a failure skips the rest, and fails the run)
+  if (n("failed") === 0 && n("passed") > 0 && docsDir !== "none") {
     await mkdir(docsDir, { recursive: true });
     const shots = (await readdir(outDir)).filter((f) => /^\d\d-.*\.png$/.test(f));
     for (const f of shots) await copyFile(join(outDir, f), join(docsDir, f));

@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
-"""Serve the real workbench on a tiny random Llama, for the browser end-to-end suite.
+"""Serve the real workbench on a tiny random Llama (or the default model), for the browser end-to-end suite.
 
-    .venv/bin/python ui/e2e/serve_tiny.py [--port 8765] [--work DIR] [--model none|tiny]
+    .venv/bin/python ui/e2e/serve_tiny.py [--port 8765] [--work DIR] [--model none|tiny|default] [--models DIR]
 
 The first run in DIR (default $E2E_WORK_DIR, else ui/test-results/e2e-work) trains a byte-level BPE tokenizer
 (vocab 512) on the built-in corpus and saves a random 4-layer Llama (d_model 64) with save_pretrained into
 DIR/tiny-llama; later runs reuse it. The workspace (IWB_HOME) is DIR/home, so a restarted server sees the
 same SAEs, runs and patches. The server starts without a model (--model none, the default): the suite loads
 DIR/tiny-llama through the Model page. Nothing is downloaded.
+
+For the walk on the embedded default model (``make screenshots``): ``--model default --models $IWB_HOME/models``
+links the prepared model cache (``microscope model prepare``) into the fresh workspace as its ``models``
+folder, so the server loads the dequantized SmolLM2 at startup (and again after the restart step) without
+converting it; the suite then loads ``default`` through the Model page as well.
 """
 from __future__ import annotations
 
@@ -48,21 +53,44 @@ def build_tiny_llama(out: Path) -> Path:
     return out
 
 
+def link_models(home: Path, models: Path) -> None:
+    """Make ``home/models`` a link to ``models`` (the workspace's model cache), once; refuse another folder there."""
+    if not models.is_dir():
+        raise SystemExit(f"--models {models}: no such folder; run `microscope model prepare` first")
+    target = home / "models"
+    home.mkdir(parents=True, exist_ok=True)
+    if target.is_symlink() and target.resolve() == models:
+        return
+    if target.exists() or target.is_symlink():
+        raise SystemExit(f"{target} already exists and is not a link to {models}; use a fresh --work folder")
+    target.symlink_to(models, target_is_directory=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--port", type=int, default=int(os.environ.get("E2E_PORT", "8765")))
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--work", type=Path, default=Path(os.environ.get("E2E_WORK_DIR") or REPO / "ui" / "test-results" / "e2e-work"))
-    p.add_argument("--model", default="none", help="'none' (load it from the UI) or 'tiny' (load at startup)")
+    p.add_argument("--model", default="none", choices=["none", "tiny", "default"],
+                   help="'none' (load it from the UI), 'tiny' or 'default' (load at startup)")
+    p.add_argument("--models", type=Path, default=None,
+                   help="a prepared model cache (IWB_HOME/models) linked into the workspace as its models folder")
     a = p.parse_args(argv)
     work = a.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    model_dir = build_tiny_llama(work / "tiny-llama")
-    print(f"tiny model: {model_dir}", flush=True)
-    os.environ.update({"IWB_HOME": str(work / "home"), "IWB_DEVICE": "cpu", "IWB_DTYPE": "float32"})
+    home = work / "home"
+    if a.models is not None:
+        link_models(home, a.models.resolve())
+    if a.model == "default":
+        model = "default"
+    else:
+        model_dir = build_tiny_llama(work / "tiny-llama")
+        print(f"tiny model: {model_dir}", flush=True)
+        model = str(model_dir) if a.model == "tiny" else "none"
+    os.environ.update({"IWB_HOME": str(home), "IWB_DEVICE": "cpu", "IWB_DTYPE": "float32"})
     from interpretability_workbench.server.main import serve
 
-    return serve(host=a.host, port=a.port, model=str(model_dir) if a.model == "tiny" else "none")
+    return serve(host=a.host, port=a.port, model=model)
 
 
 if __name__ == "__main__":

@@ -56,7 +56,16 @@ export async function trainSae({ page, baseUrl, cfg, shot, state }) {
     const s = await view.getAttribute("data-status");
     if (s === "failed" || s === "cancelled") throw new Error(`run ${s}`);
     return (await page.evaluate(() => window.__trainLog)).some((e) => /^running:([1-9]\d*)$/.test(e)) || s === "done";
-  }, { timeout: 5 * MIN, what: "training progress" });
+  }, { timeout: Math.max(5 * MIN, cfg.jobTimeoutMs), what: "training progress" });
+  // a long run: the progress shot waits until the charts have a curve to show (E2E_PROGRESS_SHOT_PCT)
+  if (cfg.progressShotPct > 0) {
+    await waitFor(async () => {
+      const s = await view.getAttribute("data-status");
+      if (s === "failed" || s === "cancelled") throw new Error(`run ${s}`);
+      const now = Number(await page.getByRole("progressbar", { name: "Training progress" }).getAttribute("aria-valuenow"));
+      return s === "done" || now >= cfg.progressShotPct;
+    }, { timeout: cfg.trainTimeoutMs, what: `training to reach ${cfg.progressShotPct}%`, interval: 500 });
+  }
   await shot("02-training-progress");
   await waitFor(async () => {
     const s = await view.getAttribute("data-status");
@@ -78,7 +87,31 @@ export async function trainSae({ page, baseUrl, cfg, shot, state }) {
   await shot("03-training-done");
 }
 
-export async function openFeature({ page, baseUrl, shot, state }) {
+/** What a token shows as once whitespace marks, byte pieces and special tokens (`<|im_end|>`, `<repo_name>`) are taken out:
+ * empty for a token that is none of a word, a number or a punctuation mark. */
+const realPart = (t) => (/^<[^<>\s]+>$/.test(t.trim()) && !/^<0x/.test(t.trim()) ? ""
+  : t.replace(/<\|[^|]*\|>|<0x[0-9A-Fa-f]{2}>|[␣↵⇥·\s]/g, ""));
+
+/**
+ * The Features list's first screen, as a user sees it (default sort and filters, no scrolling): every row whose
+ * box lies inside the table's scroller, with its index, label and top-token chips.
+ */
+async function firstScreenRows(page) {
+  return page.getByTestId("vtable").evaluate((scroller) => {
+    const box = scroller.getBoundingClientRect();
+    const head = scroller.querySelector("thead")?.getBoundingClientRect().height ?? 0;
+    return [...scroller.querySelectorAll('[data-testid="feature-row"]')].filter((tr) => {
+      const r = tr.getBoundingClientRect();
+      return r.top >= box.top + head - 1 && r.bottom <= box.bottom + 1;
+    }).map((tr) => ({
+      index: Number(tr.querySelector("td a")?.textContent),
+      label: tr.children[1].textContent.trim(),
+      chips: [...tr.querySelectorAll('[data-testid="token-chip"]')].map((c) => c.textContent),
+    }));
+  });
+}
+
+export async function openFeature({ page, baseUrl, cfg, shot, state, log }) {
   await page.goto(`${baseUrl}/features/${encodeURIComponent(state.saeId)}`);
   // training starts the feature analysis; the panel follows it over the socket
   const panel = page.getByTestId("analysis-panel");
@@ -86,7 +119,25 @@ export async function openFeature({ page, baseUrl, shot, state }) {
     const s = await panel.getAttribute("data-status");
     if (s === "failed" || s === "cancelled") throw new Error(`analysis ${s}: ${await panel.innerText()}`);
     return s === "done";
-  }, { timeout: 3 * MIN, what: "feature analysis", interval: 500 });
+  }, { timeout: Math.max(3 * MIN, cfg.jobTimeoutMs), what: "feature analysis", interval: 500 });
+  // the first screen, before anything is touched: default sort (consistency, descending), whitespace features hidden
+  await page.getByTestId("feature-row").first().waitFor({ timeout: 60_000 });
+  assert((await page.getByRole("columnheader", { name: /Consistency/ }).getAttribute("aria-sort")) === "descending",
+    "the list is sorted by consistency by default");
+  const screen = await firstScreenRows(page);
+  state.firstScreen = screen;
+  log(`first screen (${screen.length} rows): ${screen.map((r) => `#${r.index} ${r.label}`).join(" | ")}`);
+  assert(screen.length >= 1, "the first screen shows rows");
+  if (cfg.realLabels) {
+    assert(screen.length >= 10, `a full first screen (${screen.length} rows)`);
+    // on a real model, every row of the first screen is a feature that peaks on a real token: its label names its
+    // peak tokens (not 'promotes:' — all peaks whitespace — nor 'dead'), and its most frequent peak token (the first
+    // chip) is a word, number or punctuation, not whitespace, a byte piece or a special token
+    const bad = screen.filter((r) => !/^top tokens?: /.test(r.label) || !r.chips.length || !realPart(r.chips[0]));
+    assert(bad.length === 0, `${bad.length} of ${screen.length} first-screen rows peak on whitespace or special tokens: ${
+      bad.map((r) => `#${r.index} ${r.label} [${r.chips.join(" ")}]`).join(" | ")}`);
+  }
+  await shot("04-features-list");
   // whitespace features are hidden by default: the list says how many of the analysed features it shows, and the
   // numbers match the server's own count with and without the filter
   const api = async (hide) => (await (await page.request.get(`${baseUrl}/api/saes/${encodeURIComponent(state.saeId)}/features`,
@@ -179,7 +230,8 @@ export async function patchAndSlide({ page, baseUrl, shot, state, cfg }) {
   // an ablation of a feature that does not fire on the prompt says so, with its reason
   const prompt = await page.getByLabel("Text", { exact: true }).inputValue();
   const acts = await (await page.request.post(`${baseUrl}/api/saes/${encodeURIComponent(state.saeId)}/activations`,
-    { data: { text: prompt, features: Array.from({ length: cfg.dSae }, (_, i) => i), top_k: 1 } })).json();
+    { data: { text: prompt, features: Array.from({ length: Math.min(cfg.dSae, 1024) }, (_, i) => i), top_k: 1 } })).json();
+  assert(Array.isArray(acts.features), `the activations of the first ${Math.min(cfg.dSae, 1024)} features (${JSON.stringify(acts).slice(0, 200)})`);
   const idle = acts.features.find((f) => !(f.max > 0));
   assert(idle, "some feature is inactive on the prompt");
   await page.getByLabel("Features (indices)").fill(String(idle.index));
@@ -194,10 +246,10 @@ export async function patchAndSlide({ page, baseUrl, shot, state, cfg }) {
   state.idlePatch = await idleRow.getAttribute("data-patch-id");
 }
 
-export async function provenanceRenders({ page, baseUrl, shot, state }) {
+export async function provenanceRenders({ page, baseUrl, shot, state, cfg }) {
   await page.goto(`${baseUrl}/provenance?sae=${encodeURIComponent(state.saeId)}&feature=${state.feature}`);
   await page.getByRole("button", { name: "Trace" }).click();
-  await page.getByTestId("prov-node").first().waitFor({ timeout: 2 * MIN });
+  await page.getByTestId("prov-node").first().waitFor({ timeout: Math.max(2 * MIN, cfg.jobTimeoutMs) });
   const n = await page.getByTestId("prov-node").count();
   assert(n >= 2, `graph has upstream nodes (${n})`);
   // no two nodes overlap: each node's box (circle and label, from their positions on the page) is clear of the others
@@ -221,7 +273,7 @@ export async function contrastPatchEffect({ page, baseUrl, shot, state, cfg }) {
   await page.getByLabel(/^Positive set/).fill(cfg.contrast.positive.join("\n"));
   await page.getByLabel(/^Negative set/).fill(cfg.contrast.negative.join("\n"));
   await page.getByRole("button", { name: "Contrast", exact: true }).click();
-  await page.getByTestId("contrast-row").first().waitFor({ timeout: 2 * MIN });
+  await page.getByTestId("contrast-row").first().waitFor({ timeout: Math.max(2 * MIN, cfg.jobTimeoutMs) });
   await page.getByTestId("contrast-row").first().getByRole("checkbox").check();
   await page.getByTestId("contrast-row").nth(1).getByRole("checkbox").check();
   await page.getByLabel("Mode").selectOption("ablate");
@@ -235,7 +287,7 @@ export async function contrastPatchEffect({ page, baseUrl, shot, state, cfg }) {
   state.contrastPatch = made[0].id;
   await page.getByLabel(/Target tokens/).fill(cfg.contrast.targets);
   await page.getByRole("button", { name: "Evaluate" }).click();
-  await page.getByTestId("effect-positive").waitFor({ timeout: 2 * MIN });
+  await page.getByTestId("effect-positive").waitFor({ timeout: Math.max(2 * MIN, cfg.jobTimeoutMs) });
   for (const set of ["positive", "negative"]) {
     const text = await page.getByTestId(`effect-${set}`).innerText();
     assert(/before[\s\S]*\d[\s\S]*after[\s\S]*\d/.test(text), `${set} set shows before/after numbers: ${text}`);
@@ -250,7 +302,7 @@ export async function contrastPatchEffect({ page, baseUrl, shot, state, cfg }) {
   assert(!(await row.getByRole("checkbox").isChecked()), "the contrast patch is not enabled in the console");
 }
 
-export async function restartReconnects({ page, baseUrl, server, shot }) {
+export async function restartReconnects({ page, baseUrl, server, shot, cfg }) {
   await page.goto(`${baseUrl}/patches`);
   const pill = page.getByTestId("ws-status");
   await waitFor(async () => (await pill.getAttribute("data-status")) === "open", { what: "socket open" });
@@ -270,7 +322,8 @@ export async function restartReconnects({ page, baseUrl, server, shot }) {
   await reloaded;
   await waitFor(async () => (await page.getByTestId("patch-row").count()) === rows, { what: `the ${rows} patches to show again` });
   // and live logits flow again on the new socket (the page resubscribed)
-  await waitFor(() => frames.some((f) => /"type":\s*"logits"/.test(f)), { timeout: 60_000, what: "live logits after the reconnect" });
+  // (the server loads its model again at startup: a real one takes a while)
+  await waitFor(() => frames.some((f) => /"type":\s*"logits"/.test(f)), { timeout: Math.max(MIN, cfg.jobTimeoutMs), what: "live logits after the reconnect" });
   await shot("10-reconnected");
 }
 
