@@ -214,8 +214,11 @@ class FeatureRepo:
         cond = " AND ".join(where)
         total = self.db.query_one(f"SELECT COUNT(*) AS n FROM features WHERE {cond}", params)["n"]  # type: ignore[index]
         nulls = f"CASE WHEN {col} IS NULL THEN 1 ELSE 0 END, "
-        # many features tie on consistency (1: every top context peaks on one word): the commoner first
-        then = "density DESC, " if col == "consistency" else ""
+        # many features tie on consistency (1: every top context peaks on one word; on SmolLM2 layer 6 the
+        # densest eight of them all peak on '.'): within a tie, the commonest feature of each top token comes
+        # before any second feature of the same token, then the commoner first
+        then = ("ROW_NUMBER() OVER (PARTITION BY consistency, json_extract(top_tokens_json, '$[0].key') "
+                "ORDER BY density DESC, idx ASC), density DESC, ") if col == "consistency" else ""
         rows = self.db.query(
             f"SELECT {_SUMMARY_COLS} FROM features WHERE {cond} ORDER BY {nulls}{col} {'DESC' if desc else 'ASC'}, "
             f"{then}idx ASC LIMIT ? OFFSET ?", [*params, limit, offset])

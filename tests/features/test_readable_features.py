@@ -119,6 +119,22 @@ def test_hide_degenerate_filter_and_consistency_sort(client, state, make_sae):
     assert all(f["degenerate"] is False and f["consistency"] == (f["index"] // 2) / 8 for f in kept["items"])
 
 
+def test_consistency_ties_show_each_top_token_once_before_repeats(client, state, make_sae):
+    sae_id, _ = make_sae(seed=4, d_sae=16)
+    tokens = [".", ".", ".", "the", ".", "was", "the", ","]
+    rows = [AnalysedFeature(i, "x", 0.1 - 0.01 * i, 1.0, 0.5, [{"token": t, "id": i, "count": 5, "key": t}], {},
+                            consistency=1.0, degenerate=False) for i, t in enumerate(tokens)]
+    rows.append(AnalysedFeature(8, "x", 0.5, 1.0, 0.5, [{"token": "x", "id": 8, "count": 3, "key": "x"}], {},
+                                consistency=0.5, degenerate=False))
+    state.features.repo.upsert_analysed(sae_id, rows)
+    got = client.get(f"/api/saes/{sae_id}/features", params={"sort": "-consistency", "limit": 50}).json()["items"]
+    # densest feature of each token first ('.', 'the', 'was', ','), then each token's second ('.', 'the'), then
+    # the third and fourth '.', then lower scores
+    assert [f["index"] for f in got] == [0, 3, 5, 7, 1, 6, 2, 4, 8]
+    page = client.get(f"/api/saes/{sae_id}/features", params={"sort": "-consistency", "limit": 3, "offset": 3}).json()
+    assert [f["index"] for f in page["items"]] == [7, 1, 6]
+
+
 # analysis budget ----------------------------------------------------------------------------------
 def test_default_budget_is_the_whole_corpus_and_configurable(state, make_sae):
     lm = state.lm
