@@ -178,3 +178,12 @@ def test_orig_logits_match_engine(state, planted_sae):
     for i, text in enumerate(ev.texts):
         orig, _, _, _ = state.inference.session().logits(text, [])
         assert torch.allclose(ev.orig_logp[i], orig.log_softmax(-1), atol=1e-4)
+
+
+def test_missing_layers_train_with_enough_optimiser_steps():
+    from interpretability_workbench.behaviour.service import BehaviourService
+
+    for tokens, batch in ((1024, 256), (60_000, 256), (100_000, 512), (300_000, 2048), (2_000_000, 4096)):
+        got = BehaviourService.train_batch_size(tokens)
+        assert got == batch, (tokens, got)
+        assert tokens // got >= 4 and (got == 256 or tokens // got >= 128)
