@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any
 
 from .errors import Conflict, NotFound
 from .events import JobProgress, Publish
 from .store.db import new_id
 from .store.jobs import JobRecord, JobRepo
-from .workers import Cancel, interrupt_all
+from .workers import Cancel, Handle, Stopped, interrupt_all
 
 log = logging.getLogger(__name__)
 
@@ -24,17 +25,6 @@ Report = Callable[[int, int, str], None]
 """(done, total, detail) -> None: the work reports a finished stage; raises ``Stopped`` once the job is cancelled."""
 
 
-class Stopped(Exception):
-    """Raised by ``Report`` in the work of a cancelled (or interrupted) job."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class _Handle(NamedTuple):
-    thread: threading.Thread
-    cancel: Cancel
 
 
 class BackgroundJobs:
@@ -42,7 +32,7 @@ class BackgroundJobs:
         """``noun``: how messages name the job ("feature map", "evaluation")."""
         self.jobs, self.kind, self.publish, self.noun = jobs, kind, publish, noun
         self._lock = threading.Lock()
-        self._active: dict[str, _Handle] = {}
+        self._active: dict[str, Handle] = {}
 
     def latest(self, subject: str) -> JobRecord | None:
         return self.jobs.latest(self.kind, subject)
@@ -70,7 +60,7 @@ class BackgroundJobs:
             cancel = Cancel()
             th = threading.Thread(target=self._run, args=(job.id, work, cancel), name=f"{self.kind}-{subject}",
                                   daemon=True)
-            self._active[subject] = _Handle(th, cancel)
+            self._active[subject] = Handle(th, cancel)
         th.start()
         return self.jobs.get(job.id)  # type: ignore[return-value]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 
 class Cancel(threading.Event):
@@ -17,6 +17,21 @@ class Cancel(threading.Event):
 class Worker(Protocol):
     thread: threading.Thread
     cancel: Cancel
+
+
+class Handle(NamedTuple):
+    """A running worker: its thread and its cancel flag (what ``join`` and ``interrupt_all`` take)."""
+
+    thread: threading.Thread
+    cancel: Cancel
+
+
+class Stopped(Exception):
+    """Raised inside a worker's work when it sees its cancel flag set; ``reason`` is the flag's."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def join(lock: Any, active: Mapping[str, Worker], key: str, timeout: float | None) -> None:

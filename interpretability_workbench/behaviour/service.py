@@ -39,7 +39,7 @@ from ..store.behaviours import BehaviourJobRecord, BehaviourRepo, CandidateRecor
 from ..store.db import new_id
 from ..store.runs import RunRecord
 from ..training.config import TrainingConfig
-from ..workers import Cancel, interrupt_all, join
+from ..workers import Cancel, Handle, Stopped, interrupt_all, join
 from .evaluate import Evaluator, PromptSplit, split_prompts
 from .export import EditSetExport, export_edit_set
 from .ranking import rank_saes
@@ -70,15 +70,6 @@ class TrainingRuns(Protocol):
     def cancel(self, run_id: str) -> None: ...
 
 
-class _Stopped(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class _Handle(NamedTuple):
-    thread: threading.Thread
-    cancel: Cancel
 
 
 class CandidateRow(NamedTuple):
@@ -104,7 +95,7 @@ class BehaviourService:
         self.training, self.labels, self.publish = training, labels, publish
         self.max_prompt_tokens = max_prompt_tokens
         self._lock = threading.Lock()
-        self._active: dict[str, _Handle] = {}
+        self._active: dict[str, Handle] = {}
         n = repo.interrupt_live()
         if n:
             log.warning("marked %d behaviour job(s) interrupted; POST /api/behaviours/{job_id}/resume continues them", n)
@@ -277,7 +268,7 @@ class BehaviourService:
         cancel = Cancel()
         t = threading.Thread(target=self._run, args=(job_id, cancel), name=f"behaviour-{job_id}", daemon=True)
         self._active = {k: v for k, v in self._active.items() if v.thread.is_alive()}
-        self._active[job_id] = _Handle(t, cancel)
+        self._active[job_id] = Handle(t, cancel)
         t.start()
 
     def _progress(self, job_id: str, status: str, detail: str | None = None) -> None:
@@ -322,7 +313,7 @@ class BehaviourService:
                                     seconds=float(state.get("seconds", 0.0)) + time.perf_counter() - t0)
             self.repo.update(job_id, status="done", phase="done", result=report.to_dict())
             self._progress(job_id, "done", report.message or "done")
-        except _Stopped as s:
+        except Stopped as s:
             self._stopped(job_id, s.reason, t0)
         except Exception as e:  # noqa: BLE001 - a failed job is reported, never crashes the server
             msg = e.detail if isinstance(e, WorkbenchError) else f"{type(e).__name__}: {e}"
@@ -367,7 +358,7 @@ class BehaviourService:
                         self.training.cancel(run_id)
                     except WorkbenchError:
                         pass
-                raise _Stopped(cancel.reason)
+                raise Stopped(cancel.reason)
             time.sleep(POLL_S)
 
     def _rank(self, lm: LoadedModel, req: SearchRequest, split: PromptSplit, sae_ids: list[str]) -> list[LayerRanking]:
@@ -390,7 +381,7 @@ class BehaviourService:
             if key in stored:
                 return stored[key]
             if cancel.is_set():
-                raise _Stopped(cancel.reason)
+                raise Stopped(cancel.reason)
             drafts = [self.patches.draft(sae_id=e.sae_id, features=e.features, mode=e.mode, strength=e.strength)
                       for e in edits]
             with self.patches.trial(drafts):

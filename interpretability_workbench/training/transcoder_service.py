@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
+from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, Callable, NamedTuple
+from typing import Any
 
 from ..activations.corpora import CorpusLookup
 from ..circuits.registry import TranscoderRegistry
@@ -21,15 +22,11 @@ from ..model.handle import ModelHandle
 from ..model.loader import LoadedModel
 from ..store.db import new_id
 from ..store.runs import RunRecord, RunRepo
-from ..workers import Cancel, interrupt_all, join
+from ..workers import Cancel, Handle, interrupt_all, join
 from .transcoder_config import KIND, TranscoderTrainingConfig
 
 log = logging.getLogger(__name__)
 
-
-class _Handle(NamedTuple):
-    thread: threading.Thread
-    cancel: Cancel
 
 
 class TranscoderTrainingService:
@@ -41,7 +38,7 @@ class TranscoderTrainingService:
         self.runs, self.model, self.transcoders, self.corpora = runs, model, transcoders, corpora
         self.publish, self.scope, self.busy = publish, scope, busy
         self._lock = threading.Lock()
-        self._active: dict[str, _Handle] = {}
+        self._active: dict[str, Handle] = {}
 
     def get(self, run_id: str) -> RunRecord:
         rec = self.runs.get(run_id)
@@ -70,7 +67,7 @@ class TranscoderTrainingService:
             cancel = Cancel()
             t = threading.Thread(target=self._run, args=(run_id, cfg, lm, cancel), name=f"transcoders-{run_id}",
                                  daemon=True)
-            self._active[run_id] = _Handle(t, cancel)
+            self._active[run_id] = Handle(t, cancel)
             t.start()
         return run_id
 
