@@ -12,7 +12,10 @@ that analysis-only step as a percentage of the roofline (100% = as fast as the b
 
 Run: ``IWB_HOME=workspace .venv/bin/python bench/feature_analysis.py``
 
-Measured with ``nice -n 10`` on the shared 2-core CPU while it was heavily loaded (load average 13-17 from
+Measured 2026-11-27 on the 2-core CPU with a test run setting up beside it: cold 12.87 s vs warm 5.25 s for
+everything but the forward (rows 3.72 s of it), roofline 77.4%.
+
+Earlier, measured with ``nice -n 10`` on the shared 2-core CPU while it was heavily loaded (load average 13-17 from
 other jobs: every absolute figure is 10-25x its idle value, so this run does not show whether the < 5 s target
 is met on an idle machine): 15,621 tokens; cold 234.9 s whole analysis (123.0 s forward; 111.8 s the rest, of
 which 71.8 s logit effects + neighbours + co-activation), warm 173.3 s (132.7 s forward; 40.6 s the rest, of
