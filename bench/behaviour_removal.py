@@ -16,6 +16,15 @@ phase and of the whole bench, the hand-written baseline, and last the after/befo
 result (goal: ≤ 0.2 with negatives' mean KL ≤ 0.01, whole bench ≤ 15 min on an idle 2-core CPU).
 
 Run: ``IWB_HOME=workspace .venv/bin/python bench/behaviour_removal.py [--layers 6,12,18] [--quick]``
+
+Measured 2026-11-27 on the 2-core CPU (defaults; a test run started beside it for its last ~6 minutes):
+planting 143 s; SAEs trained by the job at layers 6/12/18 (60k tokens, 234 steps) in 225 s, held-out FVU
+0.143 / 0.266 / 0.308; ranking 104 s; search 741 s for 78 candidates (9.5 s each). Chosen: clamp at 0 of 10
+features at layer 18 and 6 at layer 12. Held-out positives P(' purple') 0.9998 -> 0.3057; held-out negatives
+mean KL 0.00020 nats (max 0.00127), largest target change 0.0009. Hand-written top-10 ablate at layer 18:
+0.9998 -> 0.0000 but negatives' mean KL 1.84. Whole bench 1294 s. After/before **0.306**: the <= 0.2 target
+and the 15-minute budget are both missed. An earlier run, whose missing layers trained at batch 4096 (14 steps,
+FVU 0.52-0.59), reached only 0.998: SAE quality decides what a clamp can remove.
 """
 from __future__ import annotations
 
