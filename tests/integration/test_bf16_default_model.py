@@ -1,4 +1,4 @@
-"""Acceptance with ``IWB_DTYPE=bfloat16`` on the default model (SmolLM2-135M): the REST loop — train 50k tokens
+"""Acceptance with ``IWB_DTYPE=bfloat16`` on the default model (SmolLM2-135M): the REST loop — train 20k tokens
 → analysis → contrast → ablate patch → /api/inference → /api/provenance → PEFT export reloaded in peft —
 answers 2xx, and the PEFT-reloaded patched next-token probabilities match the workbench's within 1e-3
 (absolute, over the whole vocabulary; bf16 tolerance: the workbench adds its float32 deltas to the upcast bf16
@@ -58,7 +58,7 @@ def test_rest_loop_in_bf16_on_the_default_model(bf16_default, tmp_path):
     with TestClient(create_app(st.settings, st, load_model=False)) as client:
         res = run_rest_loop(client, st, tmp_path,
                             lambda: AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16).eval(),
-                            layers=[4, 6], d_sae=1152, k=16, total_tokens=51_200, batch_size=1024,
+                            layers=[4, 6], d_sae=1152, k=16, total_tokens=20_480, batch_size=1024,
                             context_size=128, analysis_tokens=4_064)
     assert all(200 <= s < 300 for s in res.statuses.values()), res.statuses
     assert res.max_prob_diff_peft <= 1e-3, res
