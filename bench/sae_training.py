@@ -121,6 +121,7 @@ from interpretability_workbench.sae.sparse import geometric_median
 from interpretability_workbench.training.config import TrainingConfig
 from interpretability_workbench.training.objectives import (
     DeadTracker,
+    per_token,
     remove_parallel_grads,
 )
 
@@ -348,7 +349,7 @@ def train_naive(d: Data, order: torch.Tensor, cfg: TrainingConfig, a, init) -> R
             avals, aidx = pre.masked_fill(~dead, float("-inf")).topk(min(k_aux, n_dead), dim=-1, sorted=False)
             e_hat = torch.zeros_like(pre).scatter(-1, aidx, avals) @ sae.W_dec
             loss = loss + a.aux_coef * min(n_dead / k_aux, 1.0) * (e_hat + err.detach()).pow(2).sum() / var
-        loss = loss * (var.detach() / b.shape[0])  # minimised in SAELens's units, as the product does
+        loss = per_token(loss, var, b.shape[0])  # minimised in SAELens's units, as the product does
         opt.zero_grad()
         loss.backward()
         remove_parallel_grads(sae)

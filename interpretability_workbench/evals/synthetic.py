@@ -21,7 +21,7 @@ from torch import Tensor
 from ..errors import Invalid
 from ..sae.config import SAEConfig
 from ..sae.model import SparseAutoencoder
-from ..training.objectives import DeadTracker, remove_parallel_grads, topk_step
+from ..training.objectives import DeadTracker, per_token, remove_parallel_grads, topk_step
 from .synthetic_data import RECOVERY_THRESHOLD, FeatureMatch, SyntheticConfig, generate, match_features
 
 
@@ -148,7 +148,7 @@ def train_dense_reference(x: Tensor, cfg: SyntheticTrainConfig, d_sae: int) -> T
             e_hat = torch.zeros_like(pre).scatter(-1, atop, avals.relu()) @ W_dec
             scale = min(n_dead / k_aux, 1.0)
             loss = loss + cfg.aux_coef * scale * (e_hat + err.detach()).pow(2).sum() / var
-        loss = loss * (var.detach() / xb.shape[0])  # the product's loss units (training.objectives.per_token)
+        loss = per_token(loss, var, xb.shape[0])  # the product's loss units
         opt.zero_grad(set_to_none=True)
         loss.backward()
         with torch.no_grad():
