@@ -126,7 +126,7 @@ def main() -> None:
     ap.add_argument("--lora-steps", type=int, default=30)
     ap.add_argument("--train-tokens", type=int, default=60_000)
     ap.add_argument("--d-sae", type=int, default=4608)
-    ap.add_argument("--max-evaluations", type=int, default=80)
+    ap.add_argument("--max-evaluations", type=int, default=150, help="the request's default")
     ap.add_argument("--quick", action="store_true", help="a smoke run: fewer steps, tokens and candidates")
     ap.add_argument("--json", default=None, help="also write the job's report here")
     a = ap.parse_args()
@@ -190,6 +190,9 @@ def main() -> None:
         t_job, c_job = time.perf_counter() - t, time.process_time() - c
         if rec.status != "done":
             raise SystemExit(f"job {rec.status}: {rec.error}")
+        # the job starts the feature analysis of the SAEs it trained once it is done; that is the feature
+        # browser's work, not the removal's, and would compete with the baseline below: stop it
+        st.features.shutdown()
         rep = rec.result
         if a.json:
             Path(a.json).write_text(json.dumps(rep, indent=1))
@@ -206,7 +209,7 @@ def main() -> None:
             ratio = float("nan")
         else:
             for e in rep["edits"]:
-                feats = ", ".join(f"{f['index']}" + (f" ({f['label']})" if f["label"] else "") for f in e["features"][:8])
+                feats = ", ".join(f"{f['index']} (d={f['effect_size']:.2f})" for f in e["features"][:8])
                 log(f"chosen: {e['mode']} strength {e['strength']:.3g} @ {e['hook_name']}, {len(e['features'])} "
                     f"features: {feats}{' ...' if len(e['features']) > 8 else ''}")
             log(f"held-out positives ({h['n_positive']}): P({rep['target_tokens'][0]!r}) {h['target_before']:.4f} -> "

@@ -86,7 +86,8 @@ class WorkbenchState:
         self.contrast = ContrastService(self.model, self.saes, labels.labels, original, s.max_prompt_tokens)
         self.provenance = ProvenanceService(self.model, self.saes, labels.label_texts, original, s.max_prompt_tokens)
         self.behaviours = BehaviourService(BehaviourRepo(self.db), self.model, self.saes, self.patches, self.training,
-                                           labels.labels, publish, s.max_prompt_tokens)
+                                           labels.labels, publish, s.max_prompt_tokens,
+                                           analyse=lambda sid: self.features.start_analysis(sid))
         self.circuits = CircuitService(CircuitRepo(self.db), self.transcoders, self.model, publish, original,
                                        s.artifacts_dir / "circuits", labels=labels.label_texts,
                                        create_patch=self.patches.create)

@@ -6,17 +6,23 @@ attends forward, so padding after a prompt leaves its last position untouched an
 needed. A forward stops at the final norm and only each prompt's last position is unembedded. The original
 log-probabilities are computed once per job; a candidate costs one batched forward of the live model as the
 patch machinery leaves it (the caller holds ``PatchManager.trial``/``using`` around ``measure``).
+
+A candidate whose lowest patched block is L (a clamp at layer L's residual stream: ``trial`` yields it) runs
+only blocks ≥ L, starting from the original run's ``resid_pre`` of a block ≤ L kept by ``baseline``: the
+blocks below L compute exactly what the original model does, so the result equals the full forward's up to
+float32 rounding (tested). Weight edits (ablate, scale) touch block 0 and run every block.
 """
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from ..model.hook_map import arch_for, get_module
-from ..model.hooks import final_hidden_to_logits
+from ..model.hook_names import hook_name
+from ..model.hooks import forward_last_logits
 from ..model.loader import LoadedModel
 from ..model.tokenize import encode_prompt
 from .types import SplitMetrics
@@ -49,41 +55,39 @@ def split_prompts(positive: list[str], negative: list[str], held_out_fraction: f
     return PromptSplit(sp, sn, hp, hn)
 
 
-class _Stop(Exception):
-    pass
+class Batch(NamedTuple):
+    rows: list[int]
+    """Which sequences (indices into the evaluator's prompts) the batch holds, in row order."""
+    ids: Tensor
+    """``[batch pos]`` right-padded token ids."""
+    last: Tensor
+    """``[batch]`` each row's last real position."""
 
 
-@torch.no_grad()
-def last_logits(model: nn.Module, seqs: list[Tensor], pad_id: int, batch_size: int = 32) -> Tensor:
-    """Next-token logits after each sequence ``[n d_vocab]`` (float32): right-padded batches, forward stopped
-    at the final norm, only the last real position of each sequence unembedded."""
-    norm = get_module(model, arch_for(model).final_norm)
+def make_batches(seqs: list[Tensor], pad_id: int, batch_size: int = 32) -> list[Batch]:
+    """Right-padded batches of ``seqs``, similar lengths together (a causal model never attends forward, so
+    padding after a prompt leaves its last position untouched and no attention mask is needed)."""
     device = seqs[0].device
-    order = sorted(range(len(seqs)), key=lambda i: (len(seqs[i]), i))  # similar lengths share a batch
-    out: list[Tensor | None] = [None] * len(seqs)
+    order = sorted(range(len(seqs)), key=lambda i: (len(seqs[i]), i))
+    out = []
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         width = max(len(seqs[i]) for i in idx)
         ids = torch.full((len(idx), width), pad_id, dtype=torch.long, device=device)  # [batch pos]
         for row, i in enumerate(idx):
             ids[row, :len(seqs[i])] = seqs[i]
-        last = torch.tensor([len(seqs[i]) - 1 for i in idx], device=device)  # [batch]
-        grabbed: dict[str, Tensor] = {}
+        out.append(Batch(idx, ids, torch.tensor([len(seqs[i]) - 1 for i in idx], device=device)))
+    return out
 
-        def grab(_m: nn.Module, _i: Any, o: Any, grabbed: dict[str, Tensor] = grabbed, last: Tensor = last) -> None:
-            h = o[0] if isinstance(o, (tuple, list)) else o  # [batch pos d_model]
-            grabbed["h"] = h[torch.arange(h.shape[0], device=h.device), last]
-            raise _Stop
 
-        handle = norm.register_forward_hook(grab)
-        try:
-            model(input_ids=ids, use_cache=False)
-        except _Stop:
-            pass
-        finally:
-            handle.remove()
-        logits = final_hidden_to_logits(model, grabbed["h"]).float()  # [batch d_vocab]
-        for row, i in enumerate(idx):
+@torch.no_grad()
+def last_logits(model: nn.Module, seqs: list[Tensor], pad_id: int, batch_size: int = 32) -> Tensor:
+    """Next-token logits after each sequence ``[n d_vocab]`` (float32): right-padded batches, forward stopped
+    at the final norm, only the last real position of each sequence unembedded."""
+    out: list[Tensor | None] = [None] * len(seqs)
+    for b in make_batches(seqs, pad_id, batch_size):
+        logits = forward_last_logits(model, b.ids, last_index=b.last).float()  # [batch d_vocab]
+        for row, i in enumerate(b.rows):
             out[i] = logits[row]
     return torch.stack(out)  # type: ignore[arg-type]
 
@@ -114,22 +118,50 @@ class Evaluator:
         tok = lm.tokenizer
         pad = getattr(tok, "pad_token_id", None)
         self.pad_id = int(pad if pad is not None else (getattr(tok, "eos_token_id", None) or 0))
+        self.batches = make_batches(self.seqs, self.pad_id, batch_size)
         self.target_ids = torch.tensor(target_ids, dtype=torch.long)
         self.orig_logp: Tensor | None = None  # [n d_vocab]
         self.orig_target: Tensor | None = None  # [n]
+        self.resid: dict[int, list[Tensor]] = {}
+        """block -> the original run's ``resid_pre [batch pos d_model]`` of each batch (``baseline(blocks)``)."""
 
-    def _logp(self) -> Tensor:
-        return last_logits(self.lm.model, self.seqs, self.pad_id, self.batch_size).log_softmax(-1).cpu()
+    def _logp(self, from_block: int | None = None, keep: list[int] | None = None) -> Tensor:
+        start = max((b for b in self.resid if from_block is not None and b <= from_block), default=None)
+        out: list[Tensor | None] = [None] * len(self.seqs)
+        for bi, b in enumerate(self.batches):
+            grabbed: dict[int, Tensor] = {}
 
-    def baseline(self) -> None:
-        """The original distributions (call inside ``PatchManager.original``)."""
-        self.orig_logp = self._logp()
+            def grab(i: int, grabbed: dict[int, Tensor] = grabbed) -> Callable[[Tensor], None]:
+                def fn(act: Tensor) -> None:
+                    grabbed[i] = act.detach().clone()
+                return fn
+
+            kw: dict[str, Any] = {}
+            if start is not None and start > 0:
+                kw.update(from_layer=start, resid_pre=self.resid[start][bi])
+            logits = forward_last_logits(self.lm.model, b.ids, last_index=b.last,
+                                         fwd_hooks={hook_name(i, "resid_pre"): grab(i) for i in keep or []}, **kw)
+            for i in keep or []:
+                self.resid.setdefault(i, []).append(grabbed[i])
+            logp = logits.float().log_softmax(-1).cpu()  # [batch d_vocab]
+            for row, i in enumerate(b.rows):
+                out[i] = logp[row]
+        return torch.stack(out)  # type: ignore[arg-type]
+
+    def baseline(self, blocks: list[int] | None = None) -> None:
+        """The original distributions (call inside ``PatchManager.original``), keeping the ``resid_pre`` of
+        ``blocks`` so that ``measure`` can start there."""
+        keep = sorted({b for b in blocks or [] if 0 < b < self.lm.n_layers})
+        self.resid = {}
+        self.orig_logp = self._logp(keep=keep)
         self.orig_target = self.orig_logp[:, self.target_ids].exp().sum(-1)
 
-    def measure(self) -> Measured:
-        """The live model as it is now (call inside ``PatchManager.trial``/``using``) against the original."""
+    def measure(self, from_block: int | None = None) -> Measured:
+        """The live model as it is now (call inside ``PatchManager.trial``/``using``) against the original.
+        ``from_block``: the lowest block the live patches touch (what ``trial`` yields); blocks below it are
+        not run when ``baseline`` kept a ``resid_pre`` at or below it. None runs every block."""
         assert self.orig_logp is not None, "baseline() first"
-        logp = self._logp()  # [n d_vocab]
+        logp = self._logp(from_block)  # [n d_vocab]
         target = logp[:, self.target_ids].exp().sum(-1)
         kl = (self.orig_logp.exp() * (self.orig_logp - logp)).sum(-1).clamp_min(0.0)
         return Measured(target, kl)

@@ -6,12 +6,14 @@ A job runs in a worker thread through phases, each resumable from what the job s
   the job waits for it (a resumed job resumes the run when it was interrupted).
 * ``ranking``: per SAE, features ranked by contrast on the search split (stored with the job).
 * ``searching``: ``search.run_search``; every candidate is measured exactly (drafts applied through
-  ``PatchManager.trial``, one batched forward over both splits) and stored before the next one. A resumed job
+  ``PatchManager.trial``, one batched forward over both splits from the lowest block the drafts touch) and
+  stored before the next one. A resumed job
   replays the stored candidates (the search is deterministic given the seed) and measures only new ones.
 * ``finalising``: the best candidate becomes real patches (one per SAE, sharing ``extra.edit_set``) and the
-  report is measured again from those patches.
+  report is measured again from those patches, with a forward through every block.
 
-One job at a time. Progress: ``job`` events (kind ``behaviour_removal``) and one ``behaviour_candidate``
+The SAEs a job trains are analysed (top contexts, labels) once it is done, not beside the search; the
+report's labels are looked up when it is read (``report``). One job at a time. Progress: ``job`` events (kind ``behaviour_removal``) and one ``behaviour_candidate``
 event per evaluated candidate. Jobs left queued/running by a stopped process are marked interrupted.
 """
 from __future__ import annotations
@@ -90,9 +92,12 @@ class Plan(NamedTuple):
 
 class BehaviourService:
     def __init__(self, repo: BehaviourRepo, model: ModelHandle, saes: SAERegistry, patches: PatchManager,
-                 training: TrainingRuns, labels: LabelLookup, publish: Publish, max_prompt_tokens: int) -> None:
+                 training: TrainingRuns, labels: LabelLookup, publish: Publish, max_prompt_tokens: int,
+                 analyse: Callable[[str], Any] | None = None) -> None:
+        """``analyse(sae_id)`` starts the feature analysis of an SAE (the job's trained SAEs, once it is done)."""
         self.repo, self.model, self.saes, self.patches = repo, model, saes, patches
         self.training, self.labels, self.publish = training, labels, publish
+        self.analyse = analyse
         self.max_prompt_tokens = max_prompt_tokens
         self._lock = threading.Lock()
         self._active: dict[str, Handle] = {}
@@ -180,7 +185,7 @@ class BehaviourService:
         try:
             return TrainingConfig(hook_names=expand(layers, "resid_post"), total_tokens=req.train_tokens,
                                   d_sae=req.train_d_sae, k=req.train_k, corpus=req.train_corpus,
-                                  batch_size=cls.train_batch_size(req.train_tokens))
+                                  batch_size=cls.train_batch_size(req.train_tokens), analyze=False)
         except ValueError as e:
             raise Invalid(f"training the missing layers: {e}") from None
 
@@ -306,13 +311,14 @@ class BehaviourService:
             self._phase(job_id, "searching")
             evaluator = Evaluator(lm, split, resolve_targets(lm, req.targets).ids, self.max_prompt_tokens)
             with self.patches.original:
-                evaluator.baseline()
+                evaluator.baseline(sorted({r.layer for r in rankings}))
             outcome = run_search(rankings, req, self._evaluator_fn(job_id, rec.attempt, req, lm, evaluator, cancel))
             self._phase(job_id, "finalising")
             report = self._finalise(job_id, req, lm, evaluator, rankings, outcome, state,
                                     seconds=float(state.get("seconds", 0.0)) + time.perf_counter() - t0)
             self.repo.update(job_id, status="done", phase="done", result=report.to_dict())
             self._progress(job_id, "done", report.message or "done")
+            self._analyse_trained(job_id)
         except Stopped as s:
             self._stopped(job_id, s.reason, t0)
         except Exception as e:  # noqa: BLE001 - a failed job is reported, never crashes the server
@@ -321,6 +327,41 @@ class BehaviourService:
                 log.error("behaviour job %s failed: %s\n%s", job_id, msg, traceback.format_exc())
             self.repo.update(job_id, status="failed", error=msg)
             self._progress(job_id, "failed", msg)
+
+    def _analyse_trained(self, job_id: str) -> None:
+        """Start the feature analysis of the SAEs the job trained (their training run skips it: analyses
+        running beside the search would compete with it for the model, ~5x slower per candidate on a CPU)."""
+        rec = self.repo.get(job_id)
+        if rec is None or self.analyse is None or rec.state.get("analysis_started"):
+            return
+        for sid in rec.state.get("trained_sae_ids", []):
+            try:
+                self.analyse(sid)
+            except Exception as e:  # noqa: BLE001 - best effort, as after any training run
+                log.warning("could not start analysis of %s: %s", sid, e)
+        self.repo.update(job_id, state={**rec.state, "analysis_started": True})
+
+    def report(self, job_id: str) -> dict[str, Any] | None:
+        """The stored report, with the labels of the chosen features looked up now where the report has none
+        (the SAEs a job trains are analysed after it finishes)."""
+        rec = self.get(job_id)
+        if not rec.result:
+            return rec.result
+        out = dict(rec.result)
+        edits = []
+        for e in out.get("edits") or []:
+            missing = [f["index"] for f in e.get("features", []) if f.get("label") is None and not f.get("top_tokens")]
+            labs = self.labels(e["sae_id"], missing) if missing else {}
+            feats = []
+            for f in e.get("features", []):
+                lab = labs.get(f["index"])
+                if lab is not None:
+                    f = {**f, "label": getattr(lab, "label", None),
+                         "top_tokens": list(getattr(lab, "top_tokens", []) or [])[:10]}
+                feats.append(f)
+            edits.append({**e, "features": feats})
+        out["edits"] = edits
+        return out
 
     def _stopped(self, job_id: str, reason: str, t0: float) -> None:
         rec = self.repo.get(job_id)
@@ -384,10 +425,10 @@ class BehaviourService:
                 raise Stopped(cancel.reason)
             drafts = [self.patches.draft(sae_id=e.sae_id, features=e.features, mode=e.mode, strength=e.strength)
                       for e in edits]
-            with self.patches.trial(drafts):
+            with self.patches.trial(drafts) as lowest:
                 if self.model.lm is not lm:
                     raise Conflict("another model was loaded during the search; load the job's model and resume")
-                measured = evaluator.measure()
+                measured = evaluator.measure(lowest)
             search, held = evaluator.metrics(measured)
             feasible, objective, use = score(search, req.budget)
             c = Candidate(counter[0], stage, edits, search, held, feasible, objective, use)

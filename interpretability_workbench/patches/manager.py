@@ -384,11 +384,12 @@ class PatchManager:
                 self._restore(before)
 
     @contextmanager
-    def trial(self, drafts: list[PatchConfig]) -> Iterator[None]:
+    def trial(self, drafts: list[PatchConfig]) -> Iterator[int | None]:
         """The model with exactly ``drafts`` on (unsaved configs from ``draft``; every stored patch off) for the
         duration of the block, under the model lock; their wrapper entries are removed on exit. The drafts go
         through the same deltas and wrappers as stored patches, so what a trial measures is what ``create``
-        of the same configs gives."""
+        of the same configs gives. Yields the lowest block the drafts touch (0 for embeddings; None without
+        drafts): blocks below it compute what the original model does."""
         with self.model.lock:
             model = self._model()
             attached: list[tuple[str, list[str]]] = []
@@ -403,7 +404,8 @@ class PatchManager:
                     attached.append((cfg.id, paths))
                     for p in paths:
                         inject.set_entry(model, p, cfg.id, enabled=True)
-                yield
+                layers = [layer_of_path(model, p) for _, paths in attached for p in paths]
+                yield min(layers) if layers else None
             finally:
                 for pid, paths in attached:
                     for p in paths:

@@ -131,6 +131,28 @@ def test_train_missing_layers_then_search(client, state, planted_sae):
     assert layers == {1, 2}
     cands = client.get(f"/api/behaviours/{job_id}/candidates").json()
     assert {c["edits"][0]["layer"] for c in cands} == {1, 2}
+    # the trained SAE is analysed once the job is done, not beside the search
+    assert run.config["analyze"] is False and rec.state["analysis_started"] is True
+    (trained,) = run.sae_ids
+    assert state.features.status(trained)["status"] in ("running", "done")
+
+
+def test_report_labels_are_looked_up_when_read(client, state, planted_sae):
+    """Chosen features of an SAE analysed after the job show their labels in the report from then on."""
+    rec = state.behaviours.wait(client.post("/api/behaviours/remove", json=BODY).json()["job_id"], 300)
+    assert rec.status == "done", rec.error
+    stored = rec.result["edits"][0]
+    assert stored["sae_id"] == planted_sae and all(f["label"] is None for f in stored["features"])
+    state.features.analyze(planted_sae)
+    want = state.features.queries.labels(planted_sae, [f["index"] for f in stored["features"]])
+    assert want
+    got = client.get(f"/api/behaviours/{rec.id}").json()["report"]["edits"][0]["features"]
+    for f in got:
+        lab = want.get(f["index"])
+        assert f["label"] == (lab.label if lab else None)
+        assert f["top_tokens"] == (list(lab.top_tokens)[:10] if lab else [])
+    assert any(f["top_tokens"] for f in got)
+    assert state.behaviours.get(rec.id).result["edits"][0]["features"] == stored["features"]  # stored as it was
 
 
 def test_behaviour_event_has_a_wire_twin():

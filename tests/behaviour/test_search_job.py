@@ -187,3 +187,35 @@ def test_missing_layers_train_with_enough_optimiser_steps():
         got = BehaviourService.train_batch_size(tokens)
         assert got == batch, (tokens, got)
         assert tokens // got >= 4 and (got == 256 or tokens // got >= 128)
+
+
+def test_measure_from_the_lowest_patched_block_equals_the_full_forward(state, planted_sae):
+    """A clamp candidate runs only the blocks from its layer on (from the original run's resid_pre) and gives
+    what a forward through every block gives; a weight edit (block 0) runs every block."""
+    from interpretability_workbench.behaviour.evaluate import Evaluator
+    from interpretability_workbench.model.hook_map import arch_for, get_module
+
+    split = split_prompts(POSITIVE, NEGATIVE, 0.5, 0)
+    ev = Evaluator(state.lm, split, [target_id(state)], None, batch_size=4)
+    with state.patches.original:
+        ev.baseline([1])
+    assert set(ev.resid) == {1} and len(ev.resid[1]) == len(ev.batches)
+    blocks = get_module(state.lm.model, arch_for(state.lm.model).layers)
+    calls: list[int] = []
+    handles = [b.register_forward_hook(lambda *_a, i=i: calls.append(i)) for i, b in enumerate(blocks)]
+    try:
+        for mode, strength, lowest in (("clamp", -2.0, 1), ("ablate", 1.0, 0)):
+            draft = state.patches.draft(sae_id=planted_sae, features=[PLANTED, 0, 7], mode=mode, strength=strength)
+            with state.patches.trial([draft]) as got:
+                assert got == lowest
+                calls.clear()
+                fast = ev.measure(got)
+                assert min(calls) == lowest  # block 0 is not run for the clamp
+                full = ev.measure()
+            assert fast.target.shape == (len(ev.texts),)
+            torch.testing.assert_close(fast.target, full.target, atol=1e-6, rtol=1e-5)
+            torch.testing.assert_close(fast.kl, full.kl, atol=1e-6, rtol=1e-4)
+            assert float((full.target - ev.orig_target).abs().max()) > 1e-3  # the edit changes something
+    finally:
+        for h in handles:
+            h.remove()

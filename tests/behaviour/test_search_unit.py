@@ -90,6 +90,43 @@ def test_modes_budget_and_determinism():
     assert log and all(e.mode != "clamp" for c in log for e in c.edits)
 
 
+def test_strength_is_bisected_to_the_edge_of_the_budget():
+    """A clamp below 0 removes more of the target the harder it pushes and costs KL ∝ push²: the search finds
+    the strongest push within the budget (√10 for max_kl 0.01) to within the bisection's resolution, and
+    two layers' edges combined are scaled back into the budget by one factor."""
+    def measure(edits: list[Edit]) -> tuple[float, float]:
+        ratio, kl = 1.0, 0.0
+        for e in edits:
+            if e.mode != "clamp" or 0 not in e.features:
+                kl += 1.0  # any other edit is hopeless here
+                continue
+            push = max(0.0, -e.strength)
+            ratio *= max(0.0, 0.9 - 0.15 * push)
+            kl += 0.001 * push ** 2
+        return ratio, kl
+
+    req = SearchRequest.from_dict({**REQ, "budget": {"max_kl": 0.01, "max_target_change": 1.0},
+                                   "modes": ["clamp"], "max_features": 2})
+    log: list[Candidate] = []
+    out = run_search([ranking("s1", 1, n=2)], req, evaluator(measure, req.budget, log))
+    single = [c for c in log if len(c.edits) == 1 and c.feasible]
+    edge = min(c.edits[0].strength for c in single)
+    assert -10 ** 0.5 - 1e-9 <= edge <= -10 ** 0.5 + 2 / 2 ** 5  # grid -1, -2, -4 (4 breaks it), then halving
+    assert out.best is not None and out.best.edits[0].strength == edge
+    log = []
+    out = run_search([ranking("s1", 1, n=2), ranking("s2", 3, n=2)], req, evaluator(measure, req.budget, log))
+    combined = [c for c in log if len(c.edits) == 2]
+    assert combined and combined[0].stage == "combine" and not combined[0].feasible
+    assert any(c.feasible for c in combined)
+    scaled = min((c for c in combined if c.feasible and c.stage == "combine"), key=Candidate.sort_key)
+    assert -scaled.edits[0].strength == pytest.approx(-scaled.edits[1].strength)  # one factor for both
+    # both edits pushing ~√5 (kl 0.005 + 0.005) beat one edit at √10
+    assert scaled.search.target_ratio < min(c.search.target_ratio for c in log if len(c.edits) == 1 and c.feasible)
+    # strengthening then spends what the factor's bisection left of the budget
+    assert out.best is not None and len(out.best.edits) == 2 and out.best.objective <= scaled.objective
+    assert 0.95 <= out.best.budget_use <= 1.0
+
+
 def test_replayed_candidates_are_not_measured_again():
     req = SearchRequest.from_dict(REQ)
     first: list[Candidate] = []

@@ -63,7 +63,8 @@ def get_job(job_id: str, state: StateDep) -> BehaviourJob:
     return BehaviourJob(**_summary(rec), request=RemoveBehaviourRequest(**rec.request),
                         sae_ids=list(st.get("sae_ids", [])) + list(st.get("trained_sae_ids", [])),
                         missing_layers=list(st.get("missing_layers", [])), training_run_id=st.get("training_run"),
-                        best=_candidate(rows[best.index]) if best else None, report=rec.result)
+                        best=_candidate(rows[best.index]) if best else None,
+                        report=state.behaviours.report(job_id))
 
 
 @router.get("/{job_id}/candidates", response_model=list[CandidateWire], responses=ERRORS,
