@@ -209,7 +209,7 @@ def main() -> None:
             ratio = float("nan")
         else:
             for e in rep["edits"]:
-                feats = ", ".join(f"{f['index']} (d={f['effect_size']:.2f})" for f in e["features"][:8])
+                feats = ", ".join(f"{f['index']} (d={f['effect_size'] or 0:.2f})" for f in e["features"][:8])
                 log(f"chosen: {e['mode']} strength {e['strength']:.3g} @ {e['hook_name']}, {len(e['features'])} "
                     f"features: {feats}{' ...' if len(e['features']) > 8 else ''}")
             log(f"held-out positives ({h['n_positive']}): P({rep['target_tokens'][0]!r}) {h['target_before']:.4f} -> "
