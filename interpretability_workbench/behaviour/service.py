@@ -430,7 +430,7 @@ class BehaviourService:
                     raise Conflict("another model was loaded during the search; load the job's model and resume")
                 measured = evaluator.measure(lowest)
             search, held = evaluator.metrics(measured)
-            feasible, objective, use = score(search, req.budget)
+            feasible, objective, use = score(search, req.budget, req.search_margin)
             c = Candidate(counter[0], stage, edits, search, held, feasible, objective, use)
             self.repo.add_candidate(CandidateRecord(job_id, c.index, key, stage, attempt, c.to_dict(), time.time()))
             counter[0] += 1

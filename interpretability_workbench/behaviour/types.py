@@ -91,6 +91,10 @@ class SearchRequest:
     its largest effect size over them."""
     held_out_fraction: float = 0.5
     """Share of each prompt set held out: the search decides on the rest, the report measures on these."""
+    search_margin: float = 1.0
+    """Fraction of the budget a candidate may spend on the search split to count as within budget. The search
+    pushes its edits to that edge, and the held-out prompts it never sees scatter around it: below 1 leaves
+    room for that scatter (the report always measures against the whole budget)."""
     seed: int = 0
     """Seeds the split; the search is deterministic given it."""
     enable_result: bool = True
@@ -136,6 +140,9 @@ class SearchRequest:
             raise ValueError(f"positions must be a non-empty subset of {', '.join(POSITIONS)}")
         if not 0 < self.held_out_fraction < 1:
             raise ValueError("held_out_fraction must be in (0, 1)")
+        self.search_margin = _finite("search_margin", self.search_margin)
+        if not 0 < self.search_margin <= 1:
+            raise ValueError("search_margin must be in (0, 1]")
 
     @property
     def targets(self) -> list[str | int]:
@@ -261,10 +268,10 @@ class Candidate:
                    budget_use=float(d["budget_use"]))
 
 
-def score(search: SplitMetrics, budget: Budget) -> tuple[bool, float, float]:
-    """(feasible, objective, budget use) of metrics on the search split."""
+def score(search: SplitMetrics, budget: Budget, margin: float = 1.0) -> tuple[bool, float, float]:
+    """(feasible: within ``margin`` of the budget, objective, budget use) of metrics on the search split."""
     use = budget.use(search.kl_mean, search.max_target_change)
-    return use <= 1.0, search.target_ratio + DAMAGE_WEIGHT * min(use, 1.0), use
+    return use <= margin, search.target_ratio + DAMAGE_WEIGHT * min(use, 1.0), use
 
 
 @dataclass

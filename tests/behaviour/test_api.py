@@ -38,6 +38,8 @@ def test_request_errors(client, state):
     assert post({**BODY, "positive": ["x"]}).status_code == 422  # fewer than 2
     assert post({**BODY, "negative": ["ok", " "]}).status_code == 422  # empty prompt
     assert post({**BODY, "modes": ["steer"]}).status_code == 422
+    assert post({**BODY, "search_margin": 1.5}).status_code == 422
+    assert post({**BODY, "search_margin": 0}).status_code == 422
     assert client.get("/api/behaviours/bjob_nope").status_code == 404
     assert client.post("/api/behaviours/bjob_nope/cancel").status_code == 404
     r = post({**BODY, "sae_ids": [sid], "max_evaluations": 3})
@@ -143,7 +145,7 @@ def test_report_labels_are_looked_up_when_read(client, state, planted_sae):
     assert rec.status == "done", rec.error
     stored = rec.result["edits"][0]
     assert stored["sae_id"] == planted_sae and all(f["label"] is None for f in stored["features"])
-    state.features.analyze(planted_sae)
+    state.features.analyze(planted_sae, n_tokens=4096)
     want = state.features.queries.labels(planted_sae, [f["index"] for f in stored["features"]])
     assert want
     got = client.get(f"/api/behaviours/{rec.id}").json()["report"]["edits"][0]["features"]

@@ -43,11 +43,11 @@ def world(good: set[int], harm: float = 0.0004):
     return measure
 
 
-def evaluator(measure, budget: Budget, log: list):
+def evaluator(measure, budget: Budget, log: list, margin: float = 1.0):
     def evaluate(edits: list[Edit], stage: str) -> Candidate:
         ratio, kl = measure(edits)
         m = SplitMetrics(5, 5, 0.9, 0.9 * ratio, ratio, kl, kl, kl)
-        feasible, obj, use = score(m, budget)
+        feasible, obj, use = score(m, budget, margin)
         c = Candidate(len(log), stage, edits, m, m, feasible, obj, use)
         log.append(c)
         return c
@@ -90,21 +90,23 @@ def test_modes_budget_and_determinism():
     assert log and all(e.mode != "clamp" for c in log for e in c.edits)
 
 
-def test_strength_is_bisected_to_the_edge_of_the_budget():
-    """A clamp below 0 removes more of the target the harder it pushes and costs KL ∝ push²: the search finds
-    the strongest push within the budget (√10 for max_kl 0.01) to within the bisection's resolution, and
-    two layers' edges combined are scaled back into the budget by one factor."""
-    def measure(edits: list[Edit]) -> tuple[float, float]:
-        ratio, kl = 1.0, 0.0
-        for e in edits:
-            if e.mode != "clamp" or 0 not in e.features:
-                kl += 1.0  # any other edit is hopeless here
-                continue
-            push = max(0.0, -e.strength)
-            ratio *= max(0.0, 0.9 - 0.15 * push)
-            kl += 0.001 * push ** 2
-        return ratio, kl
+def edge_measure(edits: list[Edit]) -> tuple[float, float]:
+    """Feature 0 clamped below 0 removes more of the target the harder it pushes; KL grows as push²."""
+    ratio, kl = 1.0, 0.0
+    for e in edits:
+        if e.mode != "clamp" or 0 not in e.features:
+            kl += 1.0  # any other edit is hopeless here
+            continue
+        push = max(0.0, -e.strength)
+        ratio *= max(0.0, 0.9 - 0.15 * push)
+        kl += 0.001 * push ** 2
+    return ratio, kl
 
+
+def test_strength_is_bisected_to_the_edge_of_the_budget():
+    """The search finds the strongest push within the budget (√10 for max_kl 0.01) to within the bisection's
+    resolution, and two layers' edges combined are scaled back into the budget by one factor."""
+    measure = edge_measure
     req = SearchRequest.from_dict({**REQ, "budget": {"max_kl": 0.01, "max_target_change": 1.0},
                                    "modes": ["clamp"], "max_features": 2})
     log: list[Candidate] = []
@@ -125,6 +127,19 @@ def test_strength_is_bisected_to_the_edge_of_the_budget():
     # strengthening then spends what the factor's bisection left of the budget
     assert out.best is not None and len(out.best.edits) == 2 and out.best.objective <= scaled.objective
     assert 0.95 <= out.best.budget_use <= 1.0
+
+
+def test_search_margin_moves_the_edge():
+    """With search_margin 0.5 the search counts only half the budget as spendable on the search split."""
+    req = SearchRequest.from_dict({**REQ, "budget": {"max_kl": 0.01, "max_target_change": 1.0},
+                                   "modes": ["clamp"], "max_features": 2, "search_margin": 0.5})
+    log: list[Candidate] = []
+    out = run_search([ranking("s1", 1, n=2)], req, evaluator(edge_measure, req.budget, log, req.search_margin))
+    assert out.best is not None and out.best.budget_use <= 0.5
+    assert -5 ** 0.5 - 1e-9 <= out.best.edits[0].strength <= -5 ** 0.5 + 0.07  # push² · 0.001 = 0.005
+    for bad in (0.0, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="search_margin"):
+            SearchRequest.from_dict({**REQ, "search_margin": bad})
 
 
 def test_replayed_candidates_are_not_measured_again():
