@@ -17,13 +17,16 @@ result (goal: ≤ 0.2 with negatives' mean KL ≤ 0.01, whole bench ≤ 15 min o
 
 Run: ``IWB_HOME=workspace .venv/bin/python bench/behaviour_removal.py [--layers 6,12,18] [--quick]``
 
-Measured 2026-11-28 on the idle 2-core CPU (defaults): planting 124 s; SAEs trained by the job at layers
-6/12/18 (60k tokens, 234 steps) in 228 s, held-out FVU 0.143 / 0.266 / 0.308; ranking 4 s; search 135 s for
-108 candidates (1.25 s each: a clamp runs only the blocks from its layer up); report 2 s. Chosen: clamp at
--0.267 of 11 features at layer 18 and at -0.075 of 6 at layer 12. Held-out positives P(' purple') 0.9998 ->
-0.1871; held-out negatives mean KL 0.00966 nats (max 0.032), largest target change 0.057 (the search split
-stayed within its 0.05). Hand-written top-10 ablate at layer 18: 0.9998 -> 0.0000 but negatives' mean KL 1.84.
-Whole bench 539 s. After/before **0.187**: <= 0.2 with KL <= 0.01 and <= 15 min, both met.
+Measured 2026-11-28 on the idle 2-core CPU (defaults: 100k training tokens, search margin 0.5): planting
+129 s; SAEs trained by the job at layers 6/12/18 (195 steps) in 333 s, held-out FVU 0.129 / 0.193 / 0.248;
+ranking 3 s; search 178 s for 104 candidates (1.7 s each: a clamp runs only the blocks from its layer up);
+report 3 s. Chosen: clamps at layer 6 (5 features at -0.38), layer 12 (16 at 0) and layer 18 (10 at 0).
+Held-out positives P(' purple') 0.9998 -> 0.0861; held-out negatives mean KL 0.00908 nats (max 0.044),
+largest target change 0.022: within the whole budget on the held-out split. Hand-written top-10 ablate at
+layer 18: 0.9998 -> 0.0000 but negatives' mean KL 1.65. Whole bench 725 s. After/before **0.086**: <= 0.2 with
+KL <= 0.01 and <= 15 min, both met.
+Other settings, same day: margin 1 -> 0.059 but held-out KL 0.0174 (the search split's edge overshoots on
+12 held-out prompts); 60k tokens, margin 1 -> 0.187, held-out KL 0.0097, largest target change 0.057, 539 s.
 Before (2026-11-27): 0.306 in 1294 s. Two causes: the feature analyses that training starts ran beside the
 search and made each candidate ~6x slower (9.5 s), and the search stopped at clamp 0 or the coarse strength
 grid instead of bisecting to the budget's edge (the result then used 2% of the KL budget).
@@ -126,11 +129,12 @@ def main() -> None:
     ap.add_argument("--model", default="default", help="model to plant the behaviour into (default: SmolLM2-135M)")
     ap.add_argument("--layers", default="6,12,18", help="layers the job trains SAEs at and searches")
     ap.add_argument("--lora-steps", type=int, default=30)
-    ap.add_argument("--train-tokens", type=int, default=60_000)
+    ap.add_argument("--train-tokens", type=int, default=100_000, help="the request's default")
     ap.add_argument("--d-sae", type=int, default=4608)
     ap.add_argument("--max-evaluations", type=int, default=150, help="the request's default")
-    ap.add_argument("--search-margin", type=float, default=1.0,
-                    help="fraction of the budget the search may spend on its split (the request's default: 1)")
+    ap.add_argument("--search-margin", type=float, default=0.5,
+                    help="fraction of the budget the search may spend on its split (the request's default is 1; "
+                         "at 1 the held-out negatives, 12 prompts, overshot the KL budget)")
     ap.add_argument("--quick", action="store_true", help="a smoke run: fewer steps, tokens and candidates")
     ap.add_argument("--json", default=None, help="also write the job's report here")
     a = ap.parse_args()

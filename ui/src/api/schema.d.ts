@@ -1742,7 +1742,7 @@ export interface components {
             edits: components["schemas"]["EditWire"][];
             /**
              * Feasible
-             * @description Within budget on the search split.
+             * @description Within budget on the search split (within search_margin of it).
              */
             feasible: boolean;
             /** @description Measured on the held-out split. */
@@ -1789,7 +1789,7 @@ export interface components {
             index: number;
             /**
              * Label
-             * @description Its label (None before the SAE is analysed).
+             * @description Its label, looked up when the report is read (None before the SAE is analysed).
              */
             label?: string | null;
             /**
@@ -5074,6 +5074,12 @@ export interface components {
              */
             sae_ids?: string[] | null;
             /**
+             * Search Margin
+             * @description Fraction of the budget a candidate may spend on the search split to count as within budget. The search pushes edits to that edge and the held-out prompts scatter around it: below 1 leaves room for that scatter; the report measures against the whole budget.
+             * @default 1
+             */
+            search_margin?: number;
+            /**
              * Seed
              * @description Seeds the split; the search is deterministic given it.
              * @default 0
@@ -5109,7 +5115,7 @@ export interface components {
             train_k?: number;
             /**
              * Train Missing
-             * @description Train SAEs for the requested layers that have none (one training run; the job waits for it).
+             * @description Train SAEs for the requested layers that have none (one training run; the job waits for it; their feature analysis starts once the job is done).
              * @default false
              */
             train_missing?: boolean;

@@ -23,6 +23,7 @@ export const BOUNDS = {
   "budget.max_kl": { min: 0, max: 100, exclusiveMin: true, integer: false, log: true, sliderMin: 1e-4 },
   "budget.max_target_change": { min: 0, max: 1, exclusiveMin: true, integer: false, log: true, sliderMin: 1e-3 },
   held_out_fraction: { min: 0, max: 1, exclusiveMin: true, exclusiveMax: true, integer: false, sliderMin: 0.05, sliderMax: 0.95 },
+  search_margin: { min: 0, max: 1, exclusiveMin: true, integer: false, sliderMin: 0.05 },
   seed: { min: 0, max: 2 ** 31 - 1, integer: true, sliderMax: 100 },
   train_tokens: { min: 1024, max: 100_000_000, integer: true, log: true },
   train_d_sae: { min: 1, max: 1_048_576, integer: true, log: true, sliderMin: 16, sliderMax: 65_536 },

@@ -74,6 +74,7 @@ export function RemoveForm({ onStarted }: { onStarted: (jobId: string) => void }
   const [maxKl, setMaxKl] = useState(0.01);
   const [maxTargetChange, setMaxTargetChange] = useState(0.05);
   const [heldOut, setHeldOut] = useState(0.5);
+  const [margin, setMargin] = useState(1);
   const [modes, setModes] = useState<BehaviourSearchMode[]>(["ablate", "scale", "clamp"]);
   const [positions, setPositions] = useState<BehaviourPosition[]>(["last", "max"]);
   const [saeIds, setSaeIds] = useState<string[]>([]);
@@ -93,7 +94,7 @@ export function RemoveForm({ onStarted }: { onStarted: (jobId: string) => void }
   const numbers: [string, keyof typeof BOUNDS, number][] = [
     ["Max evaluations", "max_evaluations", maxEvaluations], ["Max features", "max_features", maxFeatures],
     ["Max KL", "budget.max_kl", maxKl], ["Max target change", "budget.max_target_change", maxTargetChange],
-    ["Held-out fraction", "held_out_fraction", heldOut], ["Seed", "seed", seed],
+    ["Held-out fraction", "held_out_fraction", heldOut], ["Search margin", "search_margin", margin], ["Seed", "seed", seed],
     ...(trainMissing ? [["Training tokens", "train_tokens", trainTokens], ["SAE latents", "train_d_sae", trainDSae],
       ["Active latents (k)", "train_k", trainK]] as [string, keyof typeof BOUNDS, number][] : []),
   ];
@@ -118,6 +119,7 @@ export function RemoveForm({ onStarted }: { onStarted: (jobId: string) => void }
       modes,
       positions,
       held_out_fraction: heldOut,
+      search_margin: margin,
       seed,
       enable_result: enableResult,
       ...(saeIds.length ? { sae_ids: saeIds } : {}),
@@ -170,6 +172,8 @@ export function RemoveForm({ onStarted }: { onStarted: (jobId: string) => void }
           value={maxTargetChange} onChange={setMaxTargetChange} hint="largest |Δ target probability| on one negative" />
         <NumberSlider id="bh-held-out" label="Held-out fraction" spec={BOUNDS.held_out_fraction} value={heldOut}
           onChange={setHeldOut} hint="share of each set kept for the report" />
+        <NumberSlider id="bh-search-margin" label="Search margin" spec={BOUNDS.search_margin} value={margin}
+          onChange={setMargin} hint="share of the budget the search split may spend (below 1 leaves room for the held-out prompts)" />
       </fieldset>
       <details>
         <summary>Search settings</summary>
