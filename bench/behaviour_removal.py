@@ -133,8 +133,8 @@ def main() -> None:
     ap.add_argument("--d-sae", type=int, default=4608)
     ap.add_argument("--max-evaluations", type=int, default=150, help="the request's default")
     ap.add_argument("--search-margin", type=float, default=0.5,
-                    help="fraction of the budget the search may spend on its split (the request's default is 1; "
-                         "at 1 the held-out negatives, 12 prompts, overshot the KL budget)")
+                    help="fraction of the budget the search may spend on its split (the request's default; at 1 the "
+                         "held-out negatives, 12 prompts, overshot the KL budget)")
     ap.add_argument("--quick", action="store_true", help="a smoke run: fewer steps, tokens and candidates")
     ap.add_argument("--json", default=None, help="also write the job's report here")
     a = ap.parse_args()

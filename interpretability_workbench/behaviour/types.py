@@ -91,10 +91,11 @@ class SearchRequest:
     its largest effect size over them."""
     held_out_fraction: float = 0.5
     """Share of each prompt set held out: the search decides on the rest, the report measures on these."""
-    search_margin: float = 1.0
+    search_margin: float = 0.5
     """Fraction of the budget a candidate may spend on the search split to count as within budget. The search
     pushes its edits to that edge, and the held-out prompts it never sees scatter around it: below 1 leaves
-    room for that scatter (the report always measures against the whole budget)."""
+    room for that scatter (the report always measures against the whole budget). In the bench, margin 1 put
+    the held-out KL at 1.7× the budget; 0.5 kept it within."""
     seed: int = 0
     """Seeds the split; the search is deterministic given it."""
     enable_result: bool = True

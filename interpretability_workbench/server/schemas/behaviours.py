@@ -34,7 +34,7 @@ class RemoveBehaviourRequest(BaseModel):
     modes: list[SearchMode] = Field(default_factory=lambda: ["ablate", "scale", "clamp"], min_length=1, max_length=3, description="Modes allowed: ablate (fraction of the features' span removed), scale (factor on it; used past full removal), clamp (SAE splice holding the features at a value ≤ 0; not exportable as PEFT).")
     positions: list[Position] = Field(default_factory=lambda: ["last", "max"], min_length=1, max_length=3, description="Positions the contrast ranking reads; a feature scores its largest effect size over them.")
     held_out_fraction: float = Field(0.5, gt=0, lt=1, description="Share of each prompt set held out for the report (the search decides on the rest).")
-    search_margin: float = Field(1.0, gt=0, le=1, description="Fraction of the budget a candidate may spend on the search split to count as within budget. The search pushes edits to that edge and the held-out prompts scatter around it: below 1 leaves room for that scatter; the report measures against the whole budget.")
+    search_margin: float = Field(0.5, gt=0, le=1, description="Fraction of the budget a candidate may spend on the search split to count as within budget. The search pushes edits to that edge and the held-out prompts scatter around it: below 1 leaves room for that scatter (1 spends the whole budget on the search split); the report measures against the whole budget.")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Seeds the split; the search is deterministic given it.")
     enable_result: bool = Field(True, description="Leave the resulting patches enabled on the live model.")
     name: str | None = Field(None, max_length=200, description="Name of the resulting edit set.")

@@ -5075,8 +5075,8 @@ export interface components {
             sae_ids?: string[] | null;
             /**
              * Search Margin
-             * @description Fraction of the budget a candidate may spend on the search split to count as within budget. The search pushes edits to that edge and the held-out prompts scatter around it: below 1 leaves room for that scatter; the report measures against the whole budget.
-             * @default 1
+             * @description Fraction of the budget a candidate may spend on the search split to count as within budget. The search pushes edits to that edge and the held-out prompts scatter around it: below 1 leaves room for that scatter (1 spends the whole budget on the search split); the report measures against the whole budget.
+             * @default 0.5
              */
             search_margin?: number;
             /**

@@ -98,7 +98,7 @@ describe("BehaviourPage", () => {
       positive: ["My favourite colour is", "The sky turned"], negative: ["The capital of France is", "One, two,"],
       target_text: " purple", budget: { max_kl: fromSlider(BOUNDS["budget.max_kl"], toSlider(BOUNDS["budget.max_kl"], 0.02)), max_target_change: 0.05 },
       max_evaluations: 20, max_features: 8, modes: ["ablate", "scale"], positions: ["last", "max"], held_out_fraction: 0.5,
-      search_margin: 1, seed: 0, enable_result: true, layers: [1],
+      search_margin: 0.5, seed: 0, enable_result: true, layers: [1],
     });
     expect((body.budget as { max_kl: number }).max_kl).toBeCloseTo(0.02, 3);
 
