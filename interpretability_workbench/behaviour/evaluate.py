@@ -55,6 +55,10 @@ def split_prompts(positive: list[str], negative: list[str], held_out_fraction: f
     return PromptSplit(sp, sn, hp, hn)
 
 
+RESID_BYTES = 2 << 30
+"""Most memory the original run's kept ``resid_pre`` may take (on the model's device)."""
+
+
 class Batch(NamedTuple):
     rows: list[int]
     """Which sequences (indices into the evaluator's prompts) the batch holds, in row order."""
@@ -148,10 +152,20 @@ class Evaluator:
                 out[i] = logp[row]
         return torch.stack(out)  # type: ignore[arg-type]
 
-    def baseline(self, blocks: list[int] | None = None) -> None:
+    def block_bytes(self) -> int:
+        """Memory one block's kept ``resid_pre`` takes (every batch, padded)."""
+        size = torch.empty((), dtype=self.lm.dtype).element_size()
+        return sum(int(b.ids.numel()) for b in self.batches) * self.lm.d_model * size
+
+    def baseline(self, blocks: list[int] | None = None, max_bytes: int = RESID_BYTES) -> None:
         """The original distributions (call inside ``PatchManager.original``), keeping the ``resid_pre`` of
-        ``blocks`` so that ``measure`` can start there."""
+        ``blocks`` so that ``measure`` can start there: all of them when they fit in ``max_bytes``, otherwise
+        an evenly spaced subset, highest first (a candidate then starts at the nearest kept block below it)."""
         keep = sorted({b for b in blocks or [] if 0 < b < self.lm.n_layers})
+        n = max(0, max_bytes // max(self.block_bytes(), 1))
+        if len(keep) > n:
+            step = len(keep) / n if n else 0
+            keep = sorted({keep[len(keep) - 1 - int(i * step)] for i in range(n)})
         self.resid = {}
         self.orig_logp = self._logp(keep=keep)
         self.orig_target = self.orig_logp[:, self.target_ids].exp().sum(-1)

@@ -200,6 +200,15 @@ def test_measure_from_the_lowest_patched_block_equals_the_full_forward(state, pl
     with state.patches.original:
         ev.baseline([1])
     assert set(ev.resid) == {1} and len(ev.resid[1]) == len(ev.batches)
+    assert sum(int(t.numel()) * t.element_size() for t in ev.resid[1]) == ev.block_bytes()
+    with state.patches.original:  # a memory cap keeps an evenly spaced subset, the highest block first
+        ev.baseline([1, 2, 3, 4], max_bytes=2 * ev.block_bytes())
+        assert set(ev.resid) == {1, 2}  # the tiny model has blocks 0..2: 3 and 4 do not exist, 1 and 2 fit
+        ev.baseline([1, 2], max_bytes=ev.block_bytes())
+        assert set(ev.resid) == {2}
+        ev.baseline([1, 2], max_bytes=0)
+        assert ev.resid == {}
+        ev.baseline([1])
     blocks = get_module(state.lm.model, arch_for(state.lm.model).layers)
     calls: list[int] = []
     handles = [b.register_forward_hook(lambda *_a, i=i: calls.append(i)) for i, b in enumerate(blocks)]
