@@ -34,6 +34,13 @@ CPU, completeness >= 0.8, replacement >= 0.5, correlation >= 0.8) need far more 
     IWB_HOME=workspace nice -n 10 .venv/bin/python bench/circuits.py [--layers 30] [--tokens 8192]
         [--d-tc 1024] [--k 16] [--max-feature-nodes 128] [--prompts 5] [--baseline-rows N] [--preset issue]
 
+Measured 2026-11-28 on the idle 2-core CPU (defaults, one torch thread): training 108.3 s (16 steps; held-out
+FVU 0.912, CE loss recovered -0.161); graphs 5.3 / 4.7 / 4.2 / 4.0 / 4.0 s; completeness 0.606 / 0.615 / 0.596
+/ 0.627 / 0.606, replacement 0.074 / 0.106 / 0.073 / 0.147 / 0.108, intervention correlation 0.931 / 0.962 /
+1.000 / 0.982 / 0.963; prompt 0 rows: ours 4.9 s vs one backward per row 5.7 s (1.18), max |difference| /
+max |weight| 5.4e-07. At 16 optimiser steps the SAELens loss units of 2026-11-27 change nothing (FVU 0.913
+before): the transcoders are untrained either way, and the scores wait for ``--preset issue`` on a GPU.
+
 Measured 2026-11-27 on the shared 2-core CPU (no GPU), loaded by other engineers' jobs (load average 12-17
 during the first run, 7-10 during the second), one torch thread, ``nice -n 10``:
 
