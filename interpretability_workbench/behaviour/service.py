@@ -7,13 +7,15 @@ A job runs in a worker thread through phases, each resumable from what the job s
 * ``ranking``: per SAE, features ranked by contrast on the search split (stored with the job).
 * ``searching``: ``search.run_search``; every candidate is measured exactly (drafts applied through
   ``PatchManager.trial``, one batched forward over both splits from the lowest block the drafts touch) and
-  stored before the next one. A resumed job
-  replays the stored candidates (the search is deterministic given the seed) and measures only new ones.
+  stored before the next one. A resumed job replays the stored candidates (the search is deterministic given
+  the seed) and measures only new ones.
 * ``finalising``: the best candidate becomes real patches (one per SAE, sharing ``extra.edit_set``) and the
   report is measured again from those patches, with a forward through every block.
 
 The SAEs a job trains are analysed (top contexts, labels) once it is done, not beside the search; the
-report's labels are looked up when it is read (``report``). One job at a time. Progress: ``job`` events (kind ``behaviour_removal``) and one ``behaviour_candidate``
+report's labels are looked up when it is read (``report``).
+
+One job at a time. Progress: ``job`` events (kind ``behaviour_removal``) and one ``behaviour_candidate``
 event per evaluated candidate. Jobs left queued/running by a stopped process are marked interrupted.
 """
 from __future__ import annotations
